@@ -61,6 +61,8 @@ export async function selectBackend(requested: BackendName = 'auto', log: (line:
     }
     return chosen;
   }
+  // PROD silences tfjs' "install the node backend" banner; we log the choice ourselves.
+  tf.env().set('PROD', true);
   let info: BackendInfo | null = null;
   if (requested === 'auto' || requested === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {

@@ -1,5 +1,7 @@
 // The list of commands `node train.js` knows, in help order.
 import type { CommandModule } from 'yargs';
+import { scoreCommand } from './score.js';
+import { initTinyCommand } from './init-tiny.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [scoreCommand, initTinyCommand];

@@ -1,0 +1,21 @@
+// `init-tiny`: writes a tiny Llama 3.1-shaped HF model directory (deterministic for a seed) for tests and demos.
+import type { CommandModule } from 'yargs';
+import { writeTinyModel } from '../io/tiny-model.js';
+import { InputError, describe } from '../util/errors.js';
+import { log } from './common.js';
+
+export const initTinyCommand: CommandModule<object, { out: string; seed: number; tied: boolean }> = {
+  command: 'init-tiny',
+  describe: 'write a tiny Llama 3.1-shaped model directory (BF16 shards, tokenizer, chat template)',
+  builder: (y) =>
+    y.options({
+      out: { type: 'string', demandOption: true, describe: 'output directory' },
+      seed: { type: 'number', default: 0, describe: 'weight seed' },
+      tied: { type: 'boolean', default: false, describe: 'tie the LM head to the embeddings' },
+    }) as never,
+  handler: async (argv) => {
+    if (!Number.isSafeInteger(argv.seed)) throw new InputError(describe('--seed', String(argv.seed), 'an integer'));
+    await writeTinyModel(argv.out, { seed: argv.seed, tieWordEmbeddings: argv.tied });
+    log(`wrote tiny model to ${argv.out}`);
+  },
+};

@@ -1,0 +1,85 @@
+// The run config: one typed object for score/train/eval. Defaults <- preset <- --config file <- flags.
+// Stored in every checkpoint; derived values (LoRA scale, targets list) are computed here, once.
+import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer } from './schema.js';
+import { InputError, describe } from '../util/errors.js';
+
+const TARGETS_ATTN = 'q_proj,k_proj,v_proj,o_proj';
+const TARGETS_ALL = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
+
+export const RUN_SCHEMA = {
+  model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
+  data: { type: 'string', default: null, nullable: true, describe: 'pairs JSONL (TRL standard or conversational format)' },
+  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'tfjs backend' },
+  maxLength: { type: 'int', default: 1024, min: 2, describe: 'max prompt + completion tokens' },
+  maxPromptLength: { type: 'int', default: 512, min: 1, describe: 'max prompt tokens (the prompt keeps its end)' },
+  // LoRA (PEFT semantics)
+  loraR: { type: 'int', default: 16, min: 1, describe: 'LoRA rank r' },
+  loraAlpha: { type: 'number', default: 32, describe: 'LoRA alpha' },
+  loraDropout: { type: 'number', default: 0.05, min: 0, describe: 'LoRA dropout on the adapter input' },
+  loraTargets: { type: 'string', default: TARGETS_ATTN, describe: 'comma list of modules, or all-linear' },
+  useRslora: { type: 'boolean', default: false, describe: 'scale alpha/sqrt(r) instead of alpha/r' },
+  initAdapter: { type: 'string', default: null, nullable: true, describe: 'start the policy from this PEFT adapter dir' },
+  refAdapter: { type: 'string', default: null, nullable: true, describe: 'reference: none (bare base) or a PEFT adapter dir [default: the init adapter]' },
+  // DPO
+  loss: { type: 'string', default: 'sigmoid', choices: ['sigmoid', 'ipo', 'hinge'], describe: 'DPO loss' },
+  beta: { type: 'number', default: 0.1, describe: 'DPO beta' },
+  labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'conservative DPO label smoothing (sigmoid loss)' },
+  refMode: { type: 'string', default: 'cache', choices: ['cache', 'online'], describe: 'reference log-probs precomputed once, or in each step' },
+  // Optimizer
+  learningRate: { type: 'number', default: 5e-6, min: 0, describe: 'AdamW learning rate' },
+  weightDecay: { type: 'number', default: 0, min: 0, describe: 'decoupled weight decay' },
+  adamBeta1: { type: 'number', default: 0.9, describe: 'Adam beta1' },
+  adamBeta2: { type: 'number', default: 0.999, describe: 'Adam beta2' },
+  adamEpsilon: { type: 'number', default: 1e-8, describe: 'Adam epsilon' },
+  lrScheduler: { type: 'string', default: 'linear', choices: ['constant', 'linear', 'cosine'], describe: 'learning-rate schedule after warmup' },
+  warmupSteps: { type: 'int', default: 0, min: 0, describe: 'linear warmup steps (wins over --warmup-ratio)' },
+  warmupRatio: { type: 'number', default: 0, min: 0, describe: 'warmup as a fraction of total steps' },
+  batchSize: { type: 'int', default: 4, min: 1, describe: 'pairs per micro-batch' },
+  gradAccum: { type: 'int', default: 1, min: 1, describe: 'micro-batches per optimizer step' },
+  maxGradNorm: { type: 'number', default: 1.0, min: 0, describe: 'clip the global grad norm (0: off)' },
+  epochs: { type: 'number', default: 1, min: 0, describe: 'passes over the data' },
+  maxSteps: { type: 'int', default: -1, describe: 'optimizer steps (overrides --epochs when > 0)' },
+  seed: { type: 'int', default: 42, describe: 'seed for adapter init, order and dropout' },
+  // Data order
+  curriculum: { type: 'string', default: 'shuffle', choices: ['none', 'shuffle'], describe: 'pair order: file order, or a seeded shuffle each epoch' },
+  // Output
+  outputDir: { type: 'string', default: null, nullable: true, describe: 'run folder [default: checkpoints/<run-name>]' },
+  runName: { type: 'string', default: null, nullable: true, describe: 'run name [default: a timestamp]' },
+  saveSteps: { type: 'int', default: 50, min: 0, describe: 'save a checkpoint every N steps (0: only at the end)' },
+  saveTotalLimit: { type: 'int', default: null, nullable: true, min: 1, describe: 'keep at most N checkpoints' },
+  loggingSteps: { type: 'int', default: 1, min: 1, describe: 'metrics line every N steps' },
+} satisfies Schema;
+
+export type RunConfig = Values<typeof RUN_SCHEMA>;
+export type RunKey = keyof RunConfig;
+
+/** Named presets (litgpt-style: presets are data). */
+export const PRESETS: Record<string, Partial<RunConfig>> = {
+  // The embedded default: tiny model, fast, visible learning.
+  tiny: { maxLength: 256, maxPromptLength: 128, loraR: 8, loraAlpha: 16, loraDropout: 0, learningRate: 5e-3, batchSize: 4, epochs: 3, saveSteps: 10, beta: 0.1 },
+};
+
+/** Resolves defaults <- preset <- config file <- flags. `argv` is yargs' parsed object. */
+export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly RunKey[]): RunConfig {
+  let cfg = defaults(RUN_SCHEMA);
+  const preset = argv.preset as string | undefined;
+  if (preset !== undefined) {
+    const p = PRESETS[preset];
+    if (!p) throw new InputError(describe('--preset', JSON.stringify(preset), `one of ${Object.keys(PRESETS).join('|')}`));
+    cfg = applyLayer(RUN_SCHEMA, cfg, p, `preset ${preset}`);
+  }
+  if (typeof argv.config === 'string') cfg = applyLayer(RUN_SCHEMA, cfg, readConfigFile(argv.config), argv.config);
+  cfg = applyLayer(RUN_SCHEMA, cfg, flagLayer(RUN_SCHEMA, argv, only), 'flags');
+  return cfg;
+}
+
+/** `--lora-targets` as a list; `all-linear` expands to every projection. */
+export function loraTargets(cfg: RunConfig): string[] {
+  const raw = cfg.loraTargets === 'all-linear' ? TARGETS_ALL : cfg.loraTargets;
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = TARGETS_ALL.split(',');
+  for (const t of list) {
+    if (!known.includes(t)) throw new InputError(describe('--lora-targets', JSON.stringify(t), `a subset of ${TARGETS_ALL} or all-linear`));
+  }
+  return list;
+}

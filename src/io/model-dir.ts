@@ -1,0 +1,49 @@
+// Loads a whole Hugging Face model directory: config.json, safetensors weights, tokenizer files.
+// The one entry point commands use; it logs what it loaded and computes the hash that keys caches and resume.
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { type LlamaConfig, loadLlamaConfig } from '../config/llama.js';
+import { expectedWeightShapes, type Weights } from '../model/llama.js';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
+import { hashModelDir, hashFile } from '../util/hash.js';
+import { InputError, describe } from '../util/errors.js';
+import { listModelFiles, loadModelWeights } from './hf-model.js';
+import { progress } from '../util/progress.js';
+import { join } from 'node:path';
+
+export interface LoadedModel {
+  dir: string;
+  cfg: LlamaConfig;
+  weights: Weights;
+  tokenizer: Tokenizer;
+  /** Identity of the weights + config (see util/hash.ts). */
+  modelHash: string;
+  /** Identity of tokenizer.json + tokenizer_config.json. */
+  tokenizerHash: string;
+}
+
+export async function loadModel(dir: string, log: (line: string) => void = () => {}, flag = '--model'): Promise<LoadedModel> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new InputError(describe(`${flag} ${dir}`, 'not a directory', 'a Hugging Face model directory', 'Run `node train.js init-tiny --out DIR` for a tiny test model.'));
+  }
+  const cfg = loadLlamaConfig(dir);
+  const tokenizer = await loadTokenizer(dir);
+  if (tokenizer.vocabSize > cfg.vocabSize) {
+    throw new InputError(describe(`${dir}: tokenizer`, `${tokenizer.vocabSize} ids`, `at most vocab_size=${cfg.vocabSize} of config.json`));
+  }
+  const files = listModelFiles(dir);
+  const modelHash = hashModelDir(dir, files.files.map((f) => basename(f)));
+  const tokenizerHash = hashFile(join(dir, 'tokenizer.json')).slice(0, 16) + hashFile(join(dir, 'tokenizer_config.json')).slice(0, 16);
+  const expected = expectedWeightShapes(cfg);
+  const bar = progress('loading weights', Object.keys(expected).length, 'tensors');
+  const weights = await loadModelWeights(dir, cfg, expected, { onTensor: (i) => bar.tick(i.index + 1) });
+  const params = Object.values(weights).reduce((n, t) => n + t.size, 0);
+  bar.done();
+  log(`model: ${dir} (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize}, ${(params / 1e6).toFixed(2)}M params, ${files.kind})`);
+  return { dir, cfg, weights, tokenizer, modelHash, tokenizerHash };
+}
+
+export function disposeModel(m: LoadedModel): void {
+  tf.dispose(Object.values(m.weights));
+}

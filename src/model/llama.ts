@@ -1,0 +1,229 @@
+// Llama 3.1 forward as pure functions over an HF-keyed weights record: embedding, decoder layers, final norm, LM head.
+// Follows HF `modeling_llama` (eager attention, float32 throughout); leaves out sliding windows, tensor parallel and fused kernels.
+//
+// Dimension letters, used in every shape comment below:
+//   B batch, T tokens in this call, S key slots (cached + this call's), H hidden, N query heads, K kv heads,
+//   G = N / K query heads per kv head, D head_dim, V vocab, I intermediate, M = B * T rows of a linear layer.
+import * as tf from '@tensorflow/tfjs';
+import type { LlamaConfig } from '../config/llama.js';
+import { kvGroups } from '../config/llama.js';
+import { FormatError, InputError, describe } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
+import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
+import type { Lora, LoraDropout } from './lora.js';
+import { applyRope, ropeCosSin, ropeInvFreq } from './rope.js';
+import { cacheCommit, cacheExtend, cacheKeyMask } from './kvcache.js';
+import type { KVCache } from './kvcache.js';
+
+/** HF safetensors keys -> float32 tensors; linear weights are [out, in] as in HF. */
+export type Weights = Record<string, tf.Tensor>;
+
+export interface ForwardOptions {
+  /** Adapters to apply; null, absent or `enabled: false` gives the base model exactly. */
+  lora?: Lora | null;
+  /** Incremental decoding: this call's tokens are appended to the cache as new slots. */
+  cache?: KVCache;
+  /** Enables LoRA dropout (when its rate is > 0). */
+  training?: boolean;
+  /** Source of dropout seeds; required when dropout is active, so a seeded run is repeatable. */
+  dropoutRng?: Rng;
+}
+
+/** Added to the scores of masked keys. Finite, so a row with every key masked (a left pad) gives no NaN. */
+const MASKED = -1e9;
+
+/** Every key the model reads, with its shape, layer by layer (biases only when enabled, no lm_head when tied). */
+export function expectedWeightShapes(cfg: LlamaConfig): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  const H = cfg.hiddenSize;
+  out['model.embed_tokens.weight'] = [cfg.vocabSize, H];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    out[`model.layers.${l}.input_layernorm.weight`] = [H];
+    out[`model.layers.${l}.post_attention_layernorm.weight`] = [H];
+    for (const t of ALL_LINEAR) {
+      const [o, i] = linearShape(cfg, t);
+      const path = modulePath(l, t);
+      out[`${path}.weight`] = [o, i];
+      if (ATTN_TARGETS.includes(t) ? cfg.attentionBias : cfg.mlpBias) out[`${path}.bias`] = [o];
+    }
+  }
+  out['model.norm.weight'] = [H];
+  if (!cfg.tieWordEmbeddings) out['lm_head.weight'] = [cfg.vocabSize, H];
+  return out;
+}
+
+function need(w: Weights, key: string): tf.Tensor {
+  const t = w[key];
+  if (!t) throw new FormatError(describe(`weights ${key}`, 'missing', 'a tensor', 'Load weights that match the config (see expectedWeightShapes).'));
+  return t;
+}
+
+/** HF `LlamaRMSNorm`: x * rsqrt(mean(x^2) + eps) * w, in float32. x [..., H]. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const ms = tf.mean(tf.square(x), -1, true); // [..., 1]
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight);
+  });
+}
+
+/**
+ * Positions of this call's T tokens from the mask of all S slots, as HF `generate`: cumsum(mask) - 1, and 1 at pads.
+ * With right padding this is arange for the tokens, with left padding it skips the pads. keyMask [B, S] -> [B, T].
+ */
+export function positionsFromMask(keyMask: tf.Tensor2D, T: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, S] = keyMask.shape;
+    const pos = tf.slice(tf.sub(tf.cumsum(keyMask, 1), 1), [0, S - T], [B, T]); // [B, T]
+    const m = tf.slice(keyMask, [0, S - T], [B, T]); // [B, T]
+    return tf.where(tf.greater(m, 0), pos, tf.onesLike(pos)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Additive attention bias [B, 1, T, S]: 0 where query slot past+i may see key slot j (j <= past+i and key j is a
+ * token), MASKED elsewhere. A padded query row still sees earlier tokens (or only masked keys): never NaN.
+ */
+export function attentionBias(keyMask: tf.Tensor2D, past: number, T: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, S] = keyMask.shape;
+    const qSlot = tf.reshape(tf.range(past, past + T, 1, 'int32'), [T, 1]); // [T, 1]
+    const kSlot = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]); // [1, S]
+    const causal = tf.cast(tf.lessEqual(kSlot, qSlot), 'float32'); // [T, S]
+    const allowed = tf.mul(tf.reshape(causal, [1, T, S]), tf.reshape(keyMask, [B, 1, S])); // [B, T, S]
+    return tf.reshape(tf.mul(tf.sub(1, allowed), MASKED), [B, 1, T, S]) as tf.Tensor4D; // [B, 1, T, S]
+  });
+}
+
+/** Applies one HF linear module (with its bias when the config has one) and its adapter, if any. */
+type Linear = (path: string, x: tf.Tensor, hasBias: boolean) => tf.Tensor;
+
+/** A layer's output, plus its keys/values of all slots when a cache will store them (otherwise freed with the layer). */
+interface LayerStep {
+  x: tf.Tensor3D;
+  k?: tf.Tensor4D;
+  v?: tf.Tensor4D;
+}
+
+/**
+ * HF `LlamaAttention` with grouped-query attention. Instead of `repeat_kv`, the G query heads that share a kv head
+ * are stacked along the row axis, so one batched matmul serves them without copying keys: query head n = k*G + g
+ * reads kv head k = floor(n / G), exactly as repeat_kv. Returns the output and this layer's keys/values of all slots.
+ */
+function attention(
+  cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D, bias: tf.Tensor4D,
+  cache: KVCache | undefined, layer: number,
+): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  const [B, T] = h.shape;
+  const N = cfg.numHeads;
+  const K = cfg.numKvHeads;
+  const G = kvGroups(cfg);
+  const D = cfg.headDim;
+  const withBias = cfg.attentionBias;
+  const q = tf.reshape(lin(`${p}.q_proj`, h, withBias), [B, T, N, D]) as tf.Tensor4D; // [B, T, N, D]
+  const k = tf.reshape(lin(`${p}.k_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
+  const v = tf.reshape(lin(`${p}.v_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
+  const qr = applyRope(q, cos, sin);
+  const kr = applyRope(k, cos, sin);
+  const qg = tf.reshape(tf.transpose(tf.reshape(qr, [B, T, K, G, D]), [0, 2, 3, 1, 4]), [B, K, G * T, D]); // [B, K, G*T, D]
+  let kAll = tf.transpose(kr, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
+  let vAll = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
+  if (cache) ({ k: kAll, v: vAll } = cacheExtend(cache, layer, kAll, vAll)); // [B, K, S, D]
+  const S = kAll.shape[2];
+  const scores = tf.reshape(tf.matMul(qg, kAll, false, true), [B, N, T, S]); // [B, N, T, S]
+  const probs = tf.softmax(tf.add(tf.mul(scores, 1 / Math.sqrt(D)), bias)); // [B, N, T, S], float32
+  const ctx = tf.matMul(tf.reshape(probs, [B, K, G * T, S]), vAll); // [B, K, G*T, D]
+  const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [B, K, G, T, D]), [0, 3, 1, 2, 4]), [B, T, N * D]); // [B, T, N*D]
+  return { out: lin(`${p}.o_proj`, merged, withBias) as tf.Tensor3D, k: kAll, v: vAll };
+}
+
+/** HF `LlamaMLP`: down(silu(gate(x)) * up(x)); silu(x) = x * sigmoid(x) since tfjs has no silu op. */
+function mlp(cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D): tf.Tensor3D {
+  const gate = lin(`${p}.gate_proj`, h, cfg.mlpBias); // [B, T, I]
+  const up = lin(`${p}.up_proj`, h, cfg.mlpBias); // [B, T, I]
+  const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // [B, T, I]
+  return lin(`${p}.down_proj`, act, cfg.mlpBias) as tf.Tensor3D; // [B, T, H]
+}
+
+/** HF `LlamaDecoderLayer` (pre-norm residual). Its own tidy frees the layer's temporaries when no tape holds them. */
+function decoderLayer(
+  cfg: LlamaConfig, w: Weights, lin: Linear, l: number, x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D,
+  bias: tf.Tensor4D, cache: KVCache | undefined,
+): LayerStep {
+  return tf.tidy(() => {
+    const p = `model.layers.${l}`;
+    const h = rmsNorm(x, need(w, `${p}.input_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
+    const att = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, bias, cache, l);
+    const x1 = tf.add(x, att.out) as tf.Tensor3D;
+    const h2 = rmsNorm(x1, need(w, `${p}.post_attention_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
+    const out = tf.add(x1, mlp(cfg, lin, `${p}.mlp`, h2)) as tf.Tensor3D;
+    return cache ? { x: out, k: att.k, v: att.v } : { x: out };
+  });
+}
+
+function makeLinear(w: Weights, opts: ForwardOptions): Linear {
+  const lora = opts.lora && opts.lora.enabled ? opts.lora : null;
+  let dropout: LoraDropout | null = null;
+  if (lora && opts.training && lora.config.dropout > 0) {
+    if (!opts.dropoutRng) {
+      throw new InputError(describe('forward opts.dropoutRng', 'missing', 'an Rng when training with LoRA dropout > 0', 'Pass the run\'s Rng so dropout is seeded.'));
+    }
+    dropout = { rate: lora.config.dropout, rng: opts.dropoutRng };
+  }
+  return (path, x, hasBias) =>
+    loraLinear(x, need(w, `${path}.weight`), hasBias ? need(w, `${path}.bias`) : null, lora?.layers.get(path), lora?.scale ?? 0, dropout);
+}
+
+/**
+ * Final-normed hidden states [B, T, H] for input ids (int32 [B, T]) and attention mask ([B, T], 1 = token, 0 = pad).
+ * Padding may be on either side. With `opts.cache` the T tokens are appended after the cached slots (the mask then
+ * covers only the new tokens); the cache is updated only when the whole forward succeeds.
+ */
+export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+  const [B, T] = inputIds.shape;
+  if (attentionMask.shape[0] !== B || attentionMask.shape[1] !== T) {
+    throw new InputError(describe('forward attentionMask', `shape [${attentionMask.shape}]`, `[${B}, ${T}] like inputIds`));
+  }
+  const cache = opts.cache;
+  const lin = makeLinear(w, opts);
+  return tf.tidy(() => {
+    const past = cache ? cache.length : 0;
+    const keyMask = cache ? cacheKeyMask(cache, attentionMask) : (tf.cast(attentionMask, 'float32') as tf.Tensor2D); // [B, S]
+    const positions = positionsFromMask(keyMask, T); // [B, T]
+    const { cos, sin } = ropeCosSin(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), positions); // [B, T, D]
+    const bias = attentionBias(keyMask, past, T); // [B, 1, T, S]
+    const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
+    let x = tf.gather(need(w, 'model.embed_tokens.weight'), ids) as tf.Tensor3D; // [B, T, H]
+    const keys: tf.Tensor4D[] = [];
+    const values: tf.Tensor4D[] = [];
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, bias, cache);
+      x = step.x;
+      if (step.k && step.v) {
+        keys.push(step.k);
+        values.push(step.v);
+      }
+    }
+    const out = rmsNorm(x, need(w, 'model.norm.weight'), cfg.rmsNormEps) as tf.Tensor3D; // [B, T, H]
+    if (cache) cacheCommit(cache, keys, values, keyMask);
+    return out;
+  });
+}
+
+/**
+ * LM head on hidden states [..., H] -> logits [..., V]: lm_head.weight, or the embedding when tied. The caller picks
+ * the rows (a chunk, the last token) so a [B, T, V] tensor is built only when asked for.
+ */
+export function headLogits(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const W = need(w, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'); // [V, H]
+    const H = cfg.hiddenSize;
+    const lead = hidden.shape.slice(0, -1);
+    const logits = tf.matMul(tf.reshape(hidden, [-1, H]), W, false, true); // [M, V]
+    return tf.reshape(logits, [...lead, cfg.vocabSize]); // [..., V]
+  });
+}
+
+/** headLogits(forwardHidden(...)): the full [B, T, V] logits. Convenient for tests and tiny models. */
+export function forwardLogits(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => headLogits(cfg, w, forwardHidden(cfg, w, inputIds, attentionMask, opts)) as tf.Tensor3D);
+}

@@ -1,0 +1,68 @@
+// AdamW on the LoRA variables only, with global-norm clipping. Matches torch.optim.AdamW (decoupled decay,
+// bias-corrected moments) and torch.nn.utils.clip_grad_norm_ (coef = max / (norm + 1e-6), capped at 1).
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWSettings {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export interface AdamWState {
+  /** Optimizer steps taken so far (torch's `step`). */
+  step: number;
+  m: Map<string, tf.Tensor>;
+  v: Map<string, tf.Tensor>;
+}
+
+export function createAdamWState(vars: Map<string, tf.Variable>): AdamWState {
+  const m = new Map<string, tf.Tensor>();
+  const v = new Map<string, tf.Tensor>();
+  for (const [name, x] of vars) {
+    m.set(name, tf.keep(tf.zerosLike(x)));
+    v.set(name, tf.keep(tf.zerosLike(x)));
+  }
+  return { step: 0, m, v };
+}
+
+export function disposeAdamWState(s: AdamWState): void {
+  for (const t of s.m.values()) t.dispose();
+  for (const t of s.v.values()) t.dispose();
+}
+
+/** Global L2 norm of all gradients, as a scalar tensor. */
+export function globalNorm(grads: Map<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+}
+
+/**
+ * One AdamW update in place: clips by `maxGradNorm` (0 = off), then p <- p - lr*wd*p - lr * mhat / (sqrt(vhat) + eps).
+ * Returns the pre-clip gradient norm (what HF Trainer logs as grad_norm). Gradients are not disposed here.
+ */
+export function adamwStep(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, state: AdamWState, lr: number, maxGradNorm: number, s: AdamWSettings): tf.Scalar {
+  state.step += 1;
+  const t = state.step;
+  const bc1 = 1 - Math.pow(s.beta1, t);
+  const bc2 = 1 - Math.pow(s.beta2, t);
+  const norm = globalNorm(grads);
+  tf.tidy(() => {
+    const coef = maxGradNorm > 0 ? tf.minimum(tf.div(maxGradNorm, tf.add(norm, 1e-6)), 1) : tf.scalar(1);
+    for (const [name, p] of vars) {
+      const g0 = grads.get(name);
+      if (!g0) throw new Error(`adamwStep: no gradient for ${name}`);
+      const g = tf.mul(g0, coef);
+      const m = tf.add(tf.mul(state.m.get(name)!, s.beta1), tf.mul(g, 1 - s.beta1));
+      const v = tf.add(tf.mul(state.v.get(name)!, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
+      // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom, after p *= 1 - lr * wd.
+      const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), s.eps);
+      const decayed = s.weightDecay > 0 ? tf.mul(p, 1 - lr * s.weightDecay) : p;
+      p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
+      state.m.get(name)!.dispose();
+      state.v.get(name)!.dispose();
+      state.m.set(name, tf.keep(m));
+      state.v.set(name, tf.keep(v));
+    }
+  });
+  return norm;
+}

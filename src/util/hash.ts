@@ -1,0 +1,49 @@
+// Content hashes that key caches and guard resume: a stale cache or a different run is never reused.
+import { createHash } from 'node:crypto';
+import { readFileSync, existsSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function hashFile(path: string): string {
+  return sha256(readFileSync(path));
+}
+
+/** Hash of a JSON-able value with sorted keys. */
+export function hashJson(v: unknown): string {
+  const sort = (x: unknown): unknown =>
+    Array.isArray(x) ? x.map(sort) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x as object).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])])) : x;
+  return sha256(JSON.stringify(sort(v)));
+}
+
+/**
+ * A model directory's identity without reading gigabytes: config, index, and each safetensors file's size + header.
+ * The header holds every tensor's dtype, shape and offsets, so any re-export changes it.
+ */
+export function hashModelDir(dir: string, weightFiles: string[]): string {
+  const h = createHash('sha256');
+  for (const f of ['config.json', 'model.safetensors.index.json']) {
+    const p = join(dir, f);
+    if (existsSync(p)) h.update(f).update(readFileSync(p));
+  }
+  for (const f of [...weightFiles].sort()) {
+    const fd = openSync(join(dir, f), 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const len = Buffer.alloc(8);
+      readSync(fd, len, 0, 8, 0);
+      const n = Math.min(Number(len.readBigUInt64LE(0)), Math.max(0, size - 8));
+      const header = Buffer.alloc(n);
+      readSync(fd, header, 0, n, 8);
+      // A sample of the payload catches a re-quantized or retrained file with the same header.
+      const sample = Buffer.alloc(Math.min(65536, Math.max(0, size - 8 - n)));
+      readSync(fd, sample, 0, sample.length, 8 + n);
+      h.update(f).update(String(size)).update(header).update(sample);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return h.digest('hex');
+}
