@@ -2,7 +2,7 @@
 // `node train.js` with no command runs the embedded default pipeline (see default.ts).
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
-import { InputError, FormatError, BackendError, MismatchError } from '../util/errors.js';
+import { InputError, FormatError, BackendError, MismatchError, InterruptedError } from '../util/errors.js';
 import { commands } from './commands.js';
 
 const KNOWN = [InputError, FormatError, BackendError, MismatchError];
@@ -28,6 +28,11 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     failed = true;
     const err = e as Error;
+    if (err instanceof InterruptedError) {
+      console.error(err.message);
+      process.exitCode = 130;
+      return;
+    }
     if (KNOWN.some((k) => err instanceof k)) console.error(`error: ${err.message}`);
     else console.error(err.stack ?? String(err));
     process.exitCode = 1;

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from '../config/llama.js';
 import { forwardHidden, headLogits, type Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
+import type { Rng } from '../util/rng.js';
 
 /** Positions per head chunk: bounds the live `[B, c, V]` logits (V is 128256 for Llama 3). */
 export const LOGPROB_CHUNK = 64;
@@ -38,9 +39,9 @@ export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tens
 
 /** Forward + summed completion log-probs. `lora` null (or disabled) is the bare base model. */
 export function sequenceLogprobs(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, lossMask: tf.Tensor2D,
-  opts: { lora?: Lora | null; training?: boolean } = {}): tf.Tensor1D {
+  opts: { lora?: Lora | null; training?: boolean; dropoutRng?: Rng } = {}): tf.Tensor1D {
   return tf.tidy(() => {
-    const hidden = forwardHidden(cfg, w, inputIds, attentionMask, { lora: opts.lora ?? null, training: opts.training ?? false });
+    const hidden = forwardHidden(cfg, w, inputIds, attentionMask, { lora: opts.lora ?? null, training: opts.training ?? false, dropoutRng: opts.dropoutRng });
     return logprobsFromHidden(cfg, w, hidden, inputIds, lossMask);
   });
 }

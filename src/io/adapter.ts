@@ -1,6 +1,5 @@
 // PEFT LoRA adapters on disk: `adapter_config.json` + `adapter_model.safetensors` (F32), keys
 // `base_model.model.<module>.lora_{A|B}.weight`, as PEFT's save_pretrained writes and from_pretrained reads.
-import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaConfig } from '../config/llama.js';
@@ -111,13 +110,4 @@ export async function saveAdapter(dir: string, lora: Lora, baseModel: string): P
   const tensors = named.map(([k, v]) => ({ name: peftKey(k), shape: v.shape as number[], data: () => v.dataSync() as Float32Array }));
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { dtype: 'F32' });
   writeFileAtomic(join(dir, ADAPTER_CONFIG), JSON.stringify(peftConfig(lora.config, baseModel), null, 2) + '\n');
-}
-
-/** A frozen copy of an adapter (plain values, no gradient): the reference policy when it starts from an adapter. */
-export function frozenCopy(lora: Lora): Lora {
-  const layers = new Map<string, { A: tf.Variable; B: tf.Variable }>();
-  for (const [k, { A, B }] of lora.layers) {
-    layers.set(k, tf.tidy(() => ({ A: tf.variable(A.clone(), false), B: tf.variable(B.clone(), false) })));
-  }
-  return { config: { ...lora.config }, scale: lora.scale, layers, enabled: true };
 }

@@ -29,3 +29,8 @@ export function describe(where: string, found: string, expected?: string, hint?:
   if (hint) msg += ` ${hint}`;
   return msg;
 }
+
+/** A run stopped by SIGINT/SIGTERM after saving; main exits 130. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}

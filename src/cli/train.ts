@@ -1,0 +1,31 @@
+// `train` (the default command with flags): LoRA + DPO on a model and a pairs file, with checkpoints and resume.
+import type { CommandModule } from 'yargs';
+import { resolveRunConfig, RUN_SCHEMA, PRESETS } from '../config/run.js';
+import { yargsOptions } from '../config/schema.js';
+import { disposeModel } from '../io/model-dir.js';
+import { runTraining } from '../train/loop.js';
+import { InterruptedError } from '../util/errors.js';
+import { log, setup, loadPairs } from './common.js';
+
+export const trainCommand: CommandModule<object, Record<string, unknown>> = {
+  command: 'train',
+  describe: 'train LoRA adapters with DPO (writes checkpoints/<run>/)',
+  builder: (y) => y.options({
+    ...yargsOptions(RUN_SCHEMA),
+    config: { type: 'string', describe: 'JSON file of settings (applied before flags)' },
+    preset: { type: 'string', choices: Object.keys(PRESETS), describe: 'named settings (applied before --config)' },
+    resume: { type: 'string', describe: 'continue a run: latest (in --output-dir), a checkpoint folder, or a run folder' },
+  }),
+  handler: async (argv) => {
+    const cfg = resolveRunConfig(argv);
+    log(`config: ${JSON.stringify(cfg)}`);
+    const model = await setup(cfg.backend as never, cfg.model);
+    try {
+      const { data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
+      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, resume: (argv.resume as string | undefined) ?? null });
+      if (res.interrupted) throw new InterruptedError(`training stopped at step ${res.steps}; resume with --output-dir ${res.outputDir} --resume latest`);
+    } finally {
+      disposeModel(model);
+    }
+  },
+};

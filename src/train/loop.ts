@@ -1,0 +1,241 @@
+// The training loop: data order -> micro-batches -> DPO step -> AdamW -> metrics -> checkpoints, with exact resume.
+// Every step's content (pairs, dropout seeds) is a pure function of (seed, step), so a resumed run repeats bytes.
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { RunConfig } from '../config/run.js';
+import { loraTargets } from '../config/run.js';
+import type { LoadedModel } from '../io/model-dir.js';
+import { loadAdapter, saveAdapter } from '../io/adapter.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { createLora, disposeLora, loraTensors, type Lora, type LoraConfig } from '../model/lora.js';
+import type { TokenizedRecord } from '../data/tokenize.js';
+import { computePairLogps, batchLogps, type PairLogpTable } from '../dpo/reference.js';
+import { readRefCache, writeRefCache } from '../dpo/ref-cache.js';
+import { collatePairs } from '../data/batch.js';
+import { epochOrder, type CurriculumName } from '../curriculum/order.js';
+import { hashFile, hashJson } from '../util/hash.js';
+import { MismatchError, describe } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { progress } from '../util/progress.js';
+import { adamwStep, createAdamWState, disposeAdamWState } from './optimizer.js';
+import { learningRateAt, warmupSteps } from './schedule.js';
+import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
+import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
+import { type RunHashes, type TrainerState, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
+
+export interface TrainOptions {
+  log: (line: string) => void;
+  /** `latest`, a checkpoint folder or a run folder. */
+  resume?: string | null;
+  /** Stop (and save) after this many steps of this invocation, as an interruption would. For tests. */
+  stopAfterSteps?: number;
+}
+
+export interface TrainResult {
+  outputDir: string;
+  steps: number;
+  interrupted: boolean;
+  lastMetrics: MetricsLine | null;
+}
+
+/** Settings that do not change the math: they may differ on resume. */
+const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode'];
+
+export function defaultOutputDir(cfg: RunConfig): string {
+  if (cfg.outputDir) return cfg.outputDir;
+  const name = cfg.runName ?? new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
+  return join('checkpoints', name);
+}
+
+/** Optimizer steps per epoch (micro-batches never cross an epoch; a short last step is still a step, as HF). */
+export function stepsPerEpoch(pairs: number, batchSize: number, gradAccum: number): number {
+  return Math.ceil(Math.ceil(pairs / batchSize) / gradAccum);
+}
+
+/** The micro-batches of optimizer step `step` (0-based), as positions among the kept pairs. */
+export function stepPositions(step: number, n: number, cfg: RunConfig, spe: number): number[][] {
+  const epoch = Math.floor(step / spe);
+  const j = step % spe;
+  const order = epochOrder(n, cfg.curriculum as CurriculumName, cfg.seed, epoch);
+  const out: number[][] = [];
+  for (let m = j * cfg.gradAccum; m < (j + 1) * cfg.gradAccum; m++) {
+    const chunk = order.slice(m * cfg.batchSize, (m + 1) * cfg.batchSize);
+    if (chunk.length > 0) out.push(chunk);
+  }
+  return out;
+}
+
+/** Dropout seeds for a step: derived, so resume needs no stored RNG stream. */
+function stepRng(seed: number, step: number): Rng {
+  return new Rng((Math.imul(seed >>> 0, 0x27d4eb2f) ^ Math.imul(step + 1, 0x165667b1)) >>> 0);
+}
+
+function loraConfigOf(cfg: RunConfig): LoraConfig {
+  return { r: cfg.loraR, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: loraTargets(cfg), useRslora: cfg.useRslora };
+}
+
+function adapterHash(dir: string | null): string | null {
+  if (!dir || dir === 'none') return null;
+  return hashFile(join(dir, 'adapter_model.safetensors')).slice(0, 32) + hashFile(join(dir, 'adapter_config.json')).slice(0, 32);
+}
+
+function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir: string): void {
+  const diffs: string[] = [];
+  for (const k of Object.keys(cfg) as (keyof RunConfig)[]) {
+    if (FREE_ON_RESUME.includes(k)) continue;
+    if (JSON.stringify(state.config[k]) !== JSON.stringify(cfg[k])) diffs.push(`${k}: ${JSON.stringify(state.config[k])} -> ${JSON.stringify(cfg[k])}`);
+  }
+  for (const k of Object.keys(hashes) as (keyof RunHashes)[]) {
+    if (state.hashes[k] !== hashes[k]) diffs.push(`${k} contents differ`);
+  }
+  if (diffs.length > 0) {
+    throw new MismatchError(describe(`--resume ${dir}`, `the run differs from the checkpoint (${diffs.join('; ')})`, 'the same model, data and settings',
+      'Resume with the settings stored in trainer_state.json, or start a new run with another --output-dir.'));
+  }
+}
+
+export async function runTraining(model: LoadedModel, records: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+  const { log } = opts;
+  const outputDir = defaultOutputDir(cfg);
+  mkdirSync(outputDir, { recursive: true });
+  const n = records.length;
+  const spe = stepsPerEpoch(n, cfg.batchSize, cfg.gradAccum);
+  const maxSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.max(1, Math.ceil(cfg.epochs * spe));
+  const warmup = warmupSteps(maxSteps, cfg.warmupSteps, cfg.warmupRatio);
+  const refDir = cfg.refAdapter ?? cfg.initAdapter;
+  const hashes: RunHashes = {
+    model: model.modelHash,
+    tokenizer: model.tokenizerHash,
+    data: hashFile(dataFile),
+    initAdapter: adapterHash(cfg.initAdapter),
+    refAdapter: adapterHash(refDir),
+  };
+
+  // Policy adapters: fresh (B = 0), from --init-adapter, or from the checkpoint being resumed.
+  let resumeDir: string | null = null;
+  let state: TrainerState | null = null;
+  if (opts.resume) {
+    resumeDir = resolveResume(opts.resume, outputDir);
+    state = readTrainerState(resumeDir);
+    checkResume(state, cfg, hashes, resumeDir);
+  }
+  const policy: Lora = resumeDir ? loadAdapter(resumeDir, model.cfg)
+    : cfg.initAdapter ? loadAdapter(cfg.initAdapter, model.cfg) : createLora(model.cfg, loraConfigOf(cfg), cfg.seed);
+  // The reference: base + the initial adapter frozen (as TRL with an SFT adapter), or the bare base with `none`.
+  // Loaded from disk, never from the policy: on resume the policy has moved, the reference has not.
+  const refLora: Lora | null = !refDir || refDir === 'none' ? null : loadAdapter(refDir, model.cfg);
+  const vars = new Map(Object.entries(loraTensors(policy)));
+  const opt = createAdamWState(vars);
+  if (resumeDir && state) loadOptimizer(resumeDir, opt, state.global_step);
+  const startStep = state?.global_step ?? 0;
+
+  writeFileAtomic(join(outputDir, 'run_config.json'), JSON.stringify({ ...cfg, max_steps: maxSteps, steps_per_epoch: spe }, null, 2) + '\n');
+  const metricsFile = join(outputDir, 'metrics.jsonl');
+  const pairFile = join(outputDir, 'pair_losses.jsonl');
+  if (startStep === 0) {
+    writeFileAtomic(metricsFile, '');
+    writeFileAtomic(pairFile, '');
+  } else {
+    truncateByStep(metricsFile, startStep);
+    truncateByStep(pairFile, startStep);
+  }
+  log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${refLora ? 'base + ' + refDir : 'base'}`);
+  if (startStep > 0) log(`resuming from ${resumeDir} at step ${startStep}`);
+
+  // Reference log-probs: cached once (keyed by everything that changes them), or computed online per micro-batch.
+  let refTable: PairLogpTable | null = null;
+  if (cfg.refMode === 'cache') {
+    const key = hashJson({ ...hashes, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, pairs: n });
+    refTable = readRefCache(outputDir, key, n);
+    if (!refTable) {
+      const bar = progress('reference log-probs', n, 'pairs');
+      refTable = computePairLogps(model.cfg, model.weights, records, model.tokenizer.padId, cfg.batchSize, refLora, (d) => bar.tick(d));
+      bar.done();
+      writeRefCache(outputDir, key, refTable);
+    } else log('reference log-probs: reusing the cache');
+  }
+  const ref: RefProvider = (pairs, positions) => {
+    if (refTable) return { chosen: Float32Array.from(positions, (p) => refTable!.chosen[p]), rejected: Float32Array.from(positions, (p) => refTable!.rejected[p]) };
+    const l = batchLogps(model.cfg, model.weights, collatePairs(pairs, model.tokenizer.padId), refLora);
+    return { chosen: l.slice(0, pairs.length), rejected: l.slice(pairs.length) };
+  };
+
+  let interrupted = false;
+  const onSignal = (sig: string) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`\n${sig}: finishing the current step, then saving a checkpoint`);
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  let lastMetrics: MetricsLine | null = null;
+  let lastSaved = startStep;
+  const history: MetricsLine[] = state?.log_history ?? [];
+  const bar = progress('train', maxSteps, 'steps');
+  const t0 = Date.now();
+  let tokens = 0;
+  let step = startStep;
+  const baseName = resolve(model.dir);
+  const makeState = (): TrainerState => ({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    global_step: step,
+    epoch: step / spe,
+    max_steps: maxSteps,
+    steps_per_epoch: spe,
+    position: { epoch: Math.floor(step / spe), step_in_epoch: step % spe, pairs_seen: Math.min(n, (step % spe) * cfg.batchSize * cfg.gradAccum) },
+    order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n },
+    rng: { kind: 'derived', seed: cfg.seed },
+    config: cfg,
+    hashes,
+    log_history: history,
+  });
+  try {
+    while (step < maxSteps) {
+      const micro: MicroBatch[] = stepPositions(step, n, cfg, spe).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
+      const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler as never, maxSteps, warmup);
+      const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: cfg.loss as never, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing }, model.tokenizer.padId, stepRng(cfg.seed, step));
+      const normT = adamwStep(vars, grads, opt, lr, cfg.maxGradNorm, { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay });
+      tf.dispose([...grads.values()]);
+      const gradNorm = normT.dataSync()[0];
+      normT.dispose();
+      step += 1;
+      const r = readStep(stats, gradNorm, lr, step, step / spe);
+      tokens += stats.tokens;
+      disposeStats(stats);
+      lastMetrics = r.line;
+      history.push(r.line);
+      if (step % cfg.loggingSteps === 0 || step === maxSteps) appendLines(metricsFile, [r.line]);
+      if (step <= spe) {
+        const order = micro.flatMap((m) => m.positions);
+        appendLines(pairFile, order.map((p, i) => ({ index: records[p].index, step, loss: r.pairLosses[i], margin: r.pairMargins[i] })));
+      }
+      const secs = (Date.now() - t0) / 1000;
+      bar.tick(step - startStep, `step ${step} loss ${r.line.loss.toFixed(4)} margin ${r.line['rewards/margins'].toFixed(4)} ${(tokens / secs).toFixed(0)} tok/s`);
+      const stopNow = interrupted || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
+      if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || step === maxSteps || stopNow) {
+        await saveCheckpoint(outputDir, makeState(), policy, opt, baseName, cfg.saveTotalLimit);
+        lastSaved = step;
+      }
+      if (stopNow) break;
+    }
+    bar.done();
+    if (step === maxSteps) {
+      await saveAdapter(outputDir, policy, baseName);
+      log(`done: ${step} steps; adapter in ${outputDir}, metrics in ${metricsFile}`);
+    } else {
+      log(`stopped at step ${step} (checkpoint-${lastSaved} saved). Resume with: node train.js train <same flags> --output-dir ${outputDir} --resume latest`);
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    disposeAdamWState(opt);
+    disposeLora(policy);
+    if (refLora) disposeLora(refLora);
+  }
+  return { outputDir, steps: step, interrupted: step < maxSteps, lastMetrics };
+}
