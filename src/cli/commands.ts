@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { scoreCommand } from './score.js';
 import { initTinyCommand } from './init-tiny.js';
 import { trainCommand } from './train.js';
+import { mergeCommand } from './merge.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, initTinyCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, mergeCommand, initTinyCommand];

@@ -6,10 +6,11 @@ import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
+import { runDefaultPipeline } from './default.js';
 
 export const trainCommand: CommandModule<object, Record<string, unknown>> = {
-  command: 'train',
-  describe: 'train LoRA adapters with DPO (writes checkpoints/<run>/)',
+  command: ['train', '$0'],
+  describe: 'train LoRA adapters with DPO (writes checkpoints/<run>/); with no flags, the embedded default pipeline',
   builder: (y) => y.options({
     ...yargsOptions(RUN_SCHEMA),
     config: { type: 'string', describe: 'JSON file of settings (applied before flags)' },
@@ -17,6 +18,8 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     resume: { type: 'string', describe: 'continue a run: latest (in --output-dir), a checkpoint folder, or a run folder' },
   }),
   handler: async (argv) => {
+    const given = Object.keys(argv).filter((k) => !['_', '$0', 'backend'].includes(k) && argv[k] !== undefined);
+    if (given.length === 0) return runDefaultPipeline((argv.backend as string | undefined) ?? 'auto');
     const cfg = resolveRunConfig(argv);
     log(`config: ${JSON.stringify(cfg)}`);
     const model = await setup(cfg.backend as never, cfg.model);

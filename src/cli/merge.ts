@@ -1,0 +1,38 @@
+// `merge`: base model + PEFT adapter -> a full HF model directory with the adapter folded in.
+import type { CommandModule } from 'yargs';
+import { loadAdapter } from '../io/adapter.js';
+import { disposeModel } from '../io/model-dir.js';
+import { writeMergedModel } from '../io/merge.js';
+import { disposeLora } from '../model/lora.js';
+import { InputError, describe } from '../util/errors.js';
+import { log, setup } from './common.js';
+
+interface MergeArgs { model: string; adapter: string; out: string; dtype: string; backend: string; 'max-shard-size': number }
+
+export const mergeCommand: CommandModule<object, MergeArgs> = {
+  command: 'merge',
+  describe: 'fold a LoRA adapter into the base weights and write a full HF model directory',
+  builder: (y) => y.options({
+    model: { type: 'string', demandOption: true, describe: 'base HF model directory' },
+    adapter: { type: 'string', demandOption: true, describe: 'PEFT adapter directory' },
+    out: { type: 'string', demandOption: true, describe: 'output directory' },
+    dtype: { type: 'string', choices: ['bf16', 'f32'], default: 'bf16', describe: 'weight dtype on disk' },
+    'max-shard-size': { type: 'number', default: 5e9, describe: 'bytes per safetensors shard' },
+    backend: { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend' },
+  }) as never,
+  handler: async (argv) => {
+    if (!(argv['max-shard-size'] > 0)) throw new InputError(describe('--max-shard-size', String(argv['max-shard-size']), 'a positive number of bytes'));
+    const model = await setup(argv.backend as never, argv.model);
+    try {
+      const lora = loadAdapter(argv.adapter, model.cfg);
+      try {
+        await writeMergedModel(model, lora, argv.out, argv.dtype === 'bf16' ? 'BF16' : 'F32', argv['max-shard-size']);
+      } finally {
+        disposeLora(lora);
+      }
+      log(`wrote merged model to ${argv.out}`);
+    } finally {
+      disposeModel(model);
+    }
+  },
+};

@@ -1,0 +1,27 @@
+// Exports a full HF model directory with a LoRA adapter folded in (PEFT `merge_and_unload` + save_pretrained):
+// config, tokenizer files and sharded safetensors with an index, written atomically as one folder.
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mergeLora, disposeMerged, type Lora } from '../model/lora.js';
+import type { LoadedModel } from './model-dir.js';
+import { writeDirAtomic, writeFileAtomic } from './atomic.js';
+import { writeShardedSafetensors, type WriteDtype } from './safetensors.js';
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
+
+export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: string, dtype: WriteDtype, maxShardBytes = 5e9): Promise<void> {
+  const merged = mergeLora(model.cfg, model.weights, lora);
+  try {
+    await writeDirAtomic(outDir, async (tmp) => {
+      const names = Object.keys(merged).sort();
+      await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].dataSync() as Float32Array })),
+        { dtype, maxShardBytes });
+      const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8'));
+      config.torch_dtype = dtype === 'BF16' ? 'bfloat16' : 'float32';
+      writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      for (const f of TOKENIZER_FILES) if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
+    });
+  } finally {
+    disposeMerged(merged, model.weights);
+  }
+}
