@@ -7,6 +7,9 @@ import { commands } from './commands.js';
 
 const KNOWN = [InputError, FormatError, BackendError, MismatchError];
 
+/** A yargs usage failure (unknown flag, missing argument): thrown from `.fail` so no command handler runs after it. */
+class UsageError extends Error {}
+
 export async function main(argv: string[]): Promise<void> {
   let failed = false;
   const cli = yargs(argv)
@@ -14,11 +17,10 @@ export async function main(argv: string[]): Promise<void> {
     .strict()
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       failed = true;
       if (err) throw err;
-      console.error(`${y.help() && ''}error: ${msg}\nRun \`node train.js --help\` for usage.`);
-      process.exitCode = 2;
+      throw new UsageError(msg);
     })
     .help()
     .version(false);
@@ -28,6 +30,11 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     failed = true;
     const err = e as Error;
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\nRun \`node train.js --help\` for usage.`);
+      process.exitCode = 2;
+      return;
+    }
     if (err instanceof InterruptedError) {
       console.error(err.message);
       process.exitCode = 130;

@@ -18,6 +18,9 @@ export interface DpoOutput {
   rejectedRewards: tf.Tensor1D;
 }
 
+/** Identity with a zero gradient (torch's `.detach()`; tfjs has no stop-gradient op, and `clone` passes gradients). */
+const detach = tf.customGrad((x) => ({ value: (x as tf.Tensor).clone(), gradFunc: (dy) => tf.zerosLike(dy) })) as (x: tf.Tensor) => tf.Tensor;
+
 /**
  * z = (pi_w - ref_w) - (pi_l - ref_l).
  * sigmoid: -(1 - eps) log sigmoid(beta z) - eps log sigmoid(-beta z)  (Rafailov et al. 2023; cDPO, Mitchell 2023)
@@ -32,7 +35,9 @@ export function dpoLoss(l: PairLogps, lossType: LossType, beta: number, labelSmo
     let losses: tf.Tensor1D;
     if (lossType === 'sigmoid') {
       const bz = tf.mul(z, beta);
-      losses = tf.sub(tf.mul(tf.logSigmoid(bz), -(1 - labelSmoothing)), tf.mul(tf.logSigmoid(tf.neg(bz)), labelSmoothing)) as tf.Tensor1D;
+      // -log sigmoid(x) = softplus(-x). Not tf.logSigmoid: its gradient closes over an input that this tidy disposes
+      // before the backward pass, so tf.grads through dpoLoss would read a disposed tensor.
+      losses = tf.add(tf.mul(tf.softplus(tf.neg(bz)), 1 - labelSmoothing), tf.mul(tf.softplus(bz), labelSmoothing)) as tf.Tensor1D;
     } else if (lossType === 'ipo') {
       losses = tf.square(tf.sub(z, 1 / (2 * beta))) as tf.Tensor1D;
     } else {
@@ -41,8 +46,8 @@ export function dpoLoss(l: PairLogps, lossType: LossType, beta: number, labelSmo
     return {
       losses,
       // Rewards are reported without gradient, as TRL detaches them.
-      chosenRewards: tf.mul(chosenRatio, beta).clone() as tf.Tensor1D,
-      rejectedRewards: tf.mul(rejectedRatio, beta).clone() as tf.Tensor1D,
+      chosenRewards: detach(tf.mul(chosenRatio, beta)) as tf.Tensor1D,
+      rejectedRewards: detach(tf.mul(rejectedRatio, beta)) as tf.Tensor1D,
     };
   });
 }
