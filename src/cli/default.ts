@@ -32,9 +32,9 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
   const model = await setup(cfg.backend as never, cfg.model);
   try {
     log(`[2/3] tokenizing ${DEFAULT_PATHS.data}`);
-    const { data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
+    const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
     log('[3/3] training LoRA adapters with DPO');
-    const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log });
+    const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records });
     const m = res.lastMetrics;
     if (m) log(`last step: loss ${m.loss.toFixed(4)}, rewards/margins ${m['rewards/margins'].toFixed(4)}, rewards/accuracies ${m['rewards/accuracies'].toFixed(2)}`);
   } finally {

@@ -24,8 +24,8 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     log(`config: ${JSON.stringify(cfg)}`);
     const model = await setup(cfg.backend as never, cfg.model);
     try {
-      const { data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
-      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, resume: (argv.resume as string | undefined) ?? null });
+      const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
+      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records, resume: (argv.resume as string | undefined) ?? null });
       if (res.interrupted) throw new InterruptedError(`training stopped at step ${res.steps}; resume with --output-dir ${res.outputDir} --resume latest`);
     } finally {
       disposeModel(model);

@@ -41,7 +41,21 @@ export const RUN_SCHEMA = {
   maxSteps: { type: 'int', default: -1, describe: 'optimizer steps (overrides --epochs when > 0)' },
   seed: { type: 'int', default: 42, describe: 'seed for adapter init, order and dropout' },
   // Data order
-  curriculum: { type: 'string', default: 'shuffle', choices: ['none', 'shuffle'], describe: 'pair order: file order, or a seeded shuffle each epoch' },
+  curriculum: { type: 'string', default: 'stages', choices: ['none', 'shuffle', 'distance', 'stages'], describe: 'pair order: file order, seeded shuffle, easiest first, or percentile stages' },
+  difficulty: { type: 'string', default: 'distance', choices: ['distance', 'ast', 'tests'], describe: 'difficulty score for distance/stages/pruning' },
+  distanceMetric: { type: 'string', default: 'mean', choices: ['mean', 'sum'], describe: 'reference log-prob distance per token (mean) or summed' },
+  distanceSign: { type: 'string', default: 'abs', choices: ['abs', 'signed'], describe: 'abs: small |distance| is easy; signed: pairs the reference already prefers are easy' },
+  stagePercentiles: { type: 'string', default: '10,50,90', describe: 'difficulty percentiles that split the stages' },
+  pruneBelow: { type: 'number', default: null, nullable: true, describe: 'drop pairs below this difficulty percentile' },
+  pruneAbove: { type: 'number', default: null, nullable: true, describe: 'drop pairs above this difficulty percentile' },
+  scores: { type: 'string', default: null, nullable: true, describe: 'reuse a `score` output for the distance difficulty' },
+  // Stage evaluation
+  evalTasks: { type: 'string', default: null, nullable: true, describe: 'tasks file to evaluate pass@k after each stage' },
+  evalFormat: { type: 'string', default: null, nullable: true, choices: ['humaneval', 'mbpp', 'stdio'], describe: 'format of --eval-tasks [default: detected]' },
+  evalSamples: { type: 'int', default: 1, min: 1, describe: 'samples per eval task (pass@k for k <= this)' },
+  evalSteps: { type: 'int', default: 0, min: 0, describe: 'also evaluate every N steps (0: only after stages)' },
+  evalMaxNewTokens: { type: 'int', default: 128, min: 1, describe: 'tokens generated per eval sample' },
+  evalTemperature: { type: 'number', default: 0, min: 0, describe: 'eval sampling temperature (0: greedy)' },
   // Output
   outputDir: { type: 'string', default: null, nullable: true, describe: 'run folder [default: checkpoints/<run-name>]' },
   runName: { type: 'string', default: null, nullable: true, describe: 'run name [default: a timestamp]' },

@@ -23,6 +23,8 @@ export interface RunHashes {
   data: string;
   initAdapter: string | null;
   refAdapter: string | null;
+  /** The --scores file, when the difficulty comes from it. */
+  scores: string | null;
 }
 
 export interface TrainerState {
@@ -36,7 +38,7 @@ export interface TrainerState {
   /** Where the next step starts in the data order. */
   position: { epoch: number; step_in_epoch: number; pairs_seen: number };
   /** The order is a pure function of (curriculum, seed, epoch), so storing those reproduces it. */
-  order: { curriculum: string; seed: number; pairs: number };
+  order: { curriculum: string; seed: number; pairs: number; plan: string };
   /** Dropout seeds are a pure function of (seed, step): the RNG state needs nothing more to continue. */
   rng: { kind: 'derived'; seed: number };
   config: RunConfig;

@@ -13,7 +13,13 @@ import type { TokenizedRecord } from '../data/tokenize.js';
 import { computePairLogps, batchLogps, type PairLogpTable } from '../dpo/reference.js';
 import { readRefCache, writeRefCache } from '../dpo/ref-cache.js';
 import { collatePairs } from '../data/batch.js';
-import { epochOrder, type CurriculumName } from '../curriculum/order.js';
+import { epochOrder, epochSchedule, makePlan, planFingerprint, usesDifficulty, type CurriculumName, type CurriculumPlan } from '../curriculum/order.js';
+import { stageEndSteps } from '../curriculum/stages.js';
+import { prunePairs, formatPruneCounts } from '../curriculum/prune.js';
+import { quantile } from '../curriculum/difficulty.js';
+import { computeDifficulty } from '../curriculum/compute.js';
+import type { PythonRunner } from '../curriculum/ast.js';
+import type { PairRecord } from '../data/pairs.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { MismatchError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
@@ -30,6 +36,14 @@ export interface TrainOptions {
   resume?: string | null;
   /** Stop (and save) after this many steps of this invocation, as an interruption would. For tests. */
   stopAfterSteps?: number;
+  /** Every pair of the data file (by index): metadata for the `tests` and `ast` difficulties. */
+  sources?: PairRecord[];
+  /** The sandbox, for the `ast` difficulty. */
+  pythonRunner?: PythonRunner;
+  /** Evaluates the current policy (pass@k...); called after each stage, every --eval-steps, and at step 0. */
+  evaluate?: (lora: Lora, step: number) => Promise<Record<string, number>>;
+  /** Evaluate at exactly these steps instead of stage ends (the experiment aligns arms with it). */
+  evalAtSteps?: number[];
 }
 
 export interface TrainResult {
@@ -54,10 +68,10 @@ export function stepsPerEpoch(pairs: number, batchSize: number, gradAccum: numbe
 }
 
 /** The micro-batches of optimizer step `step` (0-based), as positions among the kept pairs. */
-export function stepPositions(step: number, n: number, cfg: RunConfig, spe: number): number[][] {
+export function stepPositions(step: number, n: number, cfg: RunConfig, spe: number, plan?: CurriculumPlan): number[][] {
   const epoch = Math.floor(step / spe);
   const j = step % spe;
-  const order = epochOrder(n, cfg.curriculum as CurriculumName, cfg.seed, epoch);
+  const order = epochOrder(n, cfg.curriculum as CurriculumName, cfg.seed, epoch, plan);
   const out: number[][] = [];
   for (let m = j * cfg.gradAccum; m < (j + 1) * cfg.gradAccum; m++) {
     const chunk = order.slice(m * cfg.batchSize, (m + 1) * cfg.batchSize);
@@ -95,14 +109,22 @@ function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir
   }
 }
 
-export async function runTraining(model: LoadedModel, records: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+/** Stage-end steps (1-based, global) over the run: stage k of epoch e ends after the step holding its last pair. */
+export function stageEndGlobalSteps(n: number, plan: CurriculumPlan, cfg: RunConfig, spe: number, maxSteps: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let e = 0; e * spe < maxSteps; e++) {
+    const sched = epochSchedule(n, plan, cfg.seed, e);
+    stageEndSteps(sched.sizes, cfg.batchSize * cfg.gradAccum).forEach((j, k) => {
+      if (j !== null && e * spe + j + 1 <= maxSteps) out.set(e * spe + j + 1, k);
+    });
+  }
+  return out;
+}
+
+export async function runTraining(model: LoadedModel, allRecords: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
   const { log } = opts;
   const outputDir = defaultOutputDir(cfg);
   mkdirSync(outputDir, { recursive: true });
-  const n = records.length;
-  const spe = stepsPerEpoch(n, cfg.batchSize, cfg.gradAccum);
-  const maxSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.max(1, Math.ceil(cfg.epochs * spe));
-  const warmup = warmupSteps(maxSteps, cfg.warmupSteps, cfg.warmupRatio);
   const refDir = cfg.refAdapter ?? cfg.initAdapter;
   const hashes: RunHashes = {
     model: model.modelHash,
@@ -110,6 +132,7 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
     data: hashFile(dataFile),
     initAdapter: adapterHash(cfg.initAdapter),
     refAdapter: adapterHash(refDir),
+    scores: cfg.scores ? hashFile(cfg.scores) : null,
   };
 
   // Policy adapters: fresh (B = 0), from --init-adapter, or from the checkpoint being resumed.
@@ -120,6 +143,61 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
     state = readTrainerState(resumeDir);
     checkResume(state, cfg, hashes, resumeDir);
   }
+  // Reference log-probs of every tokenized pair: cached once (keyed by everything that changes them). They also give
+  // the distance difficulty; with --ref-mode online they are recomputed in each step instead of read from here.
+  const needRefTable = cfg.refMode === 'cache' || (usesDifficultyFor(cfg) && cfg.difficulty === 'distance' && !cfg.scores);
+  const refLoraForTable = (): Lora | null => (!refDir || refDir === 'none' ? null : loadAdapter(refDir, model.cfg));
+  let fullTable: PairLogpTable | null = null;
+  if (needRefTable) {
+    const key = hashJson({ ...hashes, scores: null, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, pairs: allRecords.length });
+    fullTable = readRefCache(outputDir, key, allRecords.length);
+    if (!fullTable) {
+      const lora = refLoraForTable();
+      try {
+        const bar = progress('reference log-probs', allRecords.length, 'pairs');
+        fullTable = computePairLogps(model.cfg, model.weights, allRecords, model.tokenizer.padId, cfg.batchSize, lora, (d) => bar.tick(d));
+        bar.done();
+      } finally {
+        if (lora) disposeLora(lora);
+      }
+      writeRefCache(outputDir, key, fullTable);
+    } else log('reference log-probs: reusing the cache');
+  }
+
+  // Difficulty, pruning and the curriculum plan. Positions below index the kept pairs; keptIdx maps them back.
+  let keptIdx = [...allRecords.keys()];
+  let difficulty: number[] | null = null;
+  if (usesDifficultyFor(cfg)) {
+    const t = fullTable;
+    const all = await computeDifficulty({
+      name: cfg.difficulty as never, metric: cfg.distanceMetric as never, sign: cfg.distanceSign as never,
+      refLogps: () => allRecords.map((_, i) => ({ chosenLogp: t!.chosen[i], chosenTokens: t!.chosenTokens[i], rejectedLogp: t!.rejected[i], rejectedTokens: t!.rejectedTokens[i] })),
+      records: allRecords.map((r) => sourceOf(opts, r.index, dataFile)),
+      dataFile, scoresFile: cfg.scores, runner: opts.pythonRunner,
+    });
+    if (cfg.pruneBelow !== null || cfg.pruneAbove !== null) {
+      const pr = prunePairs(all, { below: cfg.pruneBelow, above: cfg.pruneAbove });
+      log(formatPruneCounts(pr.counts, { below: cfg.pruneBelow, above: cfg.pruneAbove }));
+      keptIdx = pr.kept;
+    }
+    difficulty = keptIdx.map((i) => all[i]);
+    const byIndex: (number | null)[] = new Array(opts.sources?.length ?? Math.max(...allRecords.map((r) => r.index)) + 1).fill(null);
+    keptIdx.forEach((i, k) => (byIndex[allRecords[i].index] = difficulty![k]));
+    writeFileAtomic(join(outputDir, 'difficulty.json'), JSON.stringify({
+      name: cfg.difficulty, metric: cfg.distanceMetric, sign: cfg.distanceSign, difficulty: byIndex,
+      percentiles: { p10: quantile(difficulty, 10), p50: quantile(difficulty, 50), p90: quantile(difficulty, 90) },
+    }) + '\n');
+  }
+  const records = keptIdx.map((i) => allRecords[i]);
+  const plan = makePlan(cfg.curriculum as CurriculumName, usesDifficulty(cfg.curriculum as CurriculumName) ? difficulty : null, parsePercentiles(cfg.stagePercentiles));
+  const n = records.length;
+  const spe = stepsPerEpoch(n, cfg.batchSize, cfg.gradAccum);
+  const maxSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.max(1, Math.ceil(cfg.epochs * spe));
+  const warmup = warmupSteps(maxSteps, cfg.warmupSteps, cfg.warmupRatio);
+  const stageEnds = stageEndGlobalSteps(n, plan, cfg, spe, maxSteps);
+  const evalSteps = new Set<number>(opts.evalAtSteps ?? [0, ...stageEnds.keys()]);
+  if (!opts.evalAtSteps && cfg.evalSteps > 0) for (let s = cfg.evalSteps; s <= maxSteps; s += cfg.evalSteps) evalSteps.add(s);
+
   const policy: Lora = resumeDir ? loadAdapter(resumeDir, model.cfg)
     : cfg.initAdapter ? loadAdapter(cfg.initAdapter, model.cfg) : createLora(model.cfg, loraConfigOf(cfg), cfg.seed);
   // The reference: base + the initial adapter frozen (as TRL with an SFT adapter), or the bare base with `none`.
@@ -140,26 +218,26 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
     truncateByStep(metricsFile, startStep);
     truncateByStep(pairFile, startStep);
   }
-  log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${refLora ? 'base + ' + refDir : 'base'}`);
-  if (startStep > 0) log(`resuming from ${resumeDir} at step ${startStep}`);
-
-  // Reference log-probs: cached once (keyed by everything that changes them), or computed online per micro-batch.
-  let refTable: PairLogpTable | null = null;
-  if (cfg.refMode === 'cache') {
-    const key = hashJson({ ...hashes, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, pairs: n });
-    refTable = readRefCache(outputDir, key, n);
-    if (!refTable) {
-      const bar = progress('reference log-probs', n, 'pairs');
-      refTable = computePairLogps(model.cfg, model.weights, records, model.tokenizer.padId, cfg.batchSize, refLora, (d) => bar.tick(d));
-      bar.done();
-      writeRefCache(outputDir, key, refTable);
-    } else log('reference log-probs: reusing the cache');
-  }
+  const refTable = cfg.refMode === 'cache' ? fullTable : null;
   const ref: RefProvider = (pairs, positions) => {
-    if (refTable) return { chosen: Float32Array.from(positions, (p) => refTable!.chosen[p]), rejected: Float32Array.from(positions, (p) => refTable!.rejected[p]) };
+    if (refTable) return { chosen: Float32Array.from(positions, (p) => refTable.chosen[keptIdx[p]]), rejected: Float32Array.from(positions, (p) => refTable.rejected[keptIdx[p]]) };
     const l = batchLogps(model.cfg, model.weights, collatePairs(pairs, model.tokenizer.padId), refLora);
     return { chosen: l.slice(0, pairs.length), rejected: l.slice(pairs.length) };
   };
+  const evalFile = join(outputDir, 'eval.jsonl');
+  if (startStep === 0) writeFileAtomic(evalFile, '');
+  else truncateByStep(evalFile, startStep);
+  const runEval = async (s: number) => {
+    if (!opts.evaluate || !evalSteps.has(s)) return;
+    const stage = s === 0 ? null : stageEnds.get(s) ?? null;
+    const res = await opts.evaluate(policy, s);
+    const line = { step: s, epoch: s / spe, stage, ...res };
+    appendLines(evalFile, [line]);
+    log(`eval at step ${s}${stage !== null ? ` (end of stage ${stage})` : ''}: ${Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  };
+  log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${[...stageEnds.keys()].join(', ') || '-'}`);
+  log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${refLora ? 'base + ' + refDir : 'base'}`);
+  if (startStep > 0) log(`resuming from ${resumeDir} at step ${startStep}`);
 
   let interrupted = false;
   const onSignal = (sig: string) => {
@@ -188,15 +266,16 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
     max_steps: maxSteps,
     steps_per_epoch: spe,
     position: { epoch: Math.floor(step / spe), step_in_epoch: step % spe, pairs_seen: Math.min(n, (step % spe) * cfg.batchSize * cfg.gradAccum) },
-    order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n },
+    order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n, plan: planFingerprint(plan) },
     rng: { kind: 'derived', seed: cfg.seed },
     config: cfg,
     hashes,
     log_history: history,
   });
   try {
+    if (step === 0) await runEval(0);
     while (step < maxSteps) {
-      const micro: MicroBatch[] = stepPositions(step, n, cfg, spe).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
+      const micro: MicroBatch[] = stepPositions(step, n, cfg, spe, plan).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
       const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler as never, maxSteps, warmup);
       const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: cfg.loss as never, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing }, model.tokenizer.padId, stepRng(cfg.seed, step));
       const normT = adamwStep(vars, grads, opt, lr, cfg.maxGradNorm, { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay });
@@ -216,11 +295,14 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
       }
       const secs = (Date.now() - t0) / 1000;
       bar.tick(step - startStep, `step ${step} loss ${r.line.loss.toFixed(4)} margin ${r.line['rewards/margins'].toFixed(4)} ${(tokens / secs).toFixed(0)} tok/s`);
+      // A step is synchronous: yield once so a SIGINT/SIGTERM that arrived during it is handled now (else only at a save).
+      await new Promise<void>((r) => setImmediate(r));
       const stopNow = interrupted || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
       if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || step === maxSteps || stopNow) {
         await saveCheckpoint(outputDir, makeState(), policy, opt, baseName, cfg.saveTotalLimit);
         lastSaved = step;
       }
+      await runEval(step);
       if (stopNow) break;
     }
     bar.done();
@@ -238,4 +320,18 @@ export async function runTraining(model: LoadedModel, records: TokenizedRecord[]
     if (refLora) disposeLora(refLora);
   }
   return { outputDir, steps: step, interrupted: step < maxSteps, lastMetrics };
+}
+
+function usesDifficultyFor(cfg: RunConfig): boolean {
+  return usesDifficulty(cfg.curriculum as CurriculumName) || cfg.pruneBelow !== null || cfg.pruneAbove !== null;
+}
+
+function parsePercentiles(s: string): number[] {
+  return s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+}
+
+function sourceOf(opts: TrainOptions, index: number, dataFile: string): PairRecord {
+  const r = opts.sources?.[index];
+  if (!r) throw new Error(`runTraining: no source record for pair ${index} of ${dataFile} (pass opts.sources)`);
+  return r;
 }

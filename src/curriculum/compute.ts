@@ -1,0 +1,49 @@
+// Difficulty of every kept pair for the run's --difficulty: reference distance (from the run's reference
+// log-probs or a `score` file), the AST edit distance (in the sandbox), or the pass-count gap from metadata.
+import { existsSync, readFileSync } from 'node:fs';
+import { InputError, describe } from '../util/errors.js';
+import { astDistances, astInputOf, type PythonRunner } from './ast.js';
+import { distanceDifficulties, readPairLogps, testsDifficulties, type DifficultyName, type DistanceMetric, type DistanceSign, type PairLogps } from './difficulty.js';
+
+export interface DifficultyInputs {
+  name: DifficultyName;
+  metric: DistanceMetric;
+  sign: DistanceSign;
+  /** Per kept pair: the reference log-probs (from the run's reference pass). */
+  refLogps: () => PairLogps[];
+  /** Per kept pair: the pair as read from the data file. */
+  records: { prompt: unknown; chosen: unknown; rejected: unknown; raw: Record<string, unknown>; line: number }[];
+  dataFile: string;
+  /** A `score` output to reuse (one line per kept pair, in order). */
+  scoresFile: string | null;
+  /** Needed for `ast`. */
+  runner?: PythonRunner;
+}
+
+function scoresLogps(file: string, n: number): PairLogps[] {
+  if (!existsSync(file)) throw new InputError(describe(`--scores ${file}`, 'file not found'));
+  const lines = readFileSync(file, 'utf8').split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim() !== '');
+  if (lines.length !== n) {
+    throw new InputError(describe(`--scores ${file}`, `${lines.length} lines`, `${n}, one per kept pair`, 'Score the same data with the same --max-length/--max-prompt-length.'));
+  }
+  return lines.map(([l, line]) => {
+    let o: unknown;
+    try {
+      o = JSON.parse(l);
+    } catch (e) {
+      throw new InputError(describe(`${file}:${line}`, `invalid JSON (${(e as Error).message})`));
+    }
+    return readPairLogps(o as Record<string, unknown>, `${file}:${line}`);
+  });
+}
+
+export async function computeDifficulty(d: DifficultyInputs): Promise<number[]> {
+  if (d.name === 'tests') return testsDifficulties(d.records, d.dataFile);
+  if (d.name === 'ast') {
+    if (!d.runner) throw new Error('computeDifficulty: ast needs a Python runner');
+    const inputs = d.records.map((r) => astInputOf(r as never, `${d.dataFile}:${r.line}`));
+    return (await astDistances(inputs, d.runner)).map((x) => x.distance);
+  }
+  const logps = d.scoresFile ? scoresLogps(d.scoresFile, d.records.length) : d.refLogps();
+  return distanceDifficulties(logps, d.metric, d.sign);
+}
