@@ -1,0 +1,296 @@
+// Boots Pyodide inside an empty V8 realm (a `vm` context whose global holds nothing from Node), so that a program
+// that reaches the JS side finds no `process`, `require`, `import()` or outer Function constructor to climb out by.
+// Leaves out: the Python-level guard (guard.ts), timeouts and workers (worker.ts, pool-process.ts).
+//
+// The invariant this file keeps: no object of the outer realm is ever stored where inner code can reach it. The
+// context is created from a null-prototype object; every inner object (console, TextDecoder, file table, the
+// interrupt buffer) is built from source text run inside the context; file bytes are copied into Uint8Arrays
+// made inside it; the outer side only calls inner functions with strings and numbers and reads strings back.
+// Code generation from strings is off in the context, so even the inner Function constructor cannot compile.
+// Pyodide thinks it runs in a JS shell (`read`/`readbuffer`/`load` defined, no `process`): Emscripten's
+// system() then has no child_process to call, and the loader has no node:fs to import.
+import vm from 'node:vm';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+/** The Pyodide build the source patches below were written against; the memory snapshot format is private. */
+export const PYODIDE_VERSION = '314.0.7';
+const INDEX = '/pyodide/';
+
+/** Everything a worker needs to boot, read once by the pool process and shared (bytes in SharedArrayBuffers). */
+export interface PyodideFiles {
+  loader: string;
+  asm: string;
+  lock: string;
+  wasm: Uint8Array;
+  stdlib: Uint8Array;
+}
+
+export function pyodideDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.dirname(require.resolve('pyodide/package.json'));
+}
+
+function shared(buf: Buffer): Uint8Array {
+  const out = new Uint8Array(new SharedArrayBuffer(buf.length));
+  out.set(buf);
+  return out;
+}
+
+/** Exact-text patches to pyodide.asm.mjs so it runs as a classic script in the context. Each must apply once. */
+const ASM_PATCHES: [string, string][] = [
+  // An ES module cannot be run by vm.runInContext; hand the factory back through the (inner) global instead.
+  ['export default _createPyodideModule', 'globalThis.__createPyodideModule=_createPyodideModule'],
+  // The shell branch of randomFill shells out through d8's os.system; use the context's crypto object.
+  ['initRandomFill=()=>{', 'initRandomFill=()=>{return view=>crypto.getRandomValues(view);'],
+];
+
+export function readPyodideFiles(dir = pyodideDir()): PyodideFiles {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string };
+  if (pkg.version !== PYODIDE_VERSION) {
+    throw new Error(
+      `${dir}/package.json: pyodide ${pkg.version} (expected ${PYODIDE_VERSION}). ` +
+        'The sandbox patches Pyodide source text and uses its private snapshot API; pin the version in package.json.',
+    );
+  }
+  let asm = fs.readFileSync(path.join(dir, 'pyodide.asm.mjs'), 'utf8');
+  asm = asm.replaceAll('import.meta.url', JSON.stringify(`file://${INDEX}pyodide.asm.mjs`));
+  for (const [from, to] of ASM_PATCHES) {
+    if (asm.split(from).length !== 2) throw new Error(`${dir}/pyodide.asm.mjs: patch target "${from}" not found once.`);
+    asm = asm.replace(from, to);
+  }
+  return {
+    loader: fs.readFileSync(path.join(dir, 'pyodide.js'), 'utf8'),
+    asm,
+    lock: fs.readFileSync(path.join(dir, 'pyodide-lock.json'), 'utf8'),
+    wasm: shared(fs.readFileSync(path.join(dir, 'pyodide.asm.wasm'))),
+    stdlib: shared(fs.readFileSync(path.join(dir, 'python_stdlib.zip'))),
+  };
+}
+
+/**
+ * Source run first in the context: the few host objects Pyodide's shell mode needs, written in plain JS.
+ * TextDecoder/TextEncoder cover the encodings Pyodide asks for (utf-8, utf-16le, latin1). `performance.now` has
+ * millisecond resolution (Date.now); `crypto.getRandomValues` is Math.random (os.urandom is not cryptographic).
+ * `WebAssembly.Memory.prototype.grow` is capped and frozen: a grow past the cap fails, and Python sees MemoryError.
+ */
+const PRELUDE = String.raw`(memCapBytes) => {
+  'use strict';
+  const g = globalThis;
+  const files = new Map();
+  const log = [];
+  function utf8Decode(b, fatal) {
+    const parts = [];
+    let i = 0;
+    const n = b.length;
+    while (i < n) {
+      const c = b[i];
+      if (c < 0x80) {
+        let j = i;
+        while (j < n && b[j] < 0x80 && j - i < 8192) j++;
+        parts.push(String.fromCharCode.apply(null, b.subarray(i, j)));
+        i = j;
+        continue;
+      }
+      let cp = -1, len = 1;
+      const c1 = b[i + 1], c2 = b[i + 2], c3 = b[i + 3];
+      if (c >= 0xc2 && c < 0xe0 && (c1 & 0xc0) === 0x80) { cp = ((c & 0x1f) << 6) | (c1 & 0x3f); len = 2; }
+      else if (c >= 0xe0 && c < 0xf0 && (c1 & 0xc0) === 0x80 && (c2 & 0xc0) === 0x80) {
+        cp = ((c & 0x0f) << 12) | ((c1 & 0x3f) << 6) | (c2 & 0x3f); len = 3;
+        if (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)) { cp = -1; len = 1; }
+      } else if (c >= 0xf0 && c < 0xf5 && (c1 & 0xc0) === 0x80 && (c2 & 0xc0) === 0x80 && (c3 & 0xc0) === 0x80) {
+        cp = ((c & 0x07) << 18) | ((c1 & 0x3f) << 12) | ((c2 & 0x3f) << 6) | (c3 & 0x3f); len = 4;
+        if (cp < 0x10000 || cp > 0x10ffff) { cp = -1; len = 1; }
+      }
+      if (cp < 0) { if (fatal) throw new TypeError('The encoded data was not valid for encoding utf-8'); cp = 0xfffd; }
+      parts.push(String.fromCodePoint(cp));
+      i += len;
+    }
+    return parts.join('');
+  }
+  const LABELS = { 'utf-8': 'utf-8', utf8: 'utf-8', 'utf-16le': 'utf-16le', latin1: 'latin1', ascii: 'latin1',
+    'iso-8859-1': 'latin1', 'windows-1252': 'latin1' };
+  class TextDecoder {
+    constructor(label = 'utf-8', opts = {}) {
+      const enc = LABELS[String(label).toLowerCase()];
+      if (enc === undefined) throw new RangeError('The "' + label + '" encoding is not supported');
+      this.encoding = enc; this.fatal = !!opts.fatal; this.ignoreBOM = !!opts.ignoreBOM;
+    }
+    decode(input) {
+      if (input === undefined) return '';
+      let b = ArrayBuffer.isView(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
+        : new Uint8Array(input);
+      if (this.encoding === 'utf-8') {
+        if (!this.ignoreBOM && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+        return utf8Decode(b, this.fatal);
+      }
+      const parts = [];
+      const u = this.encoding === 'utf-16le' ? new Uint16Array(b.slice(0, b.length & ~1).buffer) : b;
+      for (let i = 0; i < u.length; i += 8192) parts.push(String.fromCharCode.apply(null, u.subarray(i, i + 8192)));
+      return parts.join('');
+    }
+  }
+  class TextEncoder {
+    get encoding() { return 'utf-8'; }
+    encodeInto(str, dest) {
+      let r = 0, w = 0;
+      const n = str.length, m = dest.length;
+      while (r < n) {
+        let cp = str.codePointAt(r);
+        const step = cp > 0xffff ? 2 : 1;
+        if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
+        const len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (w + len > m) break;
+        if (len === 1) dest[w++] = cp;
+        else if (len === 2) { dest[w++] = 0xc0 | (cp >> 6); dest[w++] = 0x80 | (cp & 63); }
+        else if (len === 3) { dest[w++] = 0xe0 | (cp >> 12); dest[w++] = 0x80 | ((cp >> 6) & 63); dest[w++] = 0x80 | (cp & 63); }
+        else { dest[w++] = 0xf0 | (cp >> 18); dest[w++] = 0x80 | ((cp >> 12) & 63); dest[w++] = 0x80 | ((cp >> 6) & 63); dest[w++] = 0x80 | (cp & 63); }
+        r += step;
+      }
+      return { read: r, written: w };
+    }
+    encode(str = '') {
+      str = String(str);
+      const out = new Uint8Array(str.length * 3);
+      return out.slice(0, this.encodeInto(str, out).written);
+    }
+  }
+  const grow = WebAssembly.Memory.prototype.grow;
+  Object.defineProperty(WebAssembly.Memory.prototype, 'grow', { writable: false, configurable: false,
+    value: function (delta) {
+      if (this.buffer.byteLength + delta * 65536 > memCapBytes) throw new RangeError('sandbox memory cap');
+      return grow.call(this, delta);
+    } });
+  const t0 = Date.now();
+  const say = (...a) => { if (log.length < 200) log.push(a.map(String).join(' ')); };
+  const define = (k, v) => Object.defineProperty(g, k, { value: v, writable: true, configurable: true });
+  define('TextDecoder', TextDecoder);
+  define('TextEncoder', TextEncoder);
+  define('read', (p) => { const f = files.get(p); if (typeof f !== 'string') throw new Error('no file ' + p); return f; });
+  define('readbuffer', (p) => { const f = files.get(p); if (!(f instanceof Uint8Array)) throw new Error('no file ' + p); return f.buffer; });
+  define('load', () => { throw new Error('load() is not available'); });
+  define('console', { log: say, warn: say, error: say, info: say, debug() {} });
+  define('performance', { now: () => Date.now() - t0 });
+  define('crypto', { getRandomValues(v) {
+    const b = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    for (let i = 0; i < b.length; i++) b[i] = (Math.random() * 256) | 0;
+    return v;
+  } });
+  return { files, log };
+}`;
+
+/**
+ * Glue run after boot: per-program stdin for fd 0 (`open(0)`, `os.read(0, n)`), bounded capture of fd 1/2
+ * (`os.write(1, …)`), the interrupt buffer, and `run`, which calls the guard's runner and returns its JSON text.
+ */
+const GLUE = String.raw`(py, runner) => {
+  'use strict';
+  const irq = new Int32Array(new SharedArrayBuffer(4));
+  py.setInterruptBuffer(irq);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  let stdin = new Uint8Array(0), pos = 0, limit = 0;
+  const fd = { 1: [], 2: [] }, used = { 1: 0, 2: 0 };
+  py.setStdin({ read(buf) {
+    const n = Math.min(buf.length, stdin.length - pos);
+    buf.set(stdin.subarray(pos, pos + n));
+    pos += n;
+    return n;
+  } });
+  const sink = (k) => ({ write(buf) {
+    const room = limit - used[k];
+    if (room > 0) { const take = buf.subarray(0, room); fd[k].push(dec.decode(take)); used[k] += take.length; }
+    return buf.length;
+  } });
+  py.setStdout(sink(1));
+  py.setStderr(sink(2));
+  return {
+    irq,
+    run(code, input, asMain, maxOutput) {
+      Atomics.store(irq, 0, 0);
+      stdin = enc.encode(input); pos = 0; limit = maxOutput;
+      fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
+      const json = runner(code, input, asMain, maxOutput);
+      return [String(json), fd[1].join(''), fd[2].join('')];
+    },
+    memoryBytes() { return py._module.HEAP8.buffer.byteLength; },
+  };
+}`;
+
+export interface RealmOptions {
+  memoryMb: number;
+  /** A snapshot from `makeSnapshot` to restore; absent: a cold boot that can make one. */
+  snapshot?: Uint8Array;
+}
+
+/** What the outer side may touch: functions taking and returning primitives, and the interrupt buffer. */
+export interface Realm {
+  /** Runs Python source at boot (the guard) and returns str() of its value. */
+  exec(source: string): string;
+  /** Wires the guard's runner (a Python expression naming it) to stdin/stdout and the interrupt buffer. */
+  attach(runnerExpr: string): void;
+  /** [runner JSON, fd 1 text, fd 2 text]. Throws if the instance died (exit, fatal error); then discard it. */
+  run(code: string, stdin: string, asMain: boolean, maxOutput: number): [string, string, string];
+  /** The interrupt word: write 2 (SIGINT) to raise KeyboardInterrupt in the running program. */
+  interruptBuffer(): SharedArrayBuffer;
+  memoryBytes(): number;
+  makeSnapshot(): Uint8Array;
+  /** Lines Pyodide wrote to the inner console (load errors). */
+  log(): string[];
+  context: vm.Context;
+  /** Pyodide's API object (inner realm): what `pyodide_js` is to Python; for tests that walk the JS graph. */
+  api: object;
+}
+
+export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promise<Realm> {
+  const context = vm.createContext(Object.create(null), {
+    name: 'python-sandbox',
+    codeGeneration: { strings: false, wasm: true },
+  });
+  const inner = (src: string, filename = 'sandbox-glue.js'): any => vm.runInContext(src, context, { filename });
+  const host = inner(PRELUDE)(opts.memoryMb * 1024 * 1024) as { files: Map<string, unknown>; log: string[] };
+  const bytes = (src: Uint8Array): Uint8Array => {
+    const u = inner(`new Uint8Array(${src.length})`) as Uint8Array;
+    u.set(src);
+    return u;
+  };
+  host.files.set(`${INDEX}pyodide.asm.wasm`, bytes(files.wasm));
+  host.files.set(`${INDEX}python_stdlib.zip`, bytes(files.stdlib));
+  host.files.set(`${INDEX}pyodide-lock.json`, files.lock);
+  inner(files.loader, 'pyodide.js');
+  inner(files.asm, 'pyodide.asm.js');
+  const snap = opts.snapshot ? bytes(opts.snapshot) : undefined;
+  const load = inner(`(snap) => loadPyodide({ indexURL: '${INDEX}', createPyodideModule: __createPyodideModule,
+    jsglobals: Object.create(null), env: { HOME: '/home/sandbox' }, enableRunUntilComplete: false,
+    ...(snap ? { _loadSnapshot: snap } : { _makeSnapshot: true }) })`);
+  let py: any;
+  try {
+    py = await load(snap);
+  } catch (e) {
+    throw new Error(`Pyodide failed to boot in the sandbox realm: ${String(e)}; console: ${host.log.join(' | ')}`);
+  }
+  const call = inner('(py, src) => String(py.runPython(src))') as (py: unknown, src: string) => string;
+  let glue: any;
+  return {
+    exec: (source) => call(py, source),
+    attach(runnerExpr) {
+      glue = inner(GLUE)(py, py.runPython(runnerExpr));
+    },
+    run: (code, stdin, asMain, maxOutput) => {
+      const [json, out, err] = glue.run(code, stdin, asMain, maxOutput) as string[];
+      return [String(json), String(out), String(err)];
+    },
+    interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
+    memoryBytes: () => Number(glue ? glue.memoryBytes() : 0),
+    makeSnapshot: () => {
+      const snapshot = inner('(py) => py.makeMemorySnapshot()')(py) as Uint8Array;
+      const out = new Uint8Array(new SharedArrayBuffer(snapshot.length));
+      out.set(snapshot);
+      return out;
+    },
+    log: () => host.log.map(String),
+    context,
+    api: py as object,
+  };
+}

@@ -1,0 +1,87 @@
+// The realm invariant (realm.ts): after boot, nothing reachable from the sandbox's global is an object of the
+// outer (Node) realm, so a program that reaches JS finds no way to Node's Function constructor or `process`.
+// Runs Pyodide in this process (no worker, no pool), with the guard installed as in production.
+import { describe, it, expect, beforeAll } from 'vitest';
+import vm from 'node:vm';
+import { types } from 'node:util';
+import { bootRealm, readPyodideFiles, type Realm } from '../../src/python/realm.js';
+import { installSource, RUNNER_EXPR } from '../../src/python/guard.js';
+
+/** Objects reachable from the roots through own properties, accessors' functions, prototypes and Map/Set entries. */
+function outerObjectsReachable(roots: Record<string, object>, limit = 300_000): { found: string[]; visited: number } {
+  const seen = new Set<unknown>();
+  const found: string[] = [];
+  const stack: [unknown, string][] = Object.entries(roots).map(([k, v]) => [v, k]);
+  const push = (v: unknown, where: string): void => {
+    if ((typeof v === 'object' && v !== null) || typeof v === 'function') {
+      if (!seen.has(v)) stack.push([v, where]);
+    }
+  };
+  while (stack.length > 0 && seen.size < limit) {
+    const [obj, where] = stack.pop()!;
+    if (seen.has(obj)) continue;
+    seen.add(obj);
+    if (types.isProxy(obj)) continue; // PyProxy (made inside): its target and handler are unreachable from JS
+    // An object of this (outer) realm has Object.prototype of this realm on its prototype chain.
+    if (obj instanceof Object) found.push(where);
+    push(Object.getPrototypeOf(obj), `${where}.__proto__`);
+    if (types.isArrayBufferView(obj) || types.isAnyArrayBuffer(obj)) continue; // millions of index keys
+    if (types.isMap(obj)) Map.prototype.forEach.call(obj, (v: unknown, k: unknown) => (push(k, `${where}<k>`), push(v, `${where}<v>`)));
+    if (types.isSet(obj)) Set.prototype.forEach.call(obj, (v: unknown) => push(v, `${where}<e>`));
+    for (const key of Reflect.ownKeys(obj as object)) {
+      const d = Reflect.getOwnPropertyDescriptor(obj as object, key);
+      const name = `${where}.${String(key)}`;
+      if (!d) continue;
+      if ('value' in d) push(d.value, name);
+      push(d.get, `${name}<get>`);
+      push(d.set, `${name}<set>`);
+    }
+  }
+  return { found, visited: seen.size };
+}
+
+describe('sandbox realm', () => {
+  let realm: Realm;
+  let global: object;
+  beforeAll(async () => {
+    realm = await bootRealm(readPyodideFiles(), { memoryMb: 256 });
+    expect(realm.exec(installSource(1000))).toBe('ok');
+    realm.attach(RUNNER_EXPR);
+    // Touch the JS side from Python first, so lazily made objects exist when we look.
+    realm.run("import sys\nsys.modules['pyodide.ffi'].to_js([1, {'a': 2}])\nprint('x')", '', false, 100);
+    global = vm.runInContext('globalThis', realm.context) as object;
+  });
+
+  it('offers no Node globals and no code generation from strings', () => {
+    const probe = vm.runInContext(
+      `[typeof process, typeof require, typeof Buffer, typeof fetch, typeof setImmediate,
+        (() => { try { return String([].constructor.constructor('return 1')()); } catch (e) { return e.name; } })()]`,
+      realm.context,
+    ) as string[];
+    expect([...probe]).toEqual(['undefined', 'undefined', 'undefined', 'undefined', 'undefined', 'EvalError']);
+  });
+
+  it('reaches no object of the outer realm from its global (Pyodide, Emscripten module, glue)', () => {
+    const { found, visited } = outerObjectsReachable({ globalThis: global, pyodide_js: realm.api });
+    expect(found.slice(0, 5)).toEqual([]);
+    expect(visited).toBeGreaterThan(5000); // the walk went through Pyodide's API and the Emscripten module
+  });
+
+  it('the walk does find an outer object when one is planted (control)', () => {
+    const planted = vm.runInContext('({})', realm.context) as Record<string, unknown>;
+    planted.leak = { outer: true };
+    expect(outerObjectsReachable({ planted }).found[0]).toBe('planted.leak');
+  });
+
+  it('a program reaching the inner Function constructor cannot compile code', () => {
+    const [json] = realm.run(
+      "import sys\nF = sys.modules['pyodide.ffi'].to_js([1]).constructor.constructor\nF('return process')()",
+      '',
+      false,
+      100,
+    );
+    expect(JSON.parse(json)[0]).toBe(
+      'failed: JsException: EvalError: Code generation from strings disallowed for this context',
+    );
+  });
+});
