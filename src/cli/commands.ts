@@ -5,6 +5,8 @@ import { initTinyCommand } from './init-tiny.js';
 import { trainCommand } from './train.js';
 import { mergeCommand } from './merge.js';
 import { reportCommand } from './report.js';
+import { evalCommand } from './eval.js';
+import { pairsCommand } from './pairs.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, mergeCommand, reportCommand, initTinyCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, mergeCommand, reportCommand, initTinyCommand];

@@ -1,6 +1,6 @@
 // PEFT LoRA adapters on disk: `adapter_config.json` + `adapter_model.safetensors` (F32), keys
 // `base_model.model.<module>.lora_{A|B}.weight`, as PEFT's save_pretrained writes and from_pretrained reads.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaConfig } from '../config/llama.js';
 import { ALL_LINEAR, type Lora, type LoraConfig, loraFromTensors, loraTensors } from '../model/lora.js';
@@ -104,8 +104,9 @@ export function loadAdapter(dir: string, cfg: LlamaConfig): Lora {
   }
 }
 
-/** Writes adapter_config.json + adapter_model.safetensors (F32) into `dir` (each file atomically). */
+/** Writes adapter_config.json + adapter_model.safetensors (F32) into `dir`, created if missing (each file atomically). */
 export async function saveAdapter(dir: string, lora: Lora, baseModel: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
   const named = Object.entries(loraTensors(lora));
   const tensors = named.map(([k, v]) => ({ name: peftKey(k), shape: v.shape as number[], data: () => v.dataSync() as Float32Array }));
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { dtype: 'F32' });

