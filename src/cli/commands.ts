@@ -7,6 +7,7 @@ import { mergeCommand } from './merge.js';
 import { reportCommand } from './report.js';
 import { evalCommand } from './eval.js';
 import { pairsCommand } from './pairs.js';
+import { experimentCommand } from './experiment.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, mergeCommand, reportCommand, initTinyCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, initTinyCommand];

@@ -19,7 +19,9 @@ export interface Field<T> {
 }
 
 export type Schema = Record<string, Field<unknown>>;
-export type Values<S extends Schema> = { [K in keyof S]: S[K]['default'] };
+type Base<F> = F extends { type: 'string' } ? string : F extends { type: 'boolean' } ? boolean : number;
+type FieldValue<F> = F extends { nullable: true } ? Base<F> | null : Base<F>;
+export type Values<S extends Schema> = { [K in keyof S]: FieldValue<S[K]> };
 
 /** camelCase key -> --kebab-case flag. */
 export function flagName(key: string): string {

@@ -20,7 +20,7 @@ import { adamwStep, createAdamWState, disposeAdamWState } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
 import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
 import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
-import { prepareRun, runHashes, stepsPerEpoch, usesDifficultyFor, type PrepareOptions } from './prepare.js';
+import { prepareRun, runHashes, stepsPerEpoch, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
 import { type RunHashes, type TrainerState, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
 
 export { stepsPerEpoch };
@@ -32,6 +32,8 @@ export interface TrainOptions extends PrepareOptions {
   stopAfterSteps?: number;
   /** Evaluates the current policy (pass@k...); called after each stage, every --eval-steps, and at step 0. */
   evaluate?: (lora: Lora, step: number) => Promise<Record<string, number>>;
+  /** The run's preparation, when the caller already made it (the experiment plans every arm first). */
+  prepared?: RunPrep;
   /** Evaluate at exactly these steps instead of stage ends (the experiment aligns arms with it). */
   evalAtSteps?: number[];
 }
@@ -107,7 +109,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     state = readTrainerState(resumeDir);
     checkResume(state, cfg, hashes, resumeDir);
   }
-  const prep = await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts);
+  const prep = opts.prepared ?? (await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts));
   const { fullTable, keptIdx, records, plan, n, spe, maxSteps, warmup, stageEnds } = prep;
   const evalSteps = new Set<number>(opts.evalAtSteps ?? [0, ...stageEnds.keys(), maxSteps]);
   if (!opts.evalAtSteps && cfg.evalSteps > 0) for (let s = cfg.evalSteps; s <= maxSteps; s += cfg.evalSteps) evalSteps.add(s);
@@ -209,6 +211,8 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       }
       const secs = (Date.now() - t0) / 1000;
       bar.tick(step - startStep, `step ${step} loss ${r.line.loss.toFixed(4)} margin ${r.line['rewards/margins'].toFixed(4)} ${(tokens / secs).toFixed(0)} tok/s`);
+      // Evaluate before saving: a crash during the evaluation then repeats the step (deterministically) on resume.
+      await runEval(step);
       // A step is synchronous: yield once so a SIGINT/SIGTERM that arrived during it is handled now (else only at a save).
       await new Promise<void>((r) => setImmediate(r));
       const stopNow = interrupted || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
@@ -216,7 +220,6 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
         await saveCheckpoint(outputDir, makeState(), policy, opt, baseName, cfg.saveTotalLimit);
         lastSaved = step;
       }
-      await runEval(step);
       if (stopNow) break;
     }
     bar.done();
