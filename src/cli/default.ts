@@ -1,12 +1,15 @@
 // The embedded default: `node train.js` with no flags runs the whole pipeline on a tiny model built from a fixed
 // seed and the project's own sample pairs, so a newcomer sees every stage work on a laptop CPU.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRunConfig } from '../config/run.js';
 import { writeTinyModel } from '../io/tiny-model.js';
 import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { scorePairs } from './score.js';
+import { runReport } from './report.js';
 import { log, setup, loadPairs } from './common.js';
 import { openRunServices } from './stage-eval.js';
 
@@ -16,30 +19,51 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const DEFAULT_PATHS = {
   model: join(ROOT, 'checkpoints', 'tiny-model'),
   data: join(ROOT, 'data', 'sample-pairs.jsonl'),
+  tasks: join(ROOT, 'data', 'tasks', 'humaneval-sample.jsonl'),
   run: join(ROOT, 'checkpoints', 'default'),
 };
 
 export async function runDefaultPipeline(backend: string): Promise<void> {
   const t0 = Date.now();
   if (!existsSync(DEFAULT_PATHS.model)) {
-    log(`[1/3] building the tiny model in ${DEFAULT_PATHS.model}`);
+    log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
     await writeTinyModel(DEFAULT_PATHS.model, { seed: 0 });
-  } else log(`[1/3] reusing the tiny model in ${DEFAULT_PATHS.model}`);
+  } else log(`[1/5] reusing the tiny model in ${DEFAULT_PATHS.model}`);
   if (existsSync(DEFAULT_PATHS.run)) {
     log(`      replacing the previous default run in ${DEFAULT_PATHS.run}`);
     rmSync(DEFAULT_PATHS.run, { recursive: true, force: true });
   }
-  const cfg = resolveRunConfig({ preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend });
+  mkdirSync(DEFAULT_PATHS.run, { recursive: true });
+  const scores = join(DEFAULT_PATHS.run, 'scores.jsonl');
+  const cfg = resolveRunConfig({
+    preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend,
+    curriculum: 'stages', scores, 'eval-tasks': DEFAULT_PATHS.tasks, 'eval-max-new-tokens': 48,
+  });
   const model = await setup(cfg.backend as never, cfg.model);
+  let last: Record<string, number> | null = null;
   try {
-    log(`[2/3] tokenizing ${DEFAULT_PATHS.data}`);
+    log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);
     const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
-    log('[3/3] training LoRA adapters with DPO');
-    const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records });
-    const m = res.lastMetrics;
-    if (m) log(`last step: loss ${m.loss.toFixed(4)}, rewards/margins ${m['rewards/margins'].toFixed(4)}, rewards/accuracies ${m['rewards/accuracies'].toFixed(2)}`);
+    writeFileAtomic(scores, scorePairs(model, records, data.pairs, cfg.batchSize).join('\n') + '\n');
+    log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
+    const services = await openRunServices(model, cfg, log);
+    try {
+      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate });
+      last = res.lastMetrics;
+    } finally {
+      await services.close();
+    }
   } finally {
     disposeModel(model);
   }
-  log(`default pipeline done in ${((Date.now() - t0) / 1000).toFixed(1)} s. Run folder: ${DEFAULT_PATHS.run}`);
+  log('[4/5] writing the report');
+  await runReport({ dir: DEFAULT_PATHS.run });
+  log('[5/5] done');
+  if (last) log(`last step: loss ${last.loss.toFixed(4)}, rewards/margins ${last['rewards/margins'].toFixed(4)}, rewards/accuracies ${last['rewards/accuracies'].toFixed(2)}`);
+  log(`default pipeline done in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
+  log(`  run folder:  ${DEFAULT_PATHS.run}`);
+  log(`  scores:      ${scores}`);
+  log(`  metrics:     ${join(DEFAULT_PATHS.run, 'metrics.jsonl')}  (eval: eval.jsonl)`);
+  log(`  adapter:     ${DEFAULT_PATHS.run}/adapter_model.safetensors (PEFT)`);
+  log(`  report:      ${join(DEFAULT_PATHS.run, 'report.html')}`);
 }

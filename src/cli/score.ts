@@ -6,17 +6,36 @@ import { yargsOptions } from '../config/schema.js';
 import { computePairLogps } from '../dpo/reference.js';
 import { pairDistance, percentileRanks, quantile } from '../curriculum/difficulty.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { disposeModel } from '../io/model-dir.js';
+import { disposeModel, type LoadedModel } from '../io/model-dir.js';
+import type { PairRecord } from '../data/pairs.js';
+import type { TokenizedRecord } from '../data/tokenize.js';
 import { InputError, describe } from '../util/errors.js';
 import { progress } from '../util/progress.js';
 import { log, setup, loadPairs } from './common.js';
 
 const KEYS = ['model', 'data', 'backend', 'maxLength', 'maxPromptLength', 'batchSize'] as const;
 
-export interface ScoreArgs {
-  model: string;
-  data: string;
-  out: string;
+/**
+ * One `score` line per kept pair, in input order: the input fields, then the bare base model's log-probs, token
+ * counts, the per-token distance and the percentile of |distance|. Logs p10/p50/p90 of |distance|.
+ */
+export function scorePairs(model: LoadedModel, records: PairRecord[], pairs: TokenizedRecord[], batchSize: number): string[] {
+  const bar = progress('scoring', pairs.length, 'pairs');
+  const t = computePairLogps(model.cfg, model.weights, pairs, model.tokenizer.padId, batchSize, null, (d) => bar.tick(d));
+  bar.done();
+  const distances = pairs.map((_, i) => pairDistance(t.chosen[i], t.chosenTokens[i], t.rejected[i], t.rejectedTokens[i]));
+  const abs = distances.map(Math.abs);
+  const pct = percentileRanks(abs);
+  log(`|distance| p10 ${quantile(abs, 10).toFixed(4)}  p50 ${quantile(abs, 50).toFixed(4)}  p90 ${quantile(abs, 90).toFixed(4)}`);
+  return pairs.map((p, i) => JSON.stringify({
+    ...records[p.index].raw,
+    chosen_logp: t.chosen[i],
+    rejected_logp: t.rejected[i],
+    chosen_tokens: t.chosenTokens[i],
+    rejected_tokens: t.rejectedTokens[i],
+    distance: distances[i],
+    percentile: pct[i],
+  }));
 }
 
 export const scoreCommand: CommandModule<object, Record<string, unknown>> = {
@@ -30,23 +49,8 @@ export const scoreCommand: CommandModule<object, Record<string, unknown>> = {
     const model = await setup(cfg.backend as never, cfg.model);
     try {
       const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
-      const bar = progress('scoring', data.pairs.length, 'pairs');
-      const t = computePairLogps(model.cfg, model.weights, data.pairs, model.tokenizer.padId, cfg.batchSize, null, (d) => bar.tick(d));
-      bar.done();
-      const distances = data.pairs.map((_, i) => pairDistance(t.chosen[i], t.chosenTokens[i], t.rejected[i], t.rejectedTokens[i]));
-      const abs = distances.map(Math.abs);
-      const pct = percentileRanks(abs);
-      const lines = data.pairs.map((p, i) => JSON.stringify({
-        ...records[p.index].raw,
-        chosen_logp: t.chosen[i],
-        rejected_logp: t.rejected[i],
-        chosen_tokens: t.chosenTokens[i],
-        rejected_tokens: t.rejectedTokens[i],
-        distance: distances[i],
-        percentile: pct[i],
-      }));
+      const lines = scorePairs(model, records, data.pairs, cfg.batchSize);
       writeFileAtomic(out, lines.join('\n') + '\n');
-      log(`|distance| p10 ${quantile(abs, 10).toFixed(4)}  p50 ${quantile(abs, 50).toFixed(4)}  p90 ${quantile(abs, 90).toFixed(4)}`);
       log(`wrote ${lines.length} scores to ${out}`);
     } finally {
       disposeModel(model);

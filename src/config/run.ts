@@ -35,6 +35,7 @@ export const RUN_SCHEMA = {
   warmupSteps: { type: 'int', default: 0, min: 0, describe: 'linear warmup steps (wins over --warmup-ratio)' },
   warmupRatio: { type: 'number', default: 0, min: 0, describe: 'warmup as a fraction of total steps' },
   batchSize: { type: 'int', default: 4, min: 1, describe: 'pairs per micro-batch' },
+  gradientCheckpointing: { type: 'boolean', default: false, describe: 'recompute each decoder layer in the backward pass (less memory, ~1.3x compute)' },
   gradAccum: { type: 'int', default: 1, min: 1, describe: 'micro-batches per optimizer step' },
   maxGradNorm: { type: 'number', default: 1.0, min: 0, describe: 'clip the global grad norm (0: off)' },
   epochs: { type: 'number', default: 1, min: 0, describe: 'passes over the data' },
@@ -70,7 +71,7 @@ export type RunKey = keyof RunConfig;
 /** Named presets (litgpt-style: presets are data). */
 export const PRESETS: Record<string, Partial<RunConfig>> = {
   // The embedded default: tiny model, fast, visible learning.
-  tiny: { maxLength: 256, maxPromptLength: 128, loraR: 8, loraAlpha: 16, loraDropout: 0, learningRate: 5e-3, batchSize: 4, epochs: 3, saveSteps: 10, beta: 0.1 },
+  tiny: { maxLength: 256, maxPromptLength: 128, loraR: 8, loraAlpha: 16, loraDropout: 0, learningRate: 5e-3, batchSize: 4, epochs: 6, saveSteps: 12, beta: 0.1 },
 };
 
 /** Resolves defaults <- preset <- config file <- flags. `argv` is yargs' parsed object. */
