@@ -1,0 +1,76 @@
+// The curriculum inside real runs: resume mid-stage is byte-identical to a straight run, stage-end evaluations land
+// at the steps the plan predicts, pruning drops the counted pairs, and difficulty.json matches the reference pass.
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, type LoadedModel } from '../../src/io/model-dir.js';
+import { readPairs } from '../../src/data/pairs.js';
+import { runTraining } from '../../src/train/loop.js';
+import { epochSchedule } from '../../src/curriculum/order.js';
+import { pairDistance } from '../../src/curriculum/difficulty.js';
+import { tempDir, tinyModelDir, pairsFile, runConfig, tokenized, readJsonl } from './helpers.js';
+
+const quiet = () => {};
+let root: string;
+let model: LoadedModel;
+let data: string;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  root = tempDir('curr');
+  model = await loadModel(await tinyModelDir(root));
+  data = pairsFile(root, 12);
+});
+
+async function train(flags: Record<string, unknown>, opts: { resume?: string; stopAfterSteps?: number; evaluate?: boolean } = {}) {
+  const cfg = runConfig({ model: model.dir, data, curriculum: 'stages', 'lora-dropout': 0.1, 'max-steps': 6, ...flags });
+  const evals: number[] = [];
+  const res = await runTraining(model, tokenized(model, data, cfg), data, cfg, {
+    log: quiet, sources: readPairs(data), resume: opts.resume ?? null, stopAfterSteps: opts.stopAfterSteps,
+    evaluate: opts.evaluate ? async (_l, step) => (evals.push(step), { 'pass@1': step / 100 }) : undefined,
+  });
+  return { res, evals, cfg };
+}
+
+describe('curriculum runs', () => {
+  it('resume mid-stage (stages curriculum) is byte-identical to a straight run', async () => {
+    const straight = join(root, 'straight');
+    const resumed = join(root, 'resumed');
+    await train({ 'output-dir': straight });
+    await train({ 'output-dir': resumed }, { stopAfterSteps: 2 });
+    await train({ 'output-dir': resumed }, { resume: 'latest' });
+    for (const f of ['adapter_model.safetensors', 'metrics.jsonl', 'pair_losses.jsonl', 'difficulty.json', join('checkpoint-6', 'optimizer.safetensors')]) {
+      expect(readFileSync(join(resumed, f)).equals(readFileSync(join(straight, f))), f).toBe(true);
+    }
+  });
+
+  it('stage evaluations land at the stage ends the plan predicts, plus step 0 and the last step', async () => {
+    const out = join(root, 'evals');
+    const { evals, cfg } = await train({ 'output-dir': out, 'max-steps': -1, epochs: 1 }, { evaluate: true });
+    const diff = JSON.parse(readFileSync(join(out, 'difficulty.json'), 'utf8')).difficulty as number[];
+    const sched = epochSchedule(diff.length, { name: 'stages', difficulty: diff, stagePercentiles: [10, 50, 90] }, cfg.seed, 0);
+    // Step s (1-based) trains order positions [(s-1)*B, s*B); a stage ends with the step holding its last pair.
+    const ends = sched.ends.filter((e, k) => sched.sizes[k] > 0).map((e) => Math.ceil(e / cfg.batchSize));
+    expect(evals).toEqual([...new Set([0, ...ends, Math.ceil(diff.length / cfg.batchSize)])].sort((a, b) => a - b));
+    const lines = readJsonl<{ step: number; stage: number | null; 'pass@1': number }>(join(out, 'eval.jsonl'));
+    expect(lines.map((l) => l.step)).toEqual(evals);
+    expect(lines[0].stage).toBeNull();
+  });
+
+  it('difficulty.json holds |per-token distance| under the reference model, and pruning drops the counted tails', async () => {
+    const out = join(root, 'pruned');
+    await train({ 'output-dir': out, 'prune-below': 10, 'prune-above': 90 });
+    const ref = JSON.parse(readFileSync(join(out, 'ref_logps.json'), 'utf8'));
+    const all = ref.chosen.map((c: number, i: number) => Math.abs(pairDistance(c, ref.chosen_tokens[i], ref.rejected[i], ref.rejected_tokens[i])));
+    const diff = JSON.parse(readFileSync(join(out, 'difficulty.json'), 'utf8')).difficulty as (number | null)[];
+    // 12 pairs: ranks 0, 9.09, ..., 100; below 10 drops rank 0 and 9.09, above 90 drops 90.9 and 100.
+    expect(diff.filter((d) => d === null)).toHaveLength(4);
+    diff.forEach((d, i) => { if (d !== null) expect(d).toBeCloseTo(all[i], 12); });
+    const sorted = [...all].sort((a, b) => a - b);
+    for (const dropped of [sorted[0], sorted[1], sorted[10], sorted[11]]) expect(diff).not.toContain(dropped);
+    const pairs = readJsonl<{ index: number; step: number }>(join(out, 'pair_losses.jsonl'));
+    expect(new Set(pairs.map((p) => p.index)).size).toBe(8);
+    expect(readdirSync(out)).toContain('checkpoint-6');
+  });
+});
