@@ -11,14 +11,12 @@ const KNOWN = [InputError, FormatError, BackendError, MismatchError];
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<void> {
-  let failed = false;
   const cli = yargs(argv)
     .scriptName('node train.js')
     .strict()
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
-      failed = true;
       if (err) throw err;
       throw new UsageError(msg);
     })
@@ -28,7 +26,6 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await cli.parseAsync();
   } catch (e) {
-    failed = true;
     const err = e as Error;
     if (err instanceof UsageError) {
       console.error(`error: ${err.message}\nRun \`node train.js --help\` for usage.`);
@@ -44,5 +41,4 @@ export async function main(argv: string[]): Promise<void> {
     else console.error(err.stack ?? String(err));
     process.exitCode = 1;
   }
-  void failed;
 }
