@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { BackendError, describe } from '../util/errors.js';
+import { registerFastKernels } from './kernels.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -89,6 +90,7 @@ export async function selectBackend(requested: BackendName = 'auto', log: (line:
   await tf.ready();
   chosen = info;
   log(`backend: ${info.name} (${info.package}), GPU ${info.gpu ? 'present' : 'not used'}`);
+  log(registerFastKernels(info.name));
   return info;
 }
 

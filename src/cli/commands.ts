@@ -7,7 +7,9 @@ import { mergeCommand } from './merge.js';
 import { reportCommand } from './report.js';
 import { evalCommand } from './eval.js';
 import { pairsCommand } from './pairs.js';
+import { planCommand } from './plan.js';
+import { doctorCommand } from './doctor.js';
 import { experimentCommand } from './experiment.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, initTinyCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, initTinyCommand, planCommand, doctorCommand];

@@ -7,6 +7,8 @@ import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
 import { openRunServices } from './stage-eval.js';
+import { assertGpuWhenAsked } from './doctor.js';
+import { currentBackend, type BackendName } from '../backend/index.js';
 import { runDefaultPipeline } from './default.js';
 
 export const trainCommand: CommandModule<object, Record<string, unknown>> = {
@@ -25,6 +27,8 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     log(`config: ${JSON.stringify(cfg)}`);
     const model = await setup(cfg.backend as never, cfg.model);
     try {
+      // A long run on a silent CPU fallback after asking for the GPU is refused (doctor explains what is missing).
+      assertGpuWhenAsked(cfg.backend as BackendName, currentBackend()!);
       const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
       const services = await openRunServices(model, cfg, log);
       let res;

@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../config/llama.js';
 import { forwardHidden, headLogits, type Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
 import type { Rng } from '../util/rng.js';
+import { completionLogprobs, useReferenceLogprob } from '../../kernels/logprob.js';
 
 /** Positions per head chunk: bounds the live `[B, c, V]` logits (V is 128256 for Llama 3). */
 export const LOGPROB_CHUNK = 64;
@@ -16,6 +17,9 @@ export const LOGPROB_CHUNK = 64;
  * Each chunk of positions computes its logits, reduces them to [B] and drops them before the next chunk.
  */
 export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor3D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk = LOGPROB_CHUNK): tf.Tensor1D {
+  const head = w[cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'];
+  // The kernel's backward holds one chunk's logits at a time; below is the plain reference (DPO_KERNELS=reference).
+  if (head && !useReferenceLogprob()) return completionLogprobs(hidden, head as tf.Tensor2D, inputIds, lossMask, chunk);
   const [B, T, H] = hidden.shape;
   const parts: tf.Tensor1D[] = [];
   for (let t0 = 0; t0 < T - 1; t0 += chunk) {
@@ -39,9 +43,10 @@ export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tens
 
 /** Forward + summed completion log-probs. `lora` null (or disabled) is the bare base model. */
 export function sequenceLogprobs(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, lossMask: tf.Tensor2D,
-  opts: { lora?: Lora | null; training?: boolean; dropoutRng?: Rng } = {}): tf.Tensor1D {
+  opts: { lora?: Lora | null; training?: boolean; dropoutRng?: Rng; gradientCheckpointing?: boolean } = {}): tf.Tensor1D {
   return tf.tidy(() => {
-    const hidden = forwardHidden(cfg, w, inputIds, attentionMask, { lora: opts.lora ?? null, training: opts.training ?? false, dropoutRng: opts.dropoutRng });
+    const hidden = forwardHidden(cfg, w, inputIds, attentionMask,
+      { lora: opts.lora ?? null, training: opts.training ?? false, dropoutRng: opts.dropoutRng, gradientCheckpointing: opts.gradientCheckpointing ?? false });
     return logprobsFromHidden(cfg, w, hidden, inputIds, lossMask);
   });
 }

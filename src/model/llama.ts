@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from '../config/llama.js';
 import { kvGroups } from '../config/llama.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
-import type { Rng } from '../util/rng.js';
+import { Rng } from '../util/rng.js';
+import { checkpointed } from '../../kernels/checkpoint.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
 import { applyRope, ropeCosSin, ropeInvFreq } from './rope.js';
@@ -27,6 +28,8 @@ export interface ForwardOptions {
   training?: boolean;
   /** Source of dropout seeds; required when dropout is active, so a seeded run is repeatable. */
   dropoutRng?: Rng;
+  /** Recompute each decoder layer in the backward pass (kernels/checkpoint.ts): the tape keeps only layer inputs. */
+  gradientCheckpointing?: boolean;
 }
 
 /** Added to the scores of masked keys. Finite, so a row with every key masked (a left pad) gives no NaN. */
@@ -174,6 +177,29 @@ function makeLinear(w: Weights, opts: ForwardOptions): Linear {
 }
 
 /**
+ * One decoder layer under gradient checkpointing. The layer's LoRA variables are passed as params so their gradients
+ * flow; the recompute replays the same dropout seeds (each call restarts from the Rng state at the layer's start),
+ * and the run's Rng ends where an unchecked layer would have left it.
+ */
+function checkpointedLayer(cfg: LlamaConfig, w: Weights, opts: ForwardOptions, l: number, x: tf.Tensor3D, cos: tf.Tensor3D,
+  sin: tf.Tensor3D, bias: tf.Tensor4D): tf.Tensor3D {
+  const lora = opts.lora && opts.lora.enabled ? opts.lora : null;
+  const prefix = `model.layers.${l}.`;
+  const params = lora ? [...lora.layers].filter(([p]) => p.startsWith(prefix)).flatMap(([, ad]) => [ad.A, ad.B]) : [];
+  const start = opts.dropoutRng?.getState();
+  let end = start;
+  const layer = (xi: tf.Tensor, c: tf.Tensor, s: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+    const rng = start ? Rng.fromState(start) : undefined;
+    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, b as tf.Tensor4D, undefined).x;
+    end = rng?.getState();
+    return out;
+  };
+  const out = checkpointed(layer as (...t: tf.Tensor[]) => tf.Tensor, { params, constants: [1, 2, 3] })(x, cos, sin, bias) as tf.Tensor3D;
+  if (opts.dropoutRng && end) opts.dropoutRng.setState(end);
+  return out;
+}
+
+/**
  * Final-normed hidden states [B, T, H] for input ids (int32 [B, T]) and attention mask ([B, T], 1 = token, 0 = pad).
  * Padding may be on either side. With `opts.cache` the T tokens are appended after the cached slots (the mask then
  * covers only the new tokens); the cache is updated only when the whole forward succeeds.
@@ -196,6 +222,10 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
     for (let l = 0; l < cfg.numLayers; l++) {
+      if (opts.gradientCheckpointing && !cache) {
+        x = checkpointedLayer(cfg, w, opts, l, x, cos, sin, bias);
+        continue;
+      }
       const step = decoderLayer(cfg, w, lin, l, x, cos, sin, bias, cache);
       x = step.x;
       if (step.k && step.v) {

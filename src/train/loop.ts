@@ -193,7 +193,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     while (step < maxSteps) {
       const micro: MicroBatch[] = stepPositions(step, n, cfg, spe, plan).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
       const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler as never, maxSteps, warmup);
-      const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: cfg.loss as never, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing }, model.tokenizer.padId, stepRng(cfg.seed, step));
+      const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: cfg.loss as never, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing, gradientCheckpointing: cfg.gradientCheckpointing }, model.tokenizer.padId, stepRng(cfg.seed, step));
       const normT = adamwStep(vars, grads, opt, lr, cfg.maxGradNorm, { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay });
       tf.dispose([...grads.values()]);
       const gradNorm = normT.dataSync()[0];

@@ -15,6 +15,8 @@ export interface StepSettings {
   loss: LossType;
   beta: number;
   labelSmoothing: number;
+  /** Recompute each decoder layer in the backward pass (same gradients, activations of layer inputs only). */
+  gradientCheckpointing?: boolean;
 }
 
 /** Reference log-probs of one micro-batch's pairs: from the cache, or computed online. */
@@ -57,7 +59,7 @@ export function stepGradients(cfg: LlamaConfig, w: Weights, lora: Lora, micro: M
     let kept: Omit<StepStats, 'tokens'> | null = null;
     const { value, grads: g } = tf.variableGrads(() => {
       const { ids, attn, loss } = batchTensors(batch);
-      const logps = sequenceLogprobs(cfg, w, ids, attn, loss, { lora, training: true, dropoutRng }); // [2P]
+      const logps = sequenceLogprobs(cfg, w, ids, attn, loss, { lora, training: true, dropoutRng, gradientCheckpointing: s.gradientCheckpointing ?? false }); // [2P]
       let pc = logps.slice(0, P) as tf.Tensor1D;
       let pr = logps.slice(P, P) as tf.Tensor1D;
       let rc: tf.Tensor1D = tf.tensor1d(r.chosen);

@@ -88,7 +88,7 @@ describe('eval --samples', () => {
   });
 
   it('flag errors are InputErrors that name the flag', async () => {
-    await expect(runEval(args({ out: 'x', model: 'm' }), deps([]))).rejects.toThrow(/^--model: generating samples with a model is not available/);
+    await expect(runEval(args({ out: 'x', model: 'm' }), deps([]))).rejects.toThrow(/^--model: given with --samples/);
     await expect(runEval(args({ out: 'x', tasks: undefined }), deps([]))).rejects.toThrow(InputError);
     await expect(runEval(args({ out: 'x', samples: undefined }), deps([]))).rejects.toThrow(/^--samples: missing/);
     await expect(runEval(args({ out: 'x', shard: '4/4' }), deps([]))).rejects.toThrow(/^--shard: "4\/4" \(expected i\/n/);
@@ -126,7 +126,7 @@ describe('yargs wiring', () => {
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(30);
   });
 
-  it('eval --model is refused with an InputError before anything starts', async () => {
-    await expect(cli(['eval', '--model', 'x', '--tasks', tasksFile, '--out', 'o']).parseAsync()).rejects.toThrow(/^--model: /);
+  it('eval --model with a missing model folder is an InputError naming the flag', async () => {
+    await expect(cli(['eval', '--model', 'x', '--tasks', tasksFile, '--out', 'o', '--backend', 'cpu']).parseAsync()).rejects.toThrow(/^--model x: not a directory/);
   });
 });

@@ -1,0 +1,248 @@
+// Times one full DPO optimizer step (reference log-probs without grad, policy forward + backward into LoRA, clipping,
+// AdamW) with our code on each backend, and the PyTorch peer script (../shared/bench/torch_dpo_step.py) on the same shapes.
+// Each backend runs in its own child process (the backend is chosen once per process). Prints one table of tokens/s.
+// Build with `npx tsc -p tsconfig.json`, then: node dist/scripts/bench-step.js [--preset small|tiny] [--help]
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const USAGE = `node dist/scripts/bench-step.js [options]
+  --preset P         small (default) or tiny: the shapes of torch_dpo_step.py's presets
+  --steps N          timed steps after one warm-up step (default 3; 1 when the warm-up takes over 20 s)
+  --backends LIST    comma-separated, of cpu,wasm,tensorflow (default: all; tensorflow only when installed)
+  --kernels MODE     DPO_KERNELS for our children: auto (default), blas, xnnpack or reference
+  --torch-script F   the PyTorch peer (default: ../shared/bench/torch_dpo_step.py next to this repository)
+  --torch-threads L  thread counts to try, best kept (default 1,2)
+  --no-torch         skip PyTorch
+  --profile          after timing, profile one more step per backend and print its 12 costliest kernels
+  --timeout S        per child process, seconds (default 1200)`;
+
+/** torch_dpo_step.py's PRESETS: hidden, layers, heads, kv heads, intermediate, vocab, seq, pairs per step, LoRA r. */
+const PRESETS = {
+  tiny: { hidden: 64, layers: 2, heads: 4, kv: 2, inter: 176, vocab: 512, seq: 64, pairs: 2, r: 8 },
+  small: { hidden: 512, layers: 4, heads: 8, kv: 2, inter: 1408, vocab: 8192, seq: 256, pairs: 2, r: 16 },
+} as const;
+type PresetName = keyof typeof PRESETS;
+
+interface ChildResult {
+  backend: string;
+  kernels: string;
+  stepS: number;
+  tokensPerStep: number;
+  tokensPerS: number;
+  steps: number;
+  loss: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root from the source (scripts/) or compiled (dist/scripts/) location. */
+const root = existsSync(join(here, '..', 'package.json')) ? join(here, '..') : join(here, '..', '..');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Child: one backend, the preset's model built in memory, warm-up + timed steps; prints `RESULT <json>`. */
+async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetName, steps: number, profile: boolean): Promise<void> {
+  const tf = await import('@tensorflow/tfjs');
+  const { selectBackend } = await import('../src/backend/index.js');
+  const { expectedWeightShapes } = await import('../src/model/llama.js');
+  const { createLora, loraTensors, ATTN_TARGETS } = await import('../src/model/lora.js');
+  const { stepGradients, disposeStats } = await import('../src/train/step.js');
+  const { adamwStep, createAdamWState } = await import('../src/train/optimizer.js');
+  const { batchLogps } = await import('../src/dpo/reference.js');
+  const { collatePairs } = await import('../src/data/batch.js');
+  const { Rng } = await import('../src/util/rng.js');
+  type LlamaConfig = import('../src/config/llama.js').LlamaConfig;
+
+  let kernels = '';
+  await selectBackend(backend, (l) => { if (l.startsWith('kernels:')) kernels = l.slice('kernels: '.length); });
+  const p = PRESETS[presetName];
+  const cfg: LlamaConfig = {
+    vocabSize: p.vocab, hiddenSize: p.hidden, intermediateSize: p.inter, numLayers: p.layers, numHeads: p.heads,
+    numKvHeads: p.kv, headDim: p.hidden / p.heads, rmsNormEps: 1e-5, ropeTheta: 500000, ropeScaling: null,
+    maxPositionEmbeddings: 4 * p.seq, tieWordEmbeddings: false, attentionBias: false, mlpBias: false,
+    bosTokenId: 0, eosTokenIds: [1], torchDtype: 'float32',
+  };
+  // Same init as the torch script: N(0, 0.02) weights, unit norms, LoRA scale 2 (alpha = 2r) on q/k/v/o.
+  const shapes = expectedWeightShapes(cfg);
+  const w: Record<string, import('@tensorflow/tfjs').Tensor> = {};
+  let seed = 1;
+  for (const [name, shape] of Object.entries(shapes)) {
+    w[name] = name.endsWith('norm.weight') ? tf.ones(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', seed++);
+  }
+  const lora = createLora(cfg, { r: p.r, alpha: 2 * p.r, dropout: 0, targets: [...ATTN_TARGETS], useRslora: false }, 0);
+  const vars = new Map(Object.entries(loraTensors(lora)));
+  const opt = createAdamWState(vars);
+  // The torch script's batch: P pairs of seq tokens, the first quarter prompt, the rest completion.
+  const rng = new Rng(0);
+  const ids = (n: number) => Array.from({ length: n }, () => rng.nextU32() % p.vocab);
+  const promptLen = p.seq / 4;
+  const pairs = Array.from({ length: p.pairs }, () => ({
+    promptIds: ids(promptLen), chosenIds: ids(p.seq - promptLen), rejectedIds: ids(p.seq - promptLen), truncated: false,
+  }));
+  const padId = 0;
+  const refLora = { ...lora, enabled: false };
+  const ref = (ps: readonly (typeof pairs)[number][]) => {
+    const l = batchLogps(cfg, w, collatePairs(ps, padId), refLora);
+    return { chosen: l.slice(0, ps.length), rejected: l.slice(ps.length) };
+  };
+  const settings = { loss: 'sigmoid' as const, beta: 0.1, labelSmoothing: 0 };
+  const adam = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+  let tokensPerStep = 0;
+  let loss = NaN;
+  const step = (): number => {
+    const t0 = performance.now();
+    const { grads, stats } = stepGradients(cfg, w, lora, [{ pairs, positions: pairs.map((_, i) => i) }], ref, settings, padId, new Rng(1));
+    const norm = adamwStep(vars, grads, opt, 1e-4, 1.0, adam);
+    norm.dataSync(); // the step is done when its last value can be read
+    loss = (stats.losses.dataSync() as Float32Array).reduce((a, b) => a + b, 0) / p.pairs;
+    tokensPerStep = stats.tokens;
+    norm.dispose();
+    tf.dispose([...grads.values()]);
+    disposeStats(stats);
+    return (performance.now() - t0) / 1000;
+  };
+  const warm = step();
+  const n = warm > 20 ? 1 : steps;
+  const times = Array.from({ length: n }, step);
+  const stepS = median(times);
+  const out: ChildResult = { backend, kernels, stepS, tokensPerStep, tokensPerS: tokensPerStep / stepS, steps: n, loss };
+  console.log(`RESULT ${JSON.stringify(out)}`);
+  if (profile) {
+    const info = await tf.profile(() => { step(); });
+    const byName = new Map<string, { ms: number; n: number }>();
+    for (const k of info.kernels) {
+      const e = byName.get(k.name) ?? { ms: 0, n: 0 };
+      e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      e.n += 1;
+      byName.set(k.name, e);
+    }
+    const top = [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12);
+    for (const [name, e] of top) console.log(`PROFILE ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.n).padStart(6)} calls`);
+  }
+}
+
+function tensorflowInstalled(): boolean {
+  const require = createRequire(import.meta.url);
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require.resolve(pkg);
+      return true;
+    } catch { /* not installed */ }
+  }
+  return false;
+}
+
+/** Profile lines of the children, printed below the table. */
+const profiles: string[] = [];
+
+type Row = { name: string; detail: string; stepS: number | null; tokensPerS: number | null };
+
+function runChild(backend: string, preset: string, steps: number, kernels: string, timeoutS: number, profile: boolean): Row {
+  const args = [fileURLToPath(import.meta.url), '--child', backend, '--preset', preset, '--steps', String(steps), ...(profile ? ['--profile'] : [])];
+  const r = spawnSync(process.execPath, args, {
+    encoding: 'utf8', timeout: timeoutS * 1000, env: { ...process.env, DPO_KERNELS: kernels }, maxBuffer: 1 << 26,
+  });
+  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) {
+    const why = r.error?.message ?? (r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? `exit ${r.status}`;
+    return { name: backend, detail: `failed: ${why}`, stepS: null, tokensPerS: null };
+  }
+  const c = JSON.parse(line.slice(7)) as ChildResult;
+  const prof = r.stdout.split('\n').filter((l) => l.startsWith('PROFILE ')).map((l) => `  ${backend} ${l.slice(8)}`);
+  if (prof.length) profiles.push(...prof);
+  return { name: backend, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS };
+}
+
+function runTorch(script: string, preset: string, threads: number[], timeoutS: number): Row {
+  const py = '/usr/bin/python3';
+  if (!existsSync(py) || spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0) {
+    return { name: 'torch', detail: 'torch: not installed (apt-get install -y python3-torch libopenblas0-pthread)', stepS: null, tokensPerS: null };
+  }
+  if (!existsSync(script)) return { name: 'torch', detail: `torch: script not found at ${script}`, stepS: null, tokensPerS: null };
+  let best: Row | null = null;
+  const seen: string[] = [];
+  for (const t of threads) {
+    const r = spawnSync(py, [script, '--preset', preset, '--threads', String(t)], { encoding: 'utf8', timeout: timeoutS * 1000 });
+    const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+    try {
+      const j = JSON.parse(line) as { step_s_median: number; tokens_per_s: number; torch: string; threads: number };
+      seen.push(`${t}t ${j.tokens_per_s.toFixed(0)}`);
+      if (!best || j.tokens_per_s > (best.tokensPerS ?? 0)) {
+        best = { name: 'torch', detail: `torch ${j.torch}, best of threads`, stepS: j.step_s_median, tokensPerS: j.tokens_per_s };
+      }
+    } catch {
+      seen.push(`${t}t failed`);
+    }
+  }
+  if (!best) return { name: 'torch', detail: `torch: failed (${seen.join(', ')})`, stepS: null, tokensPerS: null };
+  best.detail += ` (tokens/s: ${seen.join(', ')})`;
+  return best;
+}
+
+function printTable(preset: PresetName, rows: Row[]): void {
+  const p = PRESETS[preset];
+  const torch = rows.find((r) => r.name === 'torch')?.tokensPerS ?? null;
+  console.log(`DPO step, preset ${preset}: hidden ${p.hidden}, ${p.layers} layers, ${p.heads}/${p.kv} heads, inter ${p.inter}, vocab ${p.vocab}, ` +
+    `seq ${p.seq}, ${p.pairs} pairs (${2 * p.pairs * p.seq} tokens/step), LoRA r=${p.r} on q/k/v/o, float32`);
+  console.log(`${'backend'.padEnd(11)} ${'step s'.padStart(8)} ${'tokens/s'.padStart(9)} ${'vs torch'.padStart(8)}  details`);
+  for (const r of rows) {
+    const step = r.stepS === null ? '-' : r.stepS.toFixed(3);
+    const tps = r.tokensPerS === null ? '-' : r.tokensPerS.toFixed(1);
+    const ratio = r.tokensPerS !== null && torch ? `${(r.tokensPerS / torch).toFixed(2)}x` : '-';
+    console.log(`${r.name.padEnd(11)} ${step.padStart(8)} ${tps.padStart(9)} ${ratio.padStart(8)}  ${r.detail}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      preset: { type: 'string', default: 'small' }, steps: { type: 'string', default: '3' }, backends: { type: 'string' },
+      kernels: { type: 'string', default: process.env.DPO_KERNELS ?? 'auto' }, 'torch-script': { type: 'string' },
+      'torch-threads': { type: 'string', default: '1,2' }, 'no-torch': { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '1200' }, child: { type: 'string' }, help: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const preset = values.preset as PresetName;
+  if (!(preset in PRESETS)) throw new Error(`--preset ${values.preset}: unknown (expected small or tiny)`);
+  const steps = Number(values.steps);
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps ${values.steps}: expected an integer >= 1`);
+  if (values.child) {
+    await child(values.child as 'cpu' | 'wasm' | 'tensorflow', preset, steps, values.profile!);
+    return;
+  }
+  const timeoutS = Number(values.timeout);
+  const wanted = (values.backends ?? 'cpu,wasm,tensorflow').split(',').map((s) => s.trim()).filter(Boolean);
+  const rows: Row[] = [];
+  for (const b of wanted) {
+    if (!['cpu', 'wasm', 'tensorflow'].includes(b)) throw new Error(`--backends: ${b} unknown (expected cpu, wasm, tensorflow)`);
+    if (b === 'tensorflow' && !tensorflowInstalled()) {
+      if (values.backends) rows.push({ name: b, detail: 'not installed', stepS: null, tokensPerS: null });
+      continue;
+    }
+    rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!));
+  }
+  if (!values['no-torch']) {
+    const script = values['torch-script'] ?? resolve(root, '..', 'shared', 'bench', 'torch_dpo_step.py');
+    const threads = values['torch-threads']!.split(',').map(Number).filter((t) => Number.isInteger(t) && t > 0);
+    rows.push(runTorch(script, preset, threads, timeoutS));
+  }
+  printTable(preset, rows);
+  if (profiles.length) console.log(['kernel time of one profiled step (ms, calls):', ...profiles].join('\n'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : String(e));
+  process.exitCode = 1;
+});
