@@ -1,4 +1,5 @@
 // The list of commands `node train.js` knows, in help order.
+// main.ts registers them; adding a command is one import and one entry here.
 import type { CommandModule } from 'yargs';
 import { scoreCommand } from './score.js';
 import { initTinyCommand } from './init-tiny.js';

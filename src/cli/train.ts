@@ -1,4 +1,5 @@
 // `train` (the default command with flags): LoRA + DPO on a model and a pairs file, with checkpoints and resume.
+// With no flags at all it runs the embedded default pipeline (default.ts). Flags follow TRL's DPOConfig names.
 import type { CommandModule } from 'yargs';
 import { resolveRunConfig, RUN_SCHEMA, PRESETS } from '../config/run.js';
 import { yargsOptions } from '../config/schema.js';

@@ -9,31 +9,42 @@ export interface DifficultyInputs {
   name: DifficultyName;
   metric: DistanceMetric;
   sign: DistanceSign;
-  /** Per kept pair: the reference log-probs (from the run's reference pass). */
+  /** Per kept pair: the reference log-probs (from the run's reference pass or a `score` output). */
   refLogps: () => PairLogps[];
   /** Per kept pair: the pair as read from the data file. */
   records: { prompt: unknown; chosen: unknown; rejected: unknown; raw: Record<string, unknown>; line: number }[];
   dataFile: string;
-  /** A `score` output to reuse (one line per kept pair, in order). */
-  scoresFile: string | null;
   /** Needed for `ast`. */
   runner?: PythonRunner;
 }
 
-function scoresLogps(file: string, n: number): PairLogps[] {
+/**
+ * Reads a `score` output as the log-probs of the kept pairs, line i for pair i. Each line's prompt/chosen/rejected must
+ * equal its pair's (when the pair's source record is known), so scores of other data or other truncation settings
+ * are refused rather than silently misassigned.
+ */
+export function scoresLogps(file: string, sources: readonly ({ raw: Record<string, unknown> } | null)[]): PairLogps[] {
+  const n = sources.length;
   if (!existsSync(file)) throw new InputError(describe(`--scores ${file}`, 'file not found'));
   const lines = readFileSync(file, 'utf8').split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim() !== '');
   if (lines.length !== n) {
     throw new InputError(describe(`--scores ${file}`, `${lines.length} lines`, `${n}, one per kept pair`, 'Score the same data with the same --max-length/--max-prompt-length.'));
   }
-  return lines.map(([l, line]) => {
-    let o: unknown;
+  return lines.map(([l, line], i) => {
+    let o: Record<string, unknown>;
     try {
       o = JSON.parse(l);
     } catch (e) {
       throw new InputError(describe(`${file}:${line}`, `invalid JSON (${(e as Error).message})`));
     }
-    return readPairLogps(o as Record<string, unknown>, `${file}:${line}`);
+    const src = sources[i];
+    for (const f of ['prompt', 'chosen', 'rejected']) {
+      if (src && JSON.stringify(o[f]) !== JSON.stringify(src.raw[f])) {
+        throw new InputError(describe(`${file}:${line}`, `"${f}" differs from kept pair ${i + 1} of the data`, 'the `score` output of this data file',
+          'Rerun `score` on the same --data with the same --max-length/--max-prompt-length.'));
+      }
+    }
+    return readPairLogps(o, `${file}:${line}`);
   });
 }
 
@@ -44,6 +55,5 @@ export async function computeDifficulty(d: DifficultyInputs): Promise<number[]> 
     const inputs = d.records.map((r) => astInputOf(r as never, `${d.dataFile}:${r.line}`));
     return (await astDistances(inputs, d.runner)).map((x) => x.distance);
   }
-  const logps = d.scoresFile ? scoresLogps(d.scoresFile, d.records.length) : d.refLogps();
-  return distanceDifficulties(logps, d.metric, d.sign);
+  return distanceDifficulties(d.refLogps(), d.metric, d.sign);
 }

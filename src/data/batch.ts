@@ -4,6 +4,8 @@
 
 import type { TokenizedPair } from '../tokenizer/pair.js';
 
+export type { TokenizedPair };
+
 export interface PairBatch {
   /** P pairs, so 2P rows. */
   numPairs: number;

@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from '../config/llama.js';
 import type { Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
-import type { TokenizedPair } from '../tokenizer/pair.js';
-import { collatePairs, type PairBatch } from '../data/batch.js';
+
+import { collatePairs, type PairBatch, type TokenizedPair } from '../data/batch.js';
 import { sequenceLogprobs } from './logprobs.js';
 
 export interface PairLogpTable {

@@ -21,7 +21,7 @@ import { learningRateAt } from './schedule.js';
 import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
 import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
 import { prepareRun, runHashes, stepsPerEpoch, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
-import { type RunHashes, type TrainerState, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
+import { type RunHashes, type TrainerState, listCheckpoints, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
 
 export { stepsPerEpoch };
 
@@ -46,7 +46,10 @@ export interface TrainResult {
 }
 
 /** Settings that do not change the math: they may differ on resume. */
-const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode'];
+const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode',
+  'evalTasks', 'evalFormat', 'evalSamples', 'evalSteps', 'evalMaxNewTokens', 'evalTemperature',
+  // Paths: their contents are compared through the hashes, so a moved folder may still resume.
+  'model', 'data', 'scores', 'initAdapter', 'refAdapter'];
 
 export function defaultOutputDir(cfg: RunConfig): string {
   if (cfg.outputDir) return cfg.outputDir;
@@ -108,6 +111,10 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     resumeDir = resolveResume(opts.resume, outputDir);
     state = readTrainerState(resumeDir);
     checkResume(state, cfg, hashes, resumeDir);
+  } else if (listCheckpoints(outputDir).length > 0) {
+    // A fresh run would empty the old run's logs and interleave its checkpoints with ours: never lose them silently.
+    throw new MismatchError(describe(`--output-dir ${outputDir}`, 'already holds checkpoints of a run', 'an empty or new run folder',
+      'Continue it with --resume latest, or pass another --output-dir / --run-name.'));
   }
   const prep = opts.prepared ?? (await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts));
   const { fullTable, keptIdx, records, plan, n, spe, maxSteps, warmup, stageEnds } = prep;
@@ -203,8 +210,10 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       tokens += stats.tokens;
       disposeStats(stats);
       lastMetrics = r.line;
-      history.push(r.line);
-      if (step % cfg.loggingSteps === 0 || step === maxSteps) appendLines(metricsFile, [r.line]);
+      if (step % cfg.loggingSteps === 0 || step === maxSteps) {
+        history.push(r.line);
+        appendLines(metricsFile, [r.line]);
+      }
       if (step <= spe) {
         const order = micro.flatMap((m) => m.positions);
         appendLines(pairFile, order.map((p, i) => ({ index: records[p].index, step, loss: r.pairLosses[i], margin: r.pairMargins[i] })));

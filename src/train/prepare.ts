@@ -14,7 +14,8 @@ import { epochSchedule, makePlan, usesDifficulty, type CurriculumName, type Curr
 import { stageEndSteps } from '../curriculum/stages.js';
 import { prunePairs, formatPruneCounts } from '../curriculum/prune.js';
 import { quantile } from '../curriculum/difficulty.js';
-import { computeDifficulty } from '../curriculum/compute.js';
+import { computeDifficulty, scoresLogps } from '../curriculum/compute.js';
+import { InputError, describe } from '../util/errors.js';
 import type { PythonRunner } from '../curriculum/ast.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { progress } from '../util/progress.js';
@@ -83,13 +84,28 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
   const refDir = cfg.refAdapter ?? cfg.initAdapter;
   // Reference log-probs of every tokenized pair: cached once (keyed by everything that changes them). They also give
   // the distance difficulty; with --ref-mode online they are recomputed in each step instead of read from here.
-  const needRefTable = cfg.refMode === 'cache' || (usesDifficultyFor(cfg) && cfg.difficulty === 'distance' && !cfg.scores);
-  const refLoraForTable = (): Lora | null => (!refDir || refDir === 'none' ? null : loadAdapter(refDir, model.cfg));
+  // A `score` output holds log-probs under the bare base: it can stand for the reference only when that is the base.
+  const bareBase = !refDir || refDir === 'none';
+  if (cfg.scores && !bareBase) {
+    throw new InputError(describe('--scores', `given with the reference adapter ${refDir}`, 'scores under the run\'s reference model',
+      '`score` uses the bare base; drop --scores (the run then scores pairs under its reference itself) or pass --ref-adapter none.'));
+  }
+  const scored = cfg.scores ? scoresLogps(cfg.scores, allRecords.map((r) => opts.sources?.[r.index] ?? null)) : null;
+  const needRefTable = cfg.refMode === 'cache' || (usesDifficultyFor(cfg) && cfg.difficulty === 'distance' && !scored);
+  const refLoraForTable = (): Lora | null => (bareBase ? null : loadAdapter(refDir, model.cfg));
   let fullTable: PairLogpTable | null = null;
   if (needRefTable) {
     const key = hashJson({ ...hashes, scores: null, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, pairs: allRecords.length });
     fullTable = readRefCache(outputDir, key, allRecords.length);
-    if (!fullTable) {
+    if (!fullTable && scored) {
+      // The scores are this run's reference pass already (same model, tokenization and pairs, checked line by line).
+      fullTable = {
+        chosen: Float64Array.from(scored, (l) => l.chosenLogp), rejected: Float64Array.from(scored, (l) => l.rejectedLogp),
+        chosenTokens: Int32Array.from(scored, (l) => l.chosenTokens), rejectedTokens: Int32Array.from(scored, (l) => l.rejectedTokens),
+      };
+      writeRefCache(outputDir, key, fullTable);
+      log(`reference log-probs: taken from ${cfg.scores}`);
+    } else if (!fullTable) {
       const lora = refLoraForTable();
       try {
         const bar = progress('reference log-probs', allRecords.length, 'pairs');
@@ -109,9 +125,9 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
     const t = fullTable;
     const all = await computeDifficulty({
       name: cfg.difficulty as never, metric: cfg.distanceMetric as never, sign: cfg.distanceSign as never,
-      refLogps: () => allRecords.map((_, i) => ({ chosenLogp: t!.chosen[i], chosenTokens: t!.chosenTokens[i], rejectedLogp: t!.rejected[i], rejectedTokens: t!.rejectedTokens[i] })),
+      refLogps: () => scored ?? allRecords.map((_, i) => ({ chosenLogp: t!.chosen[i], chosenTokens: t!.chosenTokens[i], rejectedLogp: t!.rejected[i], rejectedTokens: t!.rejectedTokens[i] })),
       records: allRecords.map((r) => sourceOf(opts, r.index, dataFile)),
-      dataFile, scoresFile: cfg.scores, runner: opts.pythonRunner,
+      dataFile, runner: opts.pythonRunner,
     });
     if (cfg.pruneBelow !== null || cfg.pruneAbove !== null) {
       const pr = prunePairs(all, { below: cfg.pruneBelow, above: cfg.pruneAbove });
@@ -119,7 +135,7 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
       keptIdx = pr.kept;
     }
     difficulty = keptIdx.map((i) => all[i]);
-    const byIndex: (number | null)[] = new Array(opts.sources?.length ?? Math.max(...allRecords.map((r) => r.index)) + 1).fill(null);
+    const byIndex: (number | null)[] = new Array(opts.sources?.length ?? allRecords.reduce((m, r) => Math.max(m, r.index + 1), 0)).fill(null);
     keptIdx.forEach((i, k) => (byIndex[allRecords[i].index] = difficulty![k]));
     writeFileAtomic(join(outputDir, 'difficulty.json'), JSON.stringify({
       name: cfg.difficulty, metric: cfg.distanceMetric, sign: cfg.distanceSign, difficulty: byIndex,

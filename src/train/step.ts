@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from '../config/llama.js';
 import type { Weights } from '../model/llama.js';
 import { type Lora, loraTensors } from '../model/lora.js';
-import { collatePairs } from '../data/batch.js';
-import type { TokenizedPair } from '../tokenizer/pair.js';
+import { collatePairs, type TokenizedPair } from '../data/batch.js';
+
 import { sequenceLogprobs } from '../dpo/logprobs.js';
 import { dpoLoss, type LossType } from '../dpo/losses.js';
 import { batchTensors } from '../dpo/reference.js';

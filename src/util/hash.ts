@@ -1,4 +1,5 @@
 // Content hashes that key caches and guard resume: a stale cache or a different run is never reused.
+// Model directories are hashed from headers and payload samples, not whole files (checkpoints can be 16 GB).
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,10 +38,15 @@ export function hashModelDir(dir: string, weightFiles: string[]): string {
       const n = Math.min(Number(len.readBigUInt64LE(0)), Math.max(0, size - 8));
       const header = Buffer.alloc(n);
       readSync(fd, header, 0, n, 8);
-      // A sample of the payload catches a re-quantized or retrained file with the same header.
-      const sample = Buffer.alloc(Math.min(65536, Math.max(0, size - 8 - n)));
-      readSync(fd, sample, 0, sample.length, 8 + n);
-      h.update(f).update(String(size)).update(header).update(sample);
+      // Samples of the payload (8 windows spread over it) catch a retrained or merged file with the same header.
+      h.update(f).update(String(size)).update(header);
+      const payload = Math.max(0, size - 8 - n);
+      const win = Math.min(65536, payload);
+      const sample = Buffer.alloc(win);
+      for (let k = 0; k < 8 && win > 0; k++) {
+        readSync(fd, sample, 0, win, 8 + n + Math.floor(((payload - win) * k) / 7));
+        h.update(sample);
+      }
     } finally {
       closeSync(fd);
     }

@@ -9,6 +9,8 @@ import { readPairs } from '../../src/data/pairs.js';
 import { runTraining } from '../../src/train/loop.js';
 import { epochSchedule } from '../../src/curriculum/order.js';
 import { pairDistance } from '../../src/curriculum/difficulty.js';
+import { writeFileSync } from 'node:fs';
+import { MismatchError } from '../../src/util/errors.js';
 import { tempDir, tinyModelDir, pairsFile, runConfig, tokenized, readJsonl } from './helpers.js';
 
 const quiet = () => {};
@@ -72,5 +74,29 @@ describe('curriculum runs', () => {
     const pairs = readJsonl<{ index: number; step: number }>(join(out, 'pair_losses.jsonl'));
     expect(new Set(pairs.map((p) => p.index)).size).toBe(8);
     expect(readdirSync(out)).toContain('checkpoint-6');
+  });
+
+  it('a fresh run never overwrites a run folder that holds checkpoints', async () => {
+    const out = join(root, 'twice');
+    await train({ 'output-dir': out, 'max-steps': 2, 'save-steps': 1 });
+    const before = readFileSync(join(out, 'metrics.jsonl'));
+    await expect(train({ 'output-dir': out, 'max-steps': 2 })).rejects.toThrow(MismatchError);
+    await expect(train({ 'output-dir': out, 'max-steps': 2 })).rejects.toThrow(/--resume latest/);
+    expect(readFileSync(join(out, 'metrics.jsonl')).equals(before)).toBe(true);
+  });
+
+  it('--scores: a score file of other pairs is refused by line, and the right one replaces the reference pass', async () => {
+    const recs = readPairs(data);
+    // Scores written by hand in the `score` layout: the ref cache then holds exactly these numbers.
+    const lines = recs.map((r, i) => JSON.stringify({ ...r.raw, chosen_logp: -10 - i, rejected_logp: -20, chosen_tokens: 5, rejected_tokens: 5, distance: 0, percentile: 0 }));
+    const good = join(root, 'scores.jsonl');
+    writeFileSync(good, lines.join('\n') + '\n');
+    const out = join(root, 'scored');
+    await train({ 'output-dir': out, scores: good, 'max-steps': 1 });
+    const ref = JSON.parse(readFileSync(join(out, 'ref_logps.json'), 'utf8'));
+    expect(ref.chosen).toEqual(recs.map((_, i) => -10 - i));
+    const swapped = join(root, 'swapped.jsonl');
+    writeFileSync(swapped, [lines[1], lines[0], ...lines.slice(2)].join('\n') + '\n');
+    await expect(train({ 'output-dir': join(root, 'swapped'), scores: swapped, 'max-steps': 1 })).rejects.toThrow(/swapped\.jsonl:1: "prompt" differs/);
   });
 });
