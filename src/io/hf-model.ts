@@ -6,7 +6,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { LlamaConfig } from '../config/llama.js';
 import { FormatError, describe } from '../util/errors.js';
-import { type Dtype, type SafetensorsIndex, type TensorEntry, checkShardAgainstIndex, openSafetensors, readSafetensorsIndex } from './safetensors.js';
+import { type Dtype, type TensorEntry, openSafetensors } from './safetensors.js';
+import { type SafetensorsIndex, checkShardAgainstIndex, readSafetensorsIndex } from './shards.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';

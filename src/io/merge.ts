@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { mergeLora, disposeMerged, type Lora } from '../model/lora.js';
 import type { LoadedModel } from './model-dir.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
-import { writeShardedSafetensors, type WriteDtype } from './safetensors.js';
+import { type WriteDtype } from './safetensors.js';
+import { writeShardedSafetensors } from './shards.js';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
 

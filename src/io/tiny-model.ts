@@ -7,7 +7,7 @@ import { expectedWeightShapes } from '../model/llama.js';
 import { makeTinyTokenizer } from '../tokenizer/tiny.js';
 import { Rng } from '../util/rng.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
-import { writeShardedSafetensors } from './safetensors.js';
+import { writeShardedSafetensors } from './shards.js';
 
 export interface TinyOptions {
   seed?: number;

@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listModelFiles, loadModelWeights, type TensorLoadInfo } from '../../src/io/hf-model.js';
-import { writeShardedSafetensors } from '../../src/io/safetensors.js';
+import { writeShardedSafetensors } from '../../src/io/shards.js';
 import { loadLlamaConfig, type LlamaConfig } from '../../src/config/llama.js';
 import { FormatError } from '../../src/util/errors.js';
 

@@ -11,12 +11,10 @@ import {
   f16BitsToF32,
   f32ToBf16Bits,
   bf16BitsToF32,
-  iterateSafetensors,
   openSafetensors,
-  readSafetensorsIndex,
   writeSafetensors,
-  writeShardedSafetensors,
 } from '../../src/io/safetensors.js';
+import { iterateSafetensors, readSafetensorsIndex, writeShardedSafetensors } from '../../src/io/shards.js';
 import { writeDirAtomic, writeFileAtomic } from '../../src/io/atomic.js';
 import { FormatError } from '../../src/util/errors.js';
 
