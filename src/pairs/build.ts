@@ -1,6 +1,6 @@
 // The best-of-N pair job: for each task, get N completions (a model or a samples file), run them against the task's
 // tests, rank them (rank.ts) and append one TRL pair line. Safe to stop at any point: a re-run with the same `out`
-// repairs a torn last line, skips finished tasks and never duplicates or loses one. Also joins shard outputs.
+// repairs a torn last line, skips finished tasks and never duplicates or loses one. Shards are joined in merge.ts.
 //
 // Files: `out` holds the pairs (TRL standard or conversational format plus task_id and test counts). The sidecar
 // `<out>.progress.jsonl` starts with a header {format, version, settings} and gets one line per finished task
@@ -11,9 +11,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync,
 import { evaluateCompletions, type EvalOptions, type Runner } from '../eval/execute.js';
 import type { PromptText } from '../eval/sampling.js';
 import type { Sample, Task } from '../eval/tasks.js';
-import { parsePairObject } from '../data/pairs.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { FormatError, InputError, MismatchError, describe } from '../util/errors.js';
+import { FormatError, MismatchError, describe } from '../util/errors.js';
 import { SKIP_REASONS, rankCompletions, type RankOptions, type Ranking, type SkipReason } from './rank.js';
 
 export const PROGRESS_FORMAT = 'dpo-pairs-progress';
@@ -120,7 +118,7 @@ export function readAppendLog(file: string, log: (line: string) => void = () => 
   return out;
 }
 
-function parseObject(text: string): Record<string, unknown> | undefined {
+export function parseObject(text: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -149,7 +147,7 @@ class AppendLog {
   }
 }
 
-function taskIdOf(line: JsonlLine): string {
+export function taskIdOf(line: JsonlLine): string {
   const id = line.value.task_id;
   if (typeof id === 'string' || typeof id === 'number') return String(id);
   throw new FormatError(describe(line.where, 'no "task_id"', 'a line written by `pairs`'));
@@ -368,55 +366,4 @@ export function formatSummary(s: PairJobSummary): string {
   const total = skips.reduce((n, [, k]) => n + k, 0);
   const detail = skips.length > 0 ? ` (${skips.map(([r, n]) => `${r}: ${n}`).join(', ')})` : '';
   return `${s.tasks} tasks: ${s.kept} pairs kept, ${total} skipped${detail}; ${s.processed} done in this run (${s.samples} samples), ${s.resumed} before`;
-}
-
-// ---- merging shards ----
-
-export interface MergeSummary {
-  pairs: number;
-  /** Lines equal to one already taken (the same task in two shards, same result). */
-  duplicates: number;
-  files: number;
-}
-
-/**
- * Joins pair files: one line per task_id, in the order of `taskOrder` (the tasks file's ids) when given, else in input
- * order. The same task_id twice with the same pair is taken once; with a different pair it is an InputError. Every
- * line must be a pair `train` reads. The output is written atomically.
- */
-export function mergePairFiles(files: string[], out: string, taskOrder?: string[]): MergeSummary {
-  if (files.length === 0) throw new InputError(describe('pairs merge', 'no input files', 'one or more pairs files'));
-  const taken = new Map<string, { line: JsonlLine; key: string }>();
-  let duplicates = 0;
-  for (const file of files) {
-    if (!existsSync(file)) throw new InputError(describe(file, 'file not found', 'a pairs file written by `pairs`'));
-    const text = readFileSync(file, 'utf8');
-    if (text.length > 0 && !text.endsWith('\n')) {
-      throw new InputError(describe(file, 'a torn last line', 'whole lines', `Re-run \`pairs\` with --out ${file} to repair and finish it.`));
-    }
-    text.split('\n').forEach((raw, i) => {
-      if (raw.trim() === '') return;
-      const where = `${file}:${i + 1}`;
-      const value = parseObject(raw);
-      if (value === undefined) throw new InputError(describe(where, 'not a JSON object', 'a pair line written by `pairs`'));
-      parsePairObject(value, where);
-      const line = { value, where };
-      const id = taskIdOf(line);
-      const key = canonicalJson(value);
-      const prev = taken.get(id);
-      if (!prev) taken.set(id, { line, key });
-      else if (prev.key === key) duplicates++;
-      else throw new InputError(describe(where, `task_id ${id} differs from its line at ${prev.line.where}`, 'shards of one job (the same task gives the same pair)', 'Check that the shards used the same flags.'));
-    });
-  }
-  let rows = [...taken.entries()];
-  if (taskOrder) {
-    const pos = new Map(taskOrder.map((id, i) => [id, i]));
-    for (const [id, { line }] of rows) {
-      if (!pos.has(id)) throw new InputError(describe(line.where, `task_id ${id} is not in the tasks file`, 'pairs of the given --tasks'));
-    }
-    rows = rows.sort((a, b) => pos.get(a[0])! - pos.get(b[0])!);
-  }
-  writeFileAtomic(out, rows.map(([, { line }]) => JSON.stringify(line.value) + '\n').join(''));
-  return { pairs: rows.length, duplicates, files: files.length };
 }
