@@ -2,7 +2,7 @@
 // Nothing else in the code branches on the backend; a requested backend that is missing is a clear error.
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { BackendError, describe } from '../util/errors.js';
 import { registerFastKernels } from './kernels.js';
 

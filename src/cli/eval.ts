@@ -9,7 +9,7 @@ import { PythonPool } from '../python/index.js';
 import { progress, type Progress } from '../util/progress.js';
 import { TASK_FORMATS, loadSamples, loadTasks, parseRecords, readText, type TaskFormat } from '../eval/tasks.js';
 import { evaluateCompletions, matchSamples, resultRecord, type Runner } from '../eval/execute.js';
-import { formatSummary, summarize, type ResultRow } from '../eval/summary.js';
+import { formatSummary, summarize } from '../eval/summary.js';
 import { generateSamples } from '../eval/sampling.js';
 import { selectBackend, type BackendName } from '../backend/index.js';
 import { loadModel, disposeModel } from '../io/model-dir.js';

@@ -9,7 +9,6 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { disposeModel, type LoadedModel } from '../io/model-dir.js';
 import type { PairRecord } from '../data/pairs.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
-import { InputError, describe } from '../util/errors.js';
 import { progress } from '../util/progress.js';
 import { log, setup, loadPairs } from './common.js';
 
@@ -45,7 +44,6 @@ export const scoreCommand: CommandModule<object, Record<string, unknown>> = {
   handler: async (argv) => {
     const cfg = resolveRunConfig(argv, KEYS);
     const out = argv.out as string;
-    if (!out) throw new InputError(describe('--out', 'missing', 'an output path'));
     const model = await setup(cfg.backend as never, cfg.model);
     try {
       const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);

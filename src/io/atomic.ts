@@ -44,11 +44,25 @@ function toBytes(data: string | Uint8Array): Uint8Array {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
 }
 
-function commitFile(tmp: string, finalPath: string, fd: number): void {
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, finalPath);
-  fsyncDir(dirname(resolve(finalPath)));
+/** A temp sibling of `finalPath`, open for writing; `commit` fsyncs and renames it in, `abort` removes it. */
+function openTemp(finalPath: string): { fd: number; commit(): void; abort(): void } {
+  const tmp = tempSibling(finalPath);
+  const fd = openSync(tmp, 'wx');
+  let open = true;
+  return {
+    fd,
+    commit() {
+      fsyncSync(fd);
+      open = false;
+      closeSync(fd);
+      renameSync(tmp, finalPath);
+      fsyncDir(dirname(resolve(finalPath)));
+    },
+    abort() {
+      if (open) closeSync(fd);
+      rmSync(tmp, { force: true });
+    },
+  };
 }
 
 /**
@@ -56,33 +70,25 @@ function commitFile(tmp: string, finalPath: string, fd: number): void {
  * temp file in the same directory, fsync, rename. On any error the temp file is removed and `path` is untouched.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
-  const tmp = tempSibling(path);
-  const fd = openSync(tmp, 'wx');
-  let open = true;
+  const t = openTemp(path);
   try {
-    if (typeof data === 'string' || data instanceof Uint8Array) writeAll(fd, toBytes(data));
-    else for (const chunk of data) writeAll(fd, chunk);
-    open = false;
-    commitFile(tmp, path, fd);
+    if (typeof data === 'string' || data instanceof Uint8Array) writeAll(t.fd, toBytes(data));
+    else for (const chunk of data) writeAll(t.fd, chunk);
+    t.commit();
   } catch (e) {
-    if (open) closeSync(fd);
-    rmSync(tmp, { force: true });
+    t.abort();
     throw e;
   }
 }
 
 /** `writeFileAtomic` for chunks that are produced asynchronously (e.g. tensors read back from a device). */
 export async function writeFileAtomicStream(path: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
-  const tmp = tempSibling(path);
-  const fd = openSync(tmp, 'wx');
-  let open = true;
+  const t = openTemp(path);
   try {
-    for await (const chunk of chunks) writeAll(fd, chunk);
-    open = false;
-    commitFile(tmp, path, fd);
+    for await (const chunk of chunks) writeAll(t.fd, chunk);
+    t.commit();
   } catch (e) {
-    if (open) closeSync(fd);
-    rmSync(tmp, { force: true });
+    t.abort();
     throw e;
   }
 }

@@ -2,7 +2,7 @@
 // The one entry point commands use; it logs what it loaded and computes the hash that keys caches and resume.
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { type LlamaConfig, loadLlamaConfig } from '../config/llama.js';
 import { expectedWeightShapes, type Weights } from '../model/llama.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
@@ -10,7 +10,6 @@ import { hashModelDir, hashFile } from '../util/hash.js';
 import { InputError, describe } from '../util/errors.js';
 import { listModelFiles, loadModelWeights } from './hf-model.js';
 import { progress } from '../util/progress.js';
-import { join } from 'node:path';
 
 export interface LoadedModel {
   dir: string;

@@ -83,7 +83,7 @@ function curvesPlan(data: ReportData): Plan {
   };
 }
 
-function passPlan(data: ReportData, t: PassTable): Plan {
+function passPlan(t: PassTable): Plan {
   if (t.points.length === 0) return { skip: 'no eval.jsonl with pass@1 (train with --eval-tasks to evaluate after each stage).' };
   const rows = t.points.flatMap((point, i) => t.arms.flatMap((arm, j) => (t.cells[i][j] === null ? [] : [{ point, arm, pass: t.cells[i][j]! }])));
   return {
@@ -117,7 +117,7 @@ export async function writeReport(dir: string): Promise<ReportResult> {
     await emit(dir, 'histogram', 'Difficulty of the pairs', histogramPlan(data)),
     await emit(dir, 'scatter', 'First-epoch loss against difficulty', scatterPlan(data)),
     await emit(dir, 'curves', 'Training curves', curvesPlan(data)),
-    await emit(dir, 'pass', 'pass@1 after each stage', passPlan(data, pass)),
+    await emit(dir, 'pass', 'pass@1 after each stage', passPlan(pass)),
   ];
   const summaries = armSummaries(data.arms);
   const name = basename(resolve(dir));
