@@ -18,7 +18,12 @@ export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: s
       await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].dataSync() as Float32Array })),
         { dtype, maxShardBytes });
       const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8'));
-      config.torch_dtype = dtype === 'BF16' ? 'bfloat16' : 'float32';
+      // Written in the layout the source came from: v5's save_pretrained writes `dtype`, v4's `torch_dtype`.
+      const dtypeName = dtype === 'BF16' ? 'bfloat16' : 'float32';
+      if (model.cfg.configLayout === 'v5') {
+        delete config.torch_dtype;
+        config.dtype = dtypeName;
+      } else config.torch_dtype = dtypeName;
       writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       for (const f of TOKENIZER_FILES) if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
     });

@@ -14,12 +14,14 @@ export interface TinyOptions {
   tieWordEmbeddings?: boolean;
   hiddenSize?: number;
   numLayers?: number;
+  /** config.json layout: transformers v4 (`rope_theta` + `rope_scaling`, `torch_dtype`; the default) or v5 (`rope_parameters`, `dtype`). */
+  layout?: 'v4' | 'v5';
 }
 
 /** HF config.json of the tiny model. A small original context (64) puts its rope frequencies in all three llama3 bands. */
 export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[], o: TinyOptions = {}): Record<string, unknown> {
   const hidden = o.hiddenSize ?? 64;
-  return {
+  const v4: Record<string, unknown> = {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
     attention_bias: false,
@@ -45,6 +47,10 @@ export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[
     use_cache: true,
     vocab_size: vocabSize,
   };
+  if (o.layout !== 'v5') return v4;
+  // transformers v5 (configuration_llama.py `rope_parameters: RopeParameters`): rope_theta moves inside, dtype renamed.
+  const { rope_scaling, rope_theta, torch_dtype, ...rest } = v4;
+  return { ...rest, dtype: torch_dtype, rope_parameters: { ...(rope_scaling as object), rope_theta }, transformers_version: '5.0.0' };
 }
 
 /**

@@ -71,6 +71,7 @@ describe('parseLlamaConfig', () => {
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],
       torchDtype: 'bfloat16',
+      configLayout: 'v4',
     });
     expect(kvGroups(c)).toBe(4);
   });
@@ -122,6 +123,52 @@ describe('parseLlamaConfig', () => {
     expect(() => parseLlamaConfig({ ...real(), vocab_size: undefined })).toThrow(/vocab_size: missing/);
     expect(() => parseLlamaConfig({ ...real(), eos_token_id: ['</s>'] })).toThrow(/eos_token_id/);
     expect(() => parseLlamaConfig({ ...real(), tie_word_embeddings: 'no' })).toThrow(/tie_word_embeddings: "no" \(expected true or false\)/);
+  });
+});
+
+// The same model as LLAMA_31_8B in the transformers v5 layout, written by hand from v5's
+// models/llama/configuration_llama.py (`rope_parameters: RopeParameters | dict | None`, `dtype` in place of
+// `torch_dtype`) and modeling_rope_utils.py (`RopeParameters`: rope_theta, rope_type and the llama3 factors in one
+// dict; `convert_rope_params_to_dict` takes rope_theta from the top level only when rope_parameters lacks it).
+function v5(): Record<string, unknown> {
+  const { rope_scaling, rope_theta, torch_dtype, transformers_version: _, ...rest } = real();
+  return { ...rest, dtype: torch_dtype, rope_parameters: { ...(rope_scaling as object), rope_theta }, transformers_version: '5.0.0' };
+}
+
+describe('parseLlamaConfig: transformers v5 layout', () => {
+  it('reads rope_parameters and dtype into the same config as the v4 layout', () => {
+    const a = parseLlamaConfig(real());
+    const b = parseLlamaConfig(v5());
+    expect(b.configLayout).toBe('v5');
+    expect({ ...b, configLayout: 'v4' }).toEqual(a);
+    expect(b.ropeTheta).toBe(500000);
+    expect(b.ropeScaling?.factor).toBe(8);
+  });
+
+  it('rope_type "default" (or none) in rope_parameters is plain RoPE with its own theta', () => {
+    const c = parseLlamaConfig({ ...v5(), rope_parameters: { rope_type: 'default', rope_theta: 10000 } });
+    expect(c.ropeScaling).toBeNull();
+    expect(c.ropeTheta).toBe(10000);
+    expect(parseLlamaConfig({ ...v5(), rope_parameters: { rope_theta: 1234 } }).ropeTheta).toBe(1234);
+  });
+
+  it('v4 keys beside v5 ones must agree; a missing inner rope_theta falls back to the top-level one (v5 BC path)', () => {
+    const both = { ...v5(), rope_theta: 500000, rope_scaling: real().rope_scaling, torch_dtype: 'bfloat16' };
+    expect(parseLlamaConfig(both).ropeTheta).toBe(500000);
+    expect(() => parseLlamaConfig({ ...both, rope_theta: 10000 })).toThrow(/rope_theta: 10000 beside rope_parameters\.rope_theta=500000/);
+    expect(() => parseLlamaConfig({ ...both, rope_scaling: { ...(real().rope_scaling as object), factor: 4 } })).toThrow(/rope_scaling: .*expected the same scaling as rope_parameters/);
+    expect(() => parseLlamaConfig({ ...both, rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: 500000 }, torch_dtype: 'float32' })).toThrow(/dtype: "bfloat16" \(expected torch_dtype's "float32"/);
+    const { rope_theta: _, ...inner } = v5().rope_parameters as Record<string, unknown>;
+    expect(parseLlamaConfig({ ...v5(), rope_parameters: inner, rope_theta: 321 }).ropeTheta).toBe(321);
+    expect(() => parseLlamaConfig({ ...v5(), rope_parameters: inner })).toThrow(/rope_parameters\.rope_theta: missing/);
+  });
+
+  it('neither rope_theta nor rope_parameters is refused, never a silent theta = 10000', () => {
+    const { rope_theta: _, ...noTheta } = real();
+    expect(() => parseLlamaConfig(noTheta)).toThrow(/rope_theta: missing \(and no rope_parameters\)/);
+    expect(() => parseLlamaConfig({ ...v5(), rope_parameters: { ...(v5().rope_parameters as object), rope_type: 'yarn' } })).toThrow(/rope_parameters\.rope_type: "yarn"/);
+    expect(() => parseLlamaConfig({ ...v5(), rope_parameters: { rope_theta: 1, partial_rotary_factor: 0.5 } })).toThrow(/partial_rotary_factor/);
+    expect(() => parseLlamaConfig({ ...v5(), rope_parameters: { full_attention: { rope_theta: 1 } } })).toThrow(/per-layer-type/);
   });
 });
 
