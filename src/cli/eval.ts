@@ -13,7 +13,7 @@ import { formatSummary, summarize } from '../eval/summary.js';
 import { generateSamples } from '../eval/sampling.js';
 import { selectBackend, type BackendName } from '../backend/index.js';
 import { loadModel, disposeModel } from '../io/model-dir.js';
-import { loadAdapter } from '../io/adapter.js';
+import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
 import type { Sample, Task } from '../eval/tasks.js';
 

@@ -1,7 +1,7 @@
 // `merge`: base model + PEFT adapter -> a full HF model directory with the adapter folded in.
 // Same result as PEFT's merge_and_unload + save_pretrained (sharded safetensors + index).
 import type { CommandModule } from 'yargs';
-import { loadAdapter } from '../io/adapter.js';
+import { loadAdapter } from '../io/peft.js';
 import { disposeModel } from '../io/model-dir.js';
 import { writeMergedModel } from '../io/merge.js';
 import { disposeLora } from '../model/lora.js';

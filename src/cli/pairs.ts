@@ -6,13 +6,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKENDS, type BackendName } from '../backend/index.js';
-import { loadAdapter, ADAPTER_WEIGHTS } from '../io/adapter.js';
+import { adapterWeightsSha256, loadAdapter } from '../io/peft.js';
 import { disposeModel, type LoadedModel } from '../io/model-dir.js';
 import { disposeLora, type Lora } from '../model/lora.js';
 import { sampleTask, type PromptText, type SampleOptions } from '../eval/sampling.js';
 import { TASK_FORMATS, loadSamples, loadTasks, type Sample, type Task, type TaskFormat } from '../eval/tasks.js';
 import { matchSamples } from '../eval/execute.js';
-import { formatSummary, progressPath, readAppendLog, runPairJob, type PairJobProgress, type TaskSamples } from '../pairs/build.js';
+import { readJsonl } from '../io/json.js';
+import { formatSummary, progressPath, runPairJob, type PairJobProgress, type TaskSamples } from '../pairs/build.js';
 import { mergePairFiles } from '../pairs/merge.js';
 import { InputError, describe } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
@@ -186,7 +187,7 @@ export async function runPairs(args: PairsArgs, deps: PairsDeps = DEFAULT_DEPS):
     settings = {
       source: 'model',
       model_hash: model.modelHash,
-      adapter_sha256: args.adapter !== undefined ? hashFile(join(args.adapter, ADAPTER_WEIGHTS)) : null,
+      adapter_sha256: args.adapter !== undefined ? adapterWeightsSha256(args.adapter) : null,
       n: args.n,
       temperature: args.temperature,
       top_p: args.topP,
@@ -255,7 +256,7 @@ export async function runPairsMerge(args: PairsMergeArgs, deps: Pick<PairsDeps, 
     const done = new Set<string>();
     let skipped = 0;
     for (const f of args.files) {
-      for (const line of readAppendLog(progressPath(f)).slice(1)) {
+      for (const line of readJsonl(progressPath(f)).rows.slice(1)) {
         const id = String(line.value.task_id);
         if (line.value.status === 'skipped' && !done.has(id)) skipped++;
         done.add(id);

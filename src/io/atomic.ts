@@ -35,7 +35,8 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-function writeAll(fd: number, chunk: Uint8Array): void {
+/** Writes every byte of `chunk` at the fd's position (writeSync may write less than asked). */
+export function writeAll(fd: number, chunk: Uint8Array): void {
   let off = 0;
   while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
 }

@@ -1,7 +1,7 @@
 // Batched sampling with the KV cache: left-padded prefill, then one token per step for every row; greedy, temperature,
 // top-k and top-p (HF TopKLogitsWarper / TopPLogitsWarper, applied in HF's order), seeded. No beams, no penalties.
 import * as tf from '@tensorflow/tfjs';
-import type { LlamaConfig } from '../config/llama.js';
+import type { LlamaConfig } from './types.js';
 import { InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { createKVCache } from './kvcache.js';

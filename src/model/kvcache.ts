@@ -1,7 +1,7 @@
 // Key/value cache for incremental decoding: per layer the rotated keys and the values of every slot seen so far,
 // plus the [B, S] attention mask of those slots. Rows may be padded anywhere (left padding is usual); no sliding window.
 import * as tf from '@tensorflow/tfjs';
-import type { LlamaConfig } from '../config/llama.js';
+import type { LlamaConfig } from './types.js';
 import { InputError, describe } from '../util/errors.js';
 
 /**

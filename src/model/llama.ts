@@ -5,8 +5,8 @@
 //   B batch, T tokens in this call, S key slots (cached + this call's), H hidden, N query heads, K kv heads,
 //   G = N / K query heads per kv head, D head_dim, V vocab, I intermediate, M = B * T rows of a linear layer.
 import * as tf from '@tensorflow/tfjs';
-import type { LlamaConfig } from '../config/llama.js';
-import { kvGroups } from '../config/llama.js';
+import type { LlamaConfig } from './types.js';
+import { kvGroups } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { checkpointed } from '../../kernels/checkpoint.js';

@@ -1,7 +1,7 @@
 // LoRA adapters on Llama linear layers: the one shared `loraLinear`, seeded init, loading, merge/unmerge.
 // PEFT semantics (`LoraLayer`): y = x W^T + b + scale * (dropout(x) A^T) B^T, A [r, in], B [out, r]; no DoRA, no bias adapters.
 import * as tf from '@tensorflow/tfjs';
-import type { LlamaConfig } from '../config/llama.js';
+import type { LlamaConfig } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 

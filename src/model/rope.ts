@@ -1,7 +1,7 @@
 // Rotary position embeddings: inverse frequencies (with Llama 3.1 per-frequency scaling), cos/sin tables, rotation.
 // Rotate-half form and `rope_type: "llama3"` exactly as HF `_compute_llama3_parameters`; no other rope types (no dynamic/yarn).
 import * as tf from '@tensorflow/tfjs';
-import type { RopeScaling } from '../config/llama.js';
+import type { RopeScaling } from './types.js';
 
 /**
  * `inv_freq[i] = 1 / theta^(2i/d)` for i < d/2, then Llama 3.1 scaling per frequency. Computed in float64 and cast

@@ -7,10 +7,11 @@
 // ({task_id, status: kept|skipped, reason, ...}), written after the task's pair line. A task is done when it has a
 // pair line or a `skipped` progress line; a pair line without its progress line (a crash between the two) gets its
 // progress line back on resume.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { evaluateCompletions, type EvalOptions, type Runner } from '../eval/execute.js';
 import type { PromptText } from '../eval/sampling.js';
 import type { Sample, Task } from '../eval/tasks.js';
+import { AppendLog, repairJsonl, type JsonlLine } from '../io/json.js';
+import { canonicalJson } from '../util/hash.js';
 import { FormatError, MismatchError, describe } from '../util/errors.js';
 import { SKIP_REASONS, rankCompletions, type RankOptions, type Ranking, type SkipReason } from './rank.js';
 
@@ -60,107 +61,10 @@ function progressRecord(taskId: string | number, r: Ranking, testsTotal: number)
   return { ...line, n_samples: r.nSamples, n_unique: r.nUnique, tests_total: testsTotal, gap: r.gap };
 }
 
-// ---- JSONL files that may end in a torn line ----
-
-export interface JsonlLine {
-  value: Record<string, unknown>;
-  where: string;
-}
-
-/**
- * Reads an append-only JSONL file written one fsynced line at a time. A last line left incomplete by a crash (no
- * newline and not a whole JSON object, or a whole line that does not parse) is cut off; a whole object that only lacks
- * its newline gets one. Any other malformed line is a FormatError: that is damage, not a crash.
- */
-export function readAppendLog(file: string, log: (line: string) => void = () => {}): JsonlLine[] {
-  if (!existsSync(file)) return [];
-  let buf = readFileSync(file);
-  const lastNl = buf.lastIndexOf(0x0a);
-  const tail = buf.subarray(lastNl + 1);
-  if (tail.length > 0) {
-    if (parseObject(tail.toString('utf8')) !== undefined) {
-      const fd = openSync(file, 'a');
-      try {
-        writeAll(fd, Buffer.from('\n'));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      buf = Buffer.concat([buf, Buffer.from('\n')]);
-      log(`${file}: the last line had no newline; added one`);
-    } else {
-      truncateSync(file, lastNl + 1);
-      buf = buf.subarray(0, lastNl + 1);
-      log(`${file}: removed a torn last line (${tail.length} bytes) left by an interrupted run`);
-    }
-  }
-  const lines = buf.toString('utf8').split('\n');
-  lines.pop(); // after the final newline
-  const out: JsonlLine[] = [];
-  let offset = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const text = lines[i]!;
-    const bytes = Buffer.byteLength(text) + 1;
-    if (text.trim() !== '') {
-      const value = parseObject(text);
-      if (value === undefined) {
-        if (lines.slice(i + 1).some((l) => l.trim() !== '')) {
-          throw new FormatError(describe(`${file}:${i + 1}`, 'not a JSON object', 'one JSON object per line', 'The file is damaged: restore it, or start a new --out.'));
-        }
-        truncateSync(file, offset);
-        log(`${file}: removed a torn last line (${bytes} bytes) left by an interrupted run`);
-        break;
-      }
-      out.push({ value, where: `${file}:${i + 1}` });
-    }
-    offset += bytes;
-  }
-  return out;
-}
-
-export function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function writeAll(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-}
-
-/** An append-only JSONL file; every line is fsynced before the call returns, so a finished task survives a crash. */
-class AppendLog {
-  private fd: number;
-  constructor(file: string) {
-    this.fd = openSync(file, 'a');
-  }
-  append(value: Record<string, unknown>): void {
-    writeAll(this.fd, Buffer.from(JSON.stringify(value) + '\n'));
-    fsyncSync(this.fd);
-  }
-  close(): void {
-    closeSync(this.fd);
-  }
-}
-
 export function taskIdOf(line: JsonlLine): string {
   const id = line.value.task_id;
   if (typeof id === 'string' || typeof id === 'number') return String(id);
   throw new FormatError(describe(line.where, 'no "task_id"', 'a line written by `pairs`'));
-}
-
-/** JSON with sorted keys, so two equal settings objects compare equal whatever their key order. */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 // ---- the job ----
@@ -239,8 +143,8 @@ function checkHeader(lines: JsonlLine[], file: string, settings: Record<string, 
 export async function runPairJob(o: PairJobOptions): Promise<PairJobSummary> {
   const log = o.log ?? (() => {});
   const progressFile = progressPath(o.out);
-  const pairLines = readAppendLog(o.out, log);
-  const progLines = readAppendLog(progressFile, log);
+  const pairLines = repairJsonl(o.out, log);
+  const progLines = repairJsonl(progressFile, log);
   if (progLines.length > 0) checkHeader(progLines, progressFile, o.settings);
 
   const pairIds = new Set<string>();

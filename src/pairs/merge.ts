@@ -1,10 +1,12 @@
 // Joins the pair files of `pairs --shard i/n` runs into one: one line per task_id (identical duplicates dropped,
 // conflicting ones refused), in tasks-file order when given, else in input order. Torn shards are refused.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { parsePairObject } from '../data/pairs.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { InputError, describe } from '../util/errors.js';
-import { canonicalJson, parseObject, taskIdOf, type JsonlLine } from './build.js';
+import { readJsonl, type JsonlLine } from '../io/json.js';
+import { canonicalJson } from '../util/hash.js';
+import { taskIdOf } from './build.js';
 
 export interface MergeSummary {
   pairs: number;
@@ -24,24 +26,19 @@ export function mergePairFiles(files: string[], out: string, taskOrder?: string[
   let duplicates = 0;
   for (const file of files) {
     if (!existsSync(file)) throw new InputError(describe(file, 'file not found', 'a pairs file written by `pairs`'));
-    const text = readFileSync(file, 'utf8');
-    if (text.length > 0 && !text.endsWith('\n')) {
+    const f = readJsonl(file, InputError);
+    if (f.torn || f.missingNewline) {
       throw new InputError(describe(file, 'a torn last line', 'whole lines', `Re-run \`pairs\` with --out ${file} to repair and finish it.`));
     }
-    text.split('\n').forEach((raw, i) => {
-      if (raw.trim() === '') return;
-      const where = `${file}:${i + 1}`;
-      const value = parseObject(raw);
-      if (value === undefined) throw new InputError(describe(where, 'not a JSON object', 'a pair line written by `pairs`'));
-      parsePairObject(value, where);
-      const line = { value, where };
+    for (const line of f.rows) {
+      parsePairObject(line.value, line.where);
       const id = taskIdOf(line);
-      const key = canonicalJson(value);
+      const key = canonicalJson(line.value);
       const prev = taken.get(id);
       if (!prev) taken.set(id, { line, key });
       else if (prev.key === key) duplicates++;
-      else throw new InputError(describe(where, `task_id ${id} differs from its line at ${prev.line.where}`, 'shards of one job (the same task gives the same pair)', 'Check that the shards used the same flags.'));
-    });
+      else throw new InputError(describe(line.where, `task_id ${id} differs from its line at ${prev.line.where}`, 'shards of one job (the same task gives the same pair)', 'Check that the shards used the same flags.'));
+    }
   }
   let rows = [...taken.entries()];
   if (taskOrder) {

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type { RunConfig } from '../config/run.js';
 import { loraTargets } from '../config/run.js';
 import type { LoadedModel } from '../io/model-dir.js';
-import { loadAdapter, saveAdapter } from '../io/adapter.js';
+import { loadAdapter, saveAdapter } from '../io/peft.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora, type LoraConfig } from '../model/lora.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
@@ -20,8 +20,8 @@ import { adamwStep, createAdamWState, disposeAdamWState } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
 import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
 import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
-import { prepareRun, runHashes, stepsPerEpoch, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
-import { type RunHashes, type TrainerState, listCheckpoints, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from './checkpoint.js';
+import { prepareRun, stepsPerEpoch, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
+import { type TrainerState, checkResume, listCheckpoints, runHashes, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from '../run/checkpoint.js';
 
 export { stepsPerEpoch };
 
@@ -44,12 +44,6 @@ export interface TrainResult {
   interrupted: boolean;
   lastMetrics: MetricsLine | null;
 }
-
-/** Settings that do not change the math: they may differ on resume. */
-const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode',
-  'evalTasks', 'evalFormat', 'evalSamples', 'evalSteps', 'evalMaxNewTokens', 'evalTemperature',
-  // Paths: their contents are compared through the hashes, so a moved folder may still resume.
-  'model', 'data', 'scores', 'initAdapter', 'refAdapter'];
 
 export function defaultOutputDir(cfg: RunConfig): string {
   if (cfg.outputDir) return cfg.outputDir;
@@ -80,21 +74,6 @@ function loraConfigOf(cfg: RunConfig): LoraConfig {
   return { r: cfg.loraR, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: loraTargets(cfg), useRslora: cfg.useRslora };
 }
 
-
-function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir: string): void {
-  const diffs: string[] = [];
-  for (const k of Object.keys(cfg) as (keyof RunConfig)[]) {
-    if (FREE_ON_RESUME.includes(k)) continue;
-    if (JSON.stringify(state.config[k]) !== JSON.stringify(cfg[k])) diffs.push(`${k}: ${JSON.stringify(state.config[k])} -> ${JSON.stringify(cfg[k])}`);
-  }
-  for (const k of Object.keys(hashes) as (keyof RunHashes)[]) {
-    if (state.hashes[k] !== hashes[k]) diffs.push(`${k} contents differ`);
-  }
-  if (diffs.length > 0) {
-    throw new MismatchError(describe(`--resume ${dir}`, `the run differs from the checkpoint (${diffs.join('; ')})`, 'the same model, data and settings',
-      'Resume with the settings stored in trainer_state.json, or start a new run with another --output-dir.'));
-  }
-}
 
 export async function runTraining(model: LoadedModel, allRecords: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
   const { log } = opts;

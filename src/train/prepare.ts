@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { RunConfig } from '../config/run.js';
 import type { LoadedModel } from '../io/model-dir.js';
-import { loadAdapter } from '../io/adapter.js';
+import { loadAdapter } from '../io/peft.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { disposeLora, type Lora } from '../model/lora.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
@@ -20,7 +20,7 @@ import type { PythonRunner } from '../curriculum/ast.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { progress } from '../util/progress.js';
 import { warmupSteps } from './schedule.js';
-import type { RunHashes } from './checkpoint.js';
+import type { RunHashes } from '../run/checkpoint.js';
 
 export interface PrepareOptions {
   log: (line: string) => void;
@@ -41,24 +41,6 @@ export interface RunPrep {
   warmup: number;
   /** 1-based global step -> the stage that ends with it. */
   stageEnds: Map<number, number>;
-}
-
-export function adapterHash(dir: string | null): string | null {
-  if (!dir || dir === 'none') return null;
-  return hashFile(join(dir, 'adapter_model.safetensors')).slice(0, 32) + hashFile(join(dir, 'adapter_config.json')).slice(0, 32);
-}
-
-/** Hashes of everything outside the config that changes the math: resume and the reference cache check them. */
-export function runHashes(model: LoadedModel, dataFile: string, cfg: RunConfig): RunHashes {
-  const refDir = cfg.refAdapter ?? cfg.initAdapter;
-  return {
-    model: model.modelHash,
-    tokenizer: model.tokenizerHash,
-    data: hashFile(dataFile),
-    initAdapter: adapterHash(cfg.initAdapter),
-    refAdapter: adapterHash(refDir),
-    scores: cfg.scores ? hashFile(cfg.scores) : null,
-  };
 }
 
 /** Optimizer steps per epoch (micro-batches never cross an epoch; a short last step is still a step, as HF). */

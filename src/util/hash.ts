@@ -12,11 +12,19 @@ export function hashFile(path: string): string {
   return sha256(readFileSync(path));
 }
 
+/** JSON with sorted keys (undefined members left out), so two equal objects serialize equal whatever their key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
 /** Hash of a JSON-able value with sorted keys. */
 export function hashJson(v: unknown): string {
-  const sort = (x: unknown): unknown =>
-    Array.isArray(x) ? x.map(sort) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x as object).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])])) : x;
-  return sha256(JSON.stringify(sort(v)));
+  return sha256(canonicalJson(v));
 }
 
 /**

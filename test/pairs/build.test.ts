@@ -10,7 +10,8 @@ import { tokenizeRecords } from '../../src/data/tokenize.js';
 import type { RunRequest, RunResult, Runner } from '../../src/eval/execute.js';
 import type { PromptText } from '../../src/eval/sampling.js';
 import { parseTasks, type Sample, type Task } from '../../src/eval/tasks.js';
-import { progressPath, readAppendLog, runPairJob, type PairJobOptions } from '../../src/pairs/build.js';
+import { progressPath, runPairJob, type PairJobOptions } from '../../src/pairs/build.js';
+import { repairJsonl } from '../../src/io/json.js';
 import { mergePairFiles } from '../../src/pairs/merge.js';
 import { makeTinyTokenizer } from '../../src/tokenizer/tiny.js';
 import { tokenizerFromFiles } from '../../src/tokenizer/tokenizer.js';
@@ -186,16 +187,16 @@ describe('runPairJob', () => {
     await expect(runPairJob(job(bad))).rejects.toThrow(FormatError);
   });
 
-  it('readAppendLog completes a whole last object that lacks its newline and cuts a torn one', () => {
+  it('repairJsonl completes a whole last object that lacks its newline and cuts a torn one', () => {
     const f = join(dir, 'log.jsonl');
     writeFileSync(f, '{"a":1}\n{"b":2}');
-    expect(readAppendLog(f).map((l) => l.value)).toEqual([{ a: 1 }, { b: 2 }]);
+    expect(repairJsonl(f).map((l) => l.value)).toEqual([{ a: 1 }, { b: 2 }]);
     expect(readFileSync(f, 'utf8')).toBe('{"a":1}\n{"b":2}\n');
     writeFileSync(f, '{"a":1}\n{"b":2}\n{"c":');
-    expect(readAppendLog(f).map((l) => l.value)).toEqual([{ a: 1 }, { b: 2 }]);
+    expect(repairJsonl(f).map((l) => l.value)).toEqual([{ a: 1 }, { b: 2 }]);
     expect(readFileSync(f, 'utf8')).toBe('{"a":1}\n{"b":2}\n');
     writeFileSync(f, '{"a":1}\n\0\0\0\n');
-    expect(readAppendLog(f).map((l) => l.value)).toEqual([{ a: 1 }]);
+    expect(repairJsonl(f).map((l) => l.value)).toEqual([{ a: 1 }]);
     expect(readFileSync(f, 'utf8')).toBe('{"a":1}\n');
   });
 });

@@ -1,21 +1,24 @@
 // Checkpoints: `checkpoint-<step>/` = PEFT adapter + optimizer.safetensors (Adam moments) + trainer_state.json.
 // Each is built in a temp folder and renamed, so a crash never leaves a half checkpoint. Versioned and checked on load.
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lora } from '../model/lora.js';
 import { loraTensors } from '../model/lora.js';
-import { saveAdapter, peftKey, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../io/adapter.js';
+import { ADAM_MOMENTS, adapterHash, momentKey, saveAdapter } from '../io/peft.js';
+import type { LoadedModel } from '../io/model-dir.js';
+import { hashFile } from '../util/hash.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { readJsonObject } from '../io/json.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { FormatError, InputError, describe } from '../util/errors.js';
-import type { AdamWState } from './optimizer.js';
+import { FormatError, InputError, MismatchError, describe } from '../util/errors.js';
+import type { AdamWState } from '../train/optimizer.js';
 import type { RunConfig } from '../config/run.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINT_FILES, checkpointDir, checkpointStep } from './layout.js';
 
 export const STATE_FORMAT = 'dpo-trainer-state';
 export const STATE_VERSION = 1;
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const STATE_FILE = 'trainer_state.json';
+const { optimizer: OPTIMIZER_FILE, state: STATE_FILE } = CHECKPOINT_FILES;
 
 export interface RunHashes {
   model: string;
@@ -25,6 +28,19 @@ export interface RunHashes {
   refAdapter: string | null;
   /** The --scores file, when the difficulty comes from it. */
   scores: string | null;
+}
+
+/** Hashes of everything outside the config that changes the math: resume and the reference cache check them. */
+export function runHashes(model: LoadedModel, dataFile: string, cfg: RunConfig): RunHashes {
+  const refDir = cfg.refAdapter ?? cfg.initAdapter;
+  return {
+    model: model.modelHash,
+    tokenizer: model.tokenizerHash,
+    data: hashFile(dataFile),
+    initAdapter: adapterHash(cfg.initAdapter),
+    refAdapter: adapterHash(refDir),
+    scores: cfg.scores ? hashFile(cfg.scores) : null,
+  };
 }
 
 export interface TrainerState {
@@ -47,17 +63,12 @@ export interface TrainerState {
   log_history: Record<string, number>[];
 }
 
-export function checkpointDir(outputDir: string, step: number): string {
-  return join(outputDir, `checkpoint-${step}`);
-}
-
 /** Complete checkpoints in `outputDir`, oldest first. Temp folders (dot-prefixed) are never listed. */
 export function listCheckpoints(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
-    .map((name) => /^checkpoint-(\d+)$/.exec(name))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ step: Number(m[1]), dir: join(outputDir, m[0]) }))
+    .map((name) => ({ step: checkpointStep(name), dir: join(outputDir, name) }))
+    .filter((c): c is { step: number; dir: string } => c.step !== null)
     .filter((c) => statSync(c.dir).isDirectory() && existsSync(join(c.dir, STATE_FILE)))
     .sort((a, b) => a.step - b.step);
 }
@@ -66,10 +77,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
   const dir = checkpointDir(outputDir, state.global_step);
   await writeDirAtomic(dir, async (tmp) => {
     await saveAdapter(tmp, lora, baseModel);
-    const moments = Object.keys(loraTensors(lora)).flatMap((k) => [
-      { name: `${peftKey(k)}.exp_avg`, t: opt.m.get(k)! },
-      { name: `${peftKey(k)}.exp_avg_sq`, t: opt.v.get(k)! },
-    ]);
+    const moments = Object.keys(loraTensors(lora)).flatMap((k) => ADAM_MOMENTS.map((m) => ({ name: momentKey(k, m), t: (m === 'exp_avg' ? opt.m : opt.v).get(k)! })));
     await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments.map(({ name, t }) => ({ name, shape: t.shape as number[], data: () => t.dataSync() as Float32Array })),
       { dtype: 'F32', metadata: { format: 'pt', step: String(opt.step) } });
     writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
@@ -79,6 +87,28 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
     for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.dir, { recursive: true, force: true });
   }
   return dir;
+}
+
+/** Settings that do not change the math: they may differ on resume. */
+const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode',
+  'evalTasks', 'evalFormat', 'evalSamples', 'evalSteps', 'evalMaxNewTokens', 'evalTemperature',
+  // Paths: their contents are compared through the hashes, so a moved folder may still resume.
+  'model', 'data', 'scores', 'initAdapter', 'refAdapter'];
+
+/** Refuses a resume whose math-changing settings or input contents differ from the checkpoint's, naming each. */
+export function checkResume(state: TrainerState, cfg: RunConfig, hashes: RunHashes, dir: string): void {
+  const diffs: string[] = [];
+  for (const k of Object.keys(cfg) as (keyof RunConfig)[]) {
+    if (FREE_ON_RESUME.includes(k)) continue;
+    if (JSON.stringify(state.config[k]) !== JSON.stringify(cfg[k])) diffs.push(`${k}: ${JSON.stringify(state.config[k])} -> ${JSON.stringify(cfg[k])}`);
+  }
+  for (const k of Object.keys(hashes) as (keyof RunHashes)[]) {
+    if (state.hashes[k] !== hashes[k]) diffs.push(`${k} contents differ`);
+  }
+  if (diffs.length > 0) {
+    throw new MismatchError(describe(`--resume ${dir}`, `the run differs from the checkpoint (${diffs.join('; ')})`, 'the same model, data and settings',
+      'Resume with the settings stored in trainer_state.json, or start a new run with another --output-dir.'));
+  }
 }
 
 /** `--resume latest` or a checkpoint folder -> the folder. */
@@ -99,12 +129,7 @@ export function resolveResume(resume: string, outputDir: string): string {
 
 export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, STATE_FILE);
-  let s: TrainerState;
-  try {
-    s = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new FormatError(describe(file, `unreadable (${(e as Error).message})`, 'a trainer_state.json written by this trainer'));
-  }
+  const s = readJsonObject(file, `a ${STATE_FILE} written by this trainer`) as unknown as TrainerState;
   if (s.format !== STATE_FORMAT) throw new FormatError(describe(`${file}: format`, JSON.stringify(s.format), JSON.stringify(STATE_FORMAT), 'Is this a checkpoint of this trainer?'));
   if (s.version !== STATE_VERSION) throw new FormatError(describe(`${file}: version`, String(s.version), String(STATE_VERSION), 'It was written by another version of this trainer.'));
   for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS, OPTIMIZER_FILE]) {
@@ -118,15 +143,17 @@ export function loadOptimizer(dir: string, opt: AdamWState, step: number): void 
   const file = join(dir, OPTIMIZER_FILE);
   const st = openSafetensors(file);
   try {
-    for (const [k, t] of opt.m) {
-      const shape = t.shape as number[];
-      for (const [suffix, map] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
-        const name = `${peftKey(k)}.${suffix}`;
+    // Keys and shapes first: the loop replaces (and disposes) the tensors of the maps it fills.
+    const shapes = [...opt.m].map(([k, t]) => [k, t.shape as number[]] as const);
+    for (const [k, shape] of shapes) {
+      for (const moment of ADAM_MOMENTS) {
+        const map = moment === 'exp_avg' ? opt.m : opt.v;
+        const name = momentKey(k, moment);
         if (!st.has(name)) throw new FormatError(describe(`${file}: ${name}`, 'missing', 'Adam moments for every adapter tensor'));
         const r = st.read(name);
         if (r.shape.join() !== shape.join()) throw new FormatError(describe(`${file}: ${name}`, `shape [${r.shape}]`, `[${shape}]`));
         map.get(k)!.dispose();
-        map.set(k, tf.keep(tf.tensor(r.data, r.shape)));
+        map.set(k, tf.tensor(r.data, r.shape));
       }
     }
   } finally {

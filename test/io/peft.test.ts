@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlamaConfig } from '../../src/config/llama.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, readAdapterConfig, saveAdapter } from '../../src/io/adapter.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, readAdapterConfig, saveAdapter } from '../../src/io/peft.js';
 import { forwardLogits, type Weights } from '../../src/model/llama.js';
 import { disposeLora, linearShape, loraFromTensors, loraTensors, modulePath, type Lora, type LoraConfig } from '../../src/model/lora.js';
 import { FormatError } from '../../src/util/errors.js';
