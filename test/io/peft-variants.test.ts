@@ -1,8 +1,12 @@
 // PEFT LoRA variants we cannot honour are refused by name; a regex target_modules resolves when it picks whole
 // modules. The accepted config is the adapter_config.json that PEFT's save_pretrained writes for a plain LoRA
 // (field names and defaults transcribed from PEFT HEAD src/peft/tuners/lora/config.py `LoraConfig`).
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { checkPeftVariants, resolveTargetRegex } from '../../src/io/peft-variants.js';
+import { readAdapterConfig } from '../../src/io/peft.js';
 import { FormatError } from '../../src/util/errors.js';
 
 const PEFT_DEFAULTS: Record<string, unknown> = {
@@ -62,5 +66,26 @@ describe('resolveTargetRegex', () => {
     // fullmatch: a bare "q" matches no whole path
     expect(() => resolveTargetRegex('q', F)).toThrow(/expected a regex matching some of/);
     expect(() => resolveTargetRegex('(', F)).toThrow(/expected a module list or a valid regex/);
+  });
+});
+
+describe('readAdapterConfig (where adapter_config.json is parsed)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peft-variants-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const read = (extra: Record<string, unknown>) => {
+    writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...PEFT_DEFAULTS, ...extra }));
+    return readAdapterConfig(dir);
+  };
+
+  it('loads the plain save_pretrained config, and resolves a regex target_modules to module names', () => {
+    expect(read({})).toEqual({ r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], useRslora: false });
+    expect(read({ target_modules: '.*\\.(k_proj|down_proj)' }).targets).toEqual(['k_proj', 'down_proj']);
+  });
+
+  it('refuses a PiSSA adapter, DoRA, a LoRA bias and a layer-subset regex instead of loading them as plain LoRA', () => {
+    expect(() => read({ init_lora_weights: 'pissa' })).toThrow(/adapter_config\.json: init_lora_weights: "pissa"/);
+    expect(() => read({ use_dora: true })).toThrow(/use_dora: true/);
+    expect(() => read({ lora_bias: true })).toThrow(/lora_bias: true/);
+    expect(() => read({ target_modules: 'model\\.layers\\.0\\..*' })).toThrow(/same modules in every layer/);
   });
 });
