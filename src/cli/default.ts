@@ -8,7 +8,7 @@ import { writeTinyModel } from '../io/tiny-model.js';
 import { disposeModel } from '../io/model-dir.js';
 import { runTraining } from '../train/loop.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { ADAPTER_WEIGHTS } from '../io/peft.js';
+import { ADAPTER_WEIGHTS, RUN_FILES, runFile } from '../run/layout.js';
 import { listCheckpoints } from '../run/checkpoint.js';
 import { InterruptedError } from '../util/errors.js';
 import { scorePairs } from './score.js';
@@ -41,7 +41,7 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
     log(`      the previous default run is now in ${prev}`);
   }
   mkdirSync(DEFAULT_PATHS.run, { recursive: true });
-  const scores = join(DEFAULT_PATHS.run, 'scores.jsonl');
+  const scores = runFile(DEFAULT_PATHS.run, 'scores');
   const cfg = resolveRunConfig({
     preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend,
     curriculum: 'stages', scores, 'eval-tasks': DEFAULT_PATHS.tasks, 'eval-max-new-tokens': 48,
@@ -74,7 +74,7 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
   log(`default pipeline done in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
   log(`  run folder:  ${DEFAULT_PATHS.run}`);
   log(`  scores:      ${scores}`);
-  log(`  metrics:     ${join(DEFAULT_PATHS.run, 'metrics.jsonl')}  (eval: eval.jsonl)`);
-  log(`  adapter:     ${DEFAULT_PATHS.run}/adapter_model.safetensors (PEFT)`);
-  log(`  report:      ${join(DEFAULT_PATHS.run, 'report.html')}`);
+  log(`  metrics:     ${runFile(DEFAULT_PATHS.run, 'metrics')}  (eval: ${RUN_FILES.eval})`);
+  log(`  adapter:     ${join(DEFAULT_PATHS.run, ADAPTER_WEIGHTS)} (PEFT)`);
+  log(`  report:      ${runFile(DEFAULT_PATHS.run, 'report')}`);
 }

@@ -8,21 +8,15 @@ import { yargsOptions } from '../config/schema.js';
 import { CURRICULA } from '../curriculum/order.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { disposeModel } from '../io/model-dir.js';
-import { REF_CACHE_FILE } from '../dpo/ref-cache.js';
 import { defaultOutputDir, runTraining } from '../train/loop.js';
 import { prepareRun, type RunPrep } from '../train/prepare.js';
 import { listCheckpoints, runHashes } from '../run/checkpoint.js';
-import { checkpointDir } from '../run/layout.js';
+import { checkpointDir, runFile } from '../run/layout.js';
+import { writeExperiment, type ExperimentArm } from '../run/files.js';
 import { InputError, InterruptedError, describe } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
 import { openRunServices } from './stage-eval.js';
 import { runReport } from './report.js';
-
-export interface ExperimentArm {
-  name: string;
-  run_dir: string;
-  status: 'pending' | 'done';
-}
 
 export function parseArms(spec: string): string[] {
   const arms = spec.split(',').map((a) => a.trim()).filter(Boolean);
@@ -50,7 +44,8 @@ export async function runExperiment(argv: Record<string, unknown>): Promise<stri
       mkdirSync(cfg.outputDir!, { recursive: true });
       // The reference pass does not depend on the order: the first arm's cache serves the others.
       const first = plans[0]?.cfg.outputDir;
-      if (first && existsSync(join(first, REF_CACHE_FILE)) && !existsSync(join(cfg.outputDir!, REF_CACHE_FILE))) copyFileSync(join(first, REF_CACHE_FILE), join(cfg.outputDir!, REF_CACHE_FILE));
+      const [from, to] = [first && runFile(first, 'refLogps'), runFile(cfg.outputDir!, 'refLogps')];
+      if (from && existsSync(from) && !existsSync(to)) copyFileSync(from, to);
       const prep = await prepareRun(model, data.pairs, base.data!, cfg, hashes, cfg.outputDir!, { log, sources: records, pythonRunner: services.pool ?? undefined });
       plans.push({ arm, cfg, prep });
     }
@@ -58,9 +53,7 @@ export async function runExperiment(argv: Record<string, unknown>): Promise<stri
     const evalSteps = [...new Set([0, maxSteps, ...plans.flatMap((p) => [...p.prep.stageEnds.keys()])])].sort((a, b) => a - b);
     log(`experiment: ${maxSteps} steps per arm; evaluations at steps ${evalSteps.join(', ')}`);
     const status = (p: (typeof plans)[number]): ExperimentArm => ({ name: p.arm, run_dir: p.arm, status: existsSync(checkpointDir(p.cfg.outputDir!, maxSteps)) ? 'done' : 'pending' });
-    const writeManifest = () => writeFileAtomic(join(expDir, 'experiment.json'), JSON.stringify({
-      format: 'dpo-experiment', version: 1, arms: plans.map(status), eval_steps: evalSteps, max_steps: maxSteps, config: base,
-    }, null, 2) + '\n');
+    const writeManifest = () => writeExperiment(expDir, { arms: plans.map(status), eval_steps: evalSteps, max_steps: maxSteps, config: base });
     writeManifest();
     for (const p of plans) {
       if (status(p).status === 'done') {

@@ -1,15 +1,17 @@
 // The reference log-prob cache of a run: computed once before training with the same code as `score`,
 // stored in the run folder and keyed by hashes of everything that changes it, so a stale cache is never reused.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readJsonObject } from '../io/json.js';
+import { runFile } from '../run/layout.js';
 import type { PairLogpTable } from './reference.js';
 
-export const REF_CACHE_FILE = 'ref_logps.json';
+const FORMAT = 'dpo-ref-logps';
+const VERSION = 1;
 
 interface CacheFile {
-  format: 'dpo-ref-logps';
-  version: 1;
+  format: typeof FORMAT;
+  version: typeof VERSION;
   key: string;
   chosen: number[];
   rejected: number[];
@@ -17,33 +19,48 @@ interface CacheFile {
   rejected_tokens: number[];
 }
 
-/** The cached table when its key matches, else null. */
-export function readRefCache(dir: string, key: string, n: number): PairLogpTable | null {
-  const file = join(dir, REF_CACHE_FILE);
-  if (!existsSync(file)) return null;
+/** A cache file's key and table when it is one (format, version and array lengths checked), else null. */
+function parseCache(file: string): { key: unknown; table: PairLogpTable } | null {
+  let c: Partial<CacheFile>;
   try {
-    const c = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
-    if (c.format !== 'dpo-ref-logps' || c.version !== 1 || c.key !== key || c.chosen.length !== n) return null;
-    return {
-      chosen: Float64Array.from(c.chosen),
-      rejected: Float64Array.from(c.rejected),
-      chosenTokens: Int32Array.from(c.chosen_tokens),
-      rejectedTokens: Int32Array.from(c.rejected_tokens),
-    };
+    c = readJsonObject(file, 'a reference cache') as Partial<CacheFile>;
   } catch {
     return null;
   }
+  const arrays = [c.chosen, c.rejected, c.chosen_tokens, c.rejected_tokens];
+  if (c.format !== FORMAT || c.version !== VERSION || !arrays.every((a) => Array.isArray(a) && a.length === c.chosen!.length)) return null;
+  return {
+    key: c.key,
+    table: {
+      chosen: Float64Array.from(c.chosen!),
+      rejected: Float64Array.from(c.rejected!),
+      chosenTokens: Int32Array.from(c.chosen_tokens!),
+      rejectedTokens: Int32Array.from(c.rejected_tokens!),
+    },
+  };
+}
+
+/** The table of a cache file whatever its key (the report reads a run's cache), or null when it is not a cache. */
+export function readRefCacheFile(file: string): PairLogpTable | null {
+  return existsSync(file) ? (parseCache(file)?.table ?? null) : null;
+}
+
+/** The run folder's cached table when its key matches and it holds `n` pairs, else null. */
+export function readRefCache(dir: string, key: string, n: number): PairLogpTable | null {
+  const file = runFile(dir, 'refLogps');
+  const c = existsSync(file) ? parseCache(file) : null;
+  return c && c.key === key && c.table.chosen.length === n ? c.table : null;
 }
 
 export function writeRefCache(dir: string, key: string, t: PairLogpTable): void {
   const c: CacheFile = {
-    format: 'dpo-ref-logps',
-    version: 1,
+    format: FORMAT,
+    version: VERSION,
     key,
     chosen: Array.from(t.chosen),
     rejected: Array.from(t.rejected),
     chosen_tokens: Array.from(t.chosenTokens),
     rejected_tokens: Array.from(t.rejectedTokens),
   };
-  writeFileAtomic(join(dir, REF_CACHE_FILE), JSON.stringify(c) + '\n');
+  writeFileAtomic(runFile(dir, 'refLogps'), JSON.stringify(c) + '\n');
 }

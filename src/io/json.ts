@@ -66,7 +66,13 @@ export function parseJsonl(buf: Buffer, file: string, E: ErrorClass = FormatErro
       const value = parseObject(text);
       if (value === undefined) {
         if (i === last) return { rows, torn: where, goodBytes, missingNewline: false };
-        throw new E(describe(where, 'not a JSON object', 'one JSON object per line', 'The file is damaged: restore it, or start a new one.'));
+        let found = 'not a JSON object';
+        try {
+          JSON.parse(text);
+        } catch (e) {
+          found = `invalid JSON: ${(e as Error).message}`;
+        }
+        throw new E(describe(where, found, 'one JSON object per line', 'The file is damaged: restore it, or start a new one.'));
       }
       rows.push({ value, where });
     }

@@ -1,10 +1,11 @@
 // What a report is drawn from: one run folder, or an experiment folder (experiment.json) with a run per arm.
 // Only metrics.jsonl is required (per arm); every other input is optional and its absence becomes a note.
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { InputError, describe } from '../util/errors.js';
 import { findDifficulty, type Difficulty } from './difficulty.js';
-import { readEvals, readMetrics, readPairLosses, readRunConfig, type EvalRow, type MetricsLine, type PairLoss } from './inputs.js';
+import { readEvals, readExperimentArms, readMetrics, readPairLosses, readRunConfig, type EvalRow, type MetricsLine, type PairLoss } from '../run/files.js';
+import { RUN_FILES, runFile } from '../run/layout.js';
 
 export interface ArmData {
   name: string;
@@ -41,32 +42,6 @@ function readArm(name: string, dir: string, notes: string[], extraEvals: EvalRow
   };
 }
 
-interface ArmSpec {
-  name: string;
-  runDir: string;
-}
-
-/** experiment.json `{arms: [{name, run_dir}], ...}`; a relative run_dir is taken from the experiment folder. */
-function readArmSpecs(file: string, dir: string): ArmSpec[] {
-  let obj: unknown;
-  try {
-    obj = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new InputError(describe(file, `invalid JSON: ${(e as Error).message}`, 'an experiment.json written by `experiment`'));
-  }
-  const arms = (obj as { arms?: unknown } | null)?.arms;
-  if (!Array.isArray(arms) || arms.length === 0) throw new InputError(describe(`${file}: "arms"`, 'missing or empty', 'a list of {name, run_dir}'));
-  const seen = new Set<string>();
-  return arms.map((a: unknown, i) => {
-    const { name, run_dir: runDir } = (a ?? {}) as { name?: unknown; run_dir?: unknown };
-    if (typeof name !== 'string' || !name) throw new InputError(describe(`${file}: "arms"[${i}].name`, JSON.stringify(name), 'a non-empty string'));
-    if (typeof runDir !== 'string' || !runDir) throw new InputError(describe(`${file}: "arms"[${i}].run_dir`, JSON.stringify(runDir), 'a run folder path'));
-    if (seen.has(name)) throw new InputError(describe(`${file}: "arms"[${i}].name`, `"${name}" repeated`, 'one entry per arm'));
-    seen.add(name);
-    return { name, runDir: isAbsolute(runDir) ? runDir : join(dir, runDir) };
-  });
-}
-
 /**
  * Loads a run folder or an experiment folder. In an experiment, an arm whose folder has no metrics.jsonl yet
  * (not trained, or resumed arm by arm) is left out with a note; at least one arm must have metrics.
@@ -74,23 +49,23 @@ function readArmSpecs(file: string, dir: string): ArmSpec[] {
 export function loadReportData(dir: string): ReportData {
   if (!existsSync(dir)) throw new InputError(describe(dir, 'folder not found', 'a run folder or an experiment folder'));
   const notes: string[] = [];
-  const expFile = join(dir, 'experiment.json');
+  const expFile = runFile(dir, 'experiment');
   if (!existsSync(expFile)) {
     const arm = readArm(basename(resolve(dir)), dir, notes);
     return { kind: 'run', dir, arms: [arm], difficulty: findDifficulty([dir], arm.config, notes), notes };
   }
-  const specs = readArmSpecs(expFile, dir);
+  const specs = readExperimentArms(dir);
   // An experiment-level eval.jsonl names its arm on each line; lines for an arm not listed are ignored.
   const shared = readEvals(dir, notes) ?? [];
   const arms: ArmData[] = [];
   for (const s of specs) {
-    if (!existsSync(join(s.runDir, 'metrics.jsonl'))) {
-      notes.push(`arm "${s.name}": ${join(s.runDir, 'metrics.jsonl')} not found (not trained yet?); left out.`);
+    if (!existsSync(runFile(s.runDir, 'metrics'))) {
+      notes.push(`arm "${s.name}": ${runFile(s.runDir, 'metrics')} not found (not trained yet?); left out.`);
       continue;
     }
     arms.push(readArm(s.name, s.runDir, notes, shared.filter((e) => e.arm === s.name)));
   }
-  if (arms.length === 0) throw new InputError(describe(expFile, 'no arm has a metrics.jsonl', 'at least one trained arm', 'Run or resume the experiment first.'));
+  if (arms.length === 0) throw new InputError(describe(expFile, `no arm has a ${RUN_FILES.metrics}`, 'at least one trained arm', 'Run or resume the experiment first.'));
   const difficulty = findDifficulty([dir, ...arms.map((a) => a.dir)], arms[0].config, notes);
   return { kind: 'experiment', dir, arms, difficulty, notes };
 }

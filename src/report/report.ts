@@ -8,15 +8,9 @@ import { CURVE_KEYS, curvesSpec, fmt, histogramSpec, passSpec, renderSvg, scatte
 import { loadReportData, type ReportData } from './load.js';
 import { renderPage, type FigureOut } from './page.js';
 import { armSummaries, passTable, type ArmSummary, type PassTable } from './summary.js';
+import { FIGURE_FILES, RUN_FILES as F, runFile } from '../run/layout.js';
 
-/** File names of the figures, beside report.html. */
-export const FIGURE_FILES = {
-  histogram: 'difficulty_histogram.svg',
-  scatter: 'pair_loss_vs_difficulty.svg',
-  curves: 'training_curves.svg',
-  pass: 'pass_at_1.svg',
-} as const;
-export const REPORT_FILE = 'report.html';
+export { FIGURE_FILES };
 
 export interface ReportResult {
   /** Path of report.html. */
@@ -37,7 +31,7 @@ function where(data: ReportData, file: string): string {
 
 function histogramPlan(data: ReportData): Plan {
   const d = data.difficulty;
-  if (!d) return { skip: 'no difficulty.json, scores.jsonl or ref_logps.json in the folder (run `score`, or train with a curriculum).' };
+  if (!d) return { skip: `no ${F.difficulty}, ${F.scores} or ${F.refLogps} in the folder (run \`score\`, or train with a curriculum).` };
   const values = [...d.byIndex.values()];
   const src = where(data, d.source);
   return {
@@ -49,8 +43,8 @@ function histogramPlan(data: ReportData): Plan {
 function scatterPlan(data: ReportData): Plan {
   const d = data.difficulty;
   const withLosses = data.arms.filter((a) => a.pairLosses && a.pairLosses.length > 0);
-  if (withLosses.length === 0) return { skip: 'no pair_losses.jsonl (written by `train` during the first epoch).' };
-  if (!d) return { skip: 'no difficulty for the pairs (no difficulty.json, scores.jsonl or ref_logps.json).' };
+  if (withLosses.length === 0) return { skip: `no ${F.pairLosses} (written by \`train\` during the first epoch).` };
+  if (!d) return { skip: `no difficulty for the pairs (no ${F.difficulty}, ${F.scores} or ${F.refLogps}).` };
   const rows: ScatterRow[] = [];
   for (const a of withLosses) {
     let missing = 0;
@@ -59,9 +53,9 @@ function scatterPlan(data: ReportData): Plan {
       if (x === undefined) missing++;
       else rows.push({ index: p.index, difficulty: x, loss: p.loss, arm: a.name });
     }
-    if (missing > 0) data.notes.push(`${a.name}: ${missing} of ${a.pairLosses!.length} pairs in pair_losses.jsonl have no difficulty; not drawn.`);
+    if (missing > 0) data.notes.push(`${a.name}: ${missing} of ${a.pairLosses!.length} pairs in ${F.pairLosses} have no difficulty; not drawn.`);
   }
-  if (rows.length === 0) return { skip: 'no pair in pair_losses.jsonl has a difficulty (do the pair indices match the scores?).' };
+  if (rows.length === 0) return { skip: `no pair in ${F.pairLosses} has a difficulty (do the pair indices match the scores?).` };
   const arms = withLosses.map((a) => a.name);
   const perArm = rows.length / arms.length;
   return {
@@ -74,17 +68,17 @@ function curvesPlan(data: ReportData): Plan {
   const byKey: Record<string, CurveRow[]> = {};
   for (const k of CURVE_KEYS) byKey[k] = data.arms.flatMap((a) => a.metrics.filter((m) => k in m).map((m) => ({ step: m.step, value: m[k], arm: a.name })));
   const missing = CURVE_KEYS.filter((k) => byKey[k].length === 0);
-  if (missing.length === CURVE_KEYS.length) return { skip: 'metrics.jsonl has none of loss, rewards/margins, rewards/accuracies.' };
-  if (missing.length) data.notes.push(`metrics.jsonl has no ${missing.join(', ')}; its panel is empty.`);
+  if (missing.length === CURVE_KEYS.length) return { skip: `${F.metrics} has none of loss, rewards/margins, rewards/accuracies.` };
+  if (missing.length) data.notes.push(`${F.metrics} has no ${missing.join(', ')}; its panel is empty.`);
   const steps = Math.max(...data.arms.map((a) => a.metrics[a.metrics.length - 1].step));
   return {
     spec: curvesSpec(byKey, data.arms.map((a) => a.name), `${steps} optimizer steps${data.arms.length > 1 ? `, ${data.arms.length} arms` : ''}`),
-    caption: 'Per-step values from metrics.jsonl (TRL names): the batch mean at each logged step.',
+    caption: `Per-step values from ${F.metrics} (TRL names): the batch mean at each logged step.`,
   };
 }
 
 function passPlan(t: PassTable): Plan {
-  if (t.points.length === 0) return { skip: 'no eval.jsonl with pass@1 (train with --eval-tasks to evaluate after each stage).' };
+  if (t.points.length === 0) return { skip: `no ${F.eval} with pass@1 (train with --eval-tasks to evaluate after each stage).` };
   const rows = t.points.flatMap((point, i) => t.arms.flatMap((arm, j) => (t.cells[i][j] === null ? [] : [{ point, arm, pass: t.cells[i][j]! }])));
   return {
     spec: passSpec(rows, t.points, t.arms, `${t.points.length} evaluations${t.arms.length > 1 ? `, arms matched by step` : ''}`),
@@ -121,7 +115,7 @@ export async function writeReport(dir: string): Promise<ReportResult> {
   ];
   const summaries = armSummaries(data.arms);
   const name = basename(resolve(dir));
-  const html = join(dir, REPORT_FILE);
+  const html = runFile(dir, 'report');
   writeFileAtomic(html, renderPage({
     title: data.kind === 'experiment' ? `DPO experiment: ${name}` : `DPO run: ${name}`,
     dir,

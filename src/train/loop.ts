@@ -2,7 +2,7 @@
 // Every step's content (pairs, dropout seeds) is a pure function of (seed, step), so a resumed run repeats bytes.
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { RunConfig } from '../config/run.js';
 import { loraTargets } from '../config/run.js';
 import type { LoadedModel } from '../io/model-dir.js';
@@ -19,7 +19,9 @@ import { progress } from '../util/progress.js';
 import { adamwStep, createAdamWState, disposeAdamWState } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
 import { stepGradients, disposeStats, type MicroBatch, type RefProvider } from './step.js';
-import { readStep, appendLines, truncateByStep, type MetricsLine } from './metrics.js';
+import { readStep, type MetricsLine } from './metrics.js';
+import { appendRunLines, resetRunLogs, writeRunConfig } from '../run/files.js';
+import { checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
 import { prepareRun, stepsPerEpoch, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
 import { type TrainerState, checkResume, listCheckpoints, runHashes, saveCheckpoint, readTrainerState, loadOptimizer, resolveResume, STATE_FORMAT, STATE_VERSION } from '../run/checkpoint.js';
 
@@ -46,9 +48,7 @@ export interface TrainResult {
 }
 
 export function defaultOutputDir(cfg: RunConfig): string {
-  if (cfg.outputDir) return cfg.outputDir;
-  const name = cfg.runName ?? new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
-  return join('checkpoints', name);
+  return cfg.outputDir ?? defaultRunDir(cfg.runName);
 }
 
 
@@ -110,31 +110,20 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   if (resumeDir && state) loadOptimizer(resumeDir, opt, state.global_step);
   const startStep = state?.global_step ?? 0;
 
-  writeFileAtomic(join(outputDir, 'run_config.json'), JSON.stringify({ ...cfg, max_steps: maxSteps, steps_per_epoch: spe }, null, 2) + '\n');
-  const metricsFile = join(outputDir, 'metrics.jsonl');
-  const pairFile = join(outputDir, 'pair_losses.jsonl');
-  if (startStep === 0) {
-    writeFileAtomic(metricsFile, '');
-    writeFileAtomic(pairFile, '');
-  } else {
-    truncateByStep(metricsFile, startStep);
-    truncateByStep(pairFile, startStep);
-  }
+  writeRunConfig(outputDir, cfg, { max_steps: maxSteps, steps_per_epoch: spe });
+  resetRunLogs(outputDir, startStep);
   const refTable = cfg.refMode === 'cache' ? fullTable : null;
   const ref: RefProvider = (pairs, positions) => {
     if (refTable) return { chosen: Float32Array.from(positions, (p) => refTable.chosen[keptIdx[p]]), rejected: Float32Array.from(positions, (p) => refTable.rejected[keptIdx[p]]) };
     const l = batchLogps(model.cfg, model.weights, collatePairs(pairs, model.tokenizer.padId), refLora);
     return { chosen: l.slice(0, pairs.length), rejected: l.slice(pairs.length) };
   };
-  const evalFile = join(outputDir, 'eval.jsonl');
-  if (startStep === 0) writeFileAtomic(evalFile, '');
-  else truncateByStep(evalFile, startStep);
   const runEval = async (s: number) => {
     if (!opts.evaluate || !evalSteps.has(s)) return;
     const stage = s === 0 ? null : stageEnds.get(s) ?? null;
     const res = await opts.evaluate(policy, s);
     const line = { step: s, epoch: s / spe, stage, ...res };
-    appendLines(evalFile, [line]);
+    appendRunLines(outputDir, 'eval', [line]);
     log(`eval at step ${s}${stage !== null ? ` (end of stage ${stage})` : ''}: ${Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
   };
   log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${[...stageEnds.keys()].join(', ') || '-'}`);
@@ -191,11 +180,11 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       lastMetrics = r.line;
       if (step % cfg.loggingSteps === 0 || step === maxSteps) {
         history.push(r.line);
-        appendLines(metricsFile, [r.line]);
+        appendRunLines(outputDir, 'metrics', [r.line]);
       }
       if (step <= spe) {
         const order = micro.flatMap((m) => m.positions);
-        appendLines(pairFile, order.map((p, i) => ({ index: records[p].index, step, loss: r.pairLosses[i], margin: r.pairMargins[i] })));
+        appendRunLines(outputDir, 'pairLosses', order.map((p, i) => ({ index: records[p].index, step, loss: r.pairLosses[i], margin: r.pairMargins[i] })));
       }
       const secs = (Date.now() - t0) / 1000;
       bar.tick(step - startStep, `step ${step} loss ${r.line.loss.toFixed(4)} margin ${r.line['rewards/margins'].toFixed(4)} ${(tokens / secs).toFixed(0)} tok/s`);
@@ -213,9 +202,9 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     bar.done();
     if (step === maxSteps) {
       await saveAdapter(outputDir, policy, baseName);
-      log(`done: ${step} steps; adapter in ${outputDir}, metrics in ${metricsFile}`);
+      log(`done: ${step} steps; adapter in ${outputDir}, metrics in ${runFile(outputDir, 'metrics')}`);
     } else {
-      log(`stopped at step ${step} (checkpoint-${lastSaved} saved). Resume with: node train.js train <same flags> --output-dir ${outputDir} --resume latest`);
+      log(`stopped at step ${step} (${basename(checkpointDir(outputDir, lastSaved))} saved). Resume with: node train.js train <same flags> --output-dir ${outputDir} --resume latest`);
     }
   } finally {
     process.off('SIGINT', onInt);

@@ -1,7 +1,5 @@
-// The one place step values are read back to JS: TRL-named metrics lines (metrics.jsonl), first-epoch
-// per-pair losses (pair_losses.jsonl) and the TTY progress line. Lines are deterministic (no wall-clock fields).
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../io/atomic.js';
+// The one place step values are read back to JS: a step's TRL-named metrics line and its per-pair losses and margins
+// (run/files.ts writes them). Lines are deterministic (no wall-clock fields).
 import type { StepStats } from './step.js';
 
 export type MetricsLine = Record<string, number>;
@@ -41,23 +39,4 @@ export function readStep(stats: StepStats, gradNorm: number, lr: number, step: n
     step,
   };
   return { line, pairLosses: Array.from(losses), pairMargins: margins };
-}
-
-/** Appends JSON lines to a run file. */
-export function appendLines(file: string, rows: object[]): void {
-  if (rows.length > 0) appendFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-}
-
-/** On resume: keeps the lines whose `step` is <= the checkpoint's, dropping what a crash left past it. */
-export function truncateByStep(file: string, lastStep: number): void {
-  if (!existsSync(file)) return;
-  const kept = readFileSync(file, 'utf8').split('\n').filter((l) => {
-    if (!l.trim()) return false;
-    try {
-      return (JSON.parse(l) as { step: number }).step <= lastStep;
-    } catch {
-      return false; // a torn last line from a crash
-    }
-  });
-  writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { RunConfig } from '../config/run.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeDifficulty } from '../run/files.js';
 import { disposeLora, type Lora } from '../model/lora.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
 import type { PairRecord } from '../data/pairs.js';
@@ -119,10 +119,10 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
     difficulty = keptIdx.map((i) => all[i]);
     const byIndex: (number | null)[] = new Array(opts.sources?.length ?? allRecords.reduce((m, r) => Math.max(m, r.index + 1), 0)).fill(null);
     keptIdx.forEach((i, k) => (byIndex[allRecords[i].index] = difficulty![k]));
-    writeFileAtomic(join(outputDir, 'difficulty.json'), JSON.stringify({
+    writeDifficulty(outputDir, {
       name: cfg.difficulty, metric: cfg.distanceMetric, sign: cfg.distanceSign, difficulty: byIndex,
       percentiles: { p10: quantile(difficulty, 10), p50: quantile(difficulty, 50), p90: quantile(difficulty, 90) },
-    }) + '\n');
+    });
   }
   const records = keptIdx.map((i) => allRecords[i]);
   const plan = makePlan(cfg.curriculum as CurriculumName, usesDifficulty(cfg.curriculum as CurriculumName) ? difficulty : null, parsePercentiles(cfg.stagePercentiles));

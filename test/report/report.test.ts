@@ -10,6 +10,7 @@ import { reportCommand, runReport } from '../../src/cli/report.js';
 import { readScores } from '../../src/report/difficulty.js';
 import { loadReportData } from '../../src/report/load.js';
 import { FIGURE_FILES, writeReport } from '../../src/report/report.js';
+import { distanceDifficulties } from '../../src/curriculum/difficulty.js';
 import { InputError } from '../../src/util/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'report-'));
@@ -178,7 +179,10 @@ describe('missing optional inputs', () => {
     expect([...readScores(file, null, notes).byIndex]).toEqual([[5, 2], [0, 1]]);
     expect(notes).toEqual([]);
     jsonl(file, [{ distance: -2 }, { distance: 1 }]);
-    expect([...readScores(file, { distanceSign: 'signed' }, notes).byIndex]).toEqual([[0, -2], [1, 1]]);
+    // signed is the curriculum's -distance (the pairs the reference already prefers are easy), as training orders them.
+    expect([...readScores(file, { distanceSign: 'signed' }, notes).byIndex]).toEqual([[0, 2], [1, -1]]);
+    expect([...readScores(file, { distanceSign: 'signed' }, notes).byIndex.values()]).toEqual(distanceDifficulties(
+      [{ chosenLogp: -2, chosenTokens: 1, rejectedLogp: 0, rejectedTokens: 1 }, { chosenLogp: 1, chosenTokens: 1, rejectedLogp: 0, rejectedTokens: 1 }], 'mean', 'signed'));
     expect(notes[0]).toMatch(/matched to pairs by line order/);
   });
 });
