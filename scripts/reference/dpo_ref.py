@@ -1,5 +1,5 @@
 # Independent float64 numpy reference of one DPO step on LoRA adapters: sequence log-probs (llama_ref.py), the
-# sigmoid / cDPO / IPO / hinge losses (TRL `DPOTrainer.dpo_loss`), central finite-difference gradients, and one
+# DPO losses of TRL 1.x `_compute_loss` (losses_ref.py), central finite-difference gradients, and one
 # torch.optim.AdamW step after clip_grad_norm_. Written from TRL/PEFT/torch definitions, not from the TypeScript.
 #
 #   python3 scripts/reference/dpo_ref.py fixture
@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_ref as ref  # noqa: E402
+import losses_ref  # noqa: E402
 from make_fixtures import linear_shapes, packed, rounded  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,23 +65,18 @@ def log_sigmoid(x):
     return -np.logaddexp(0.0, -x)
 
 
-def dpo_losses(pol, refl, lengths, loss_type, beta, label_smoothing=0.0):
-    """Per-pair losses and rewards from [2P] policy and reference log-probs (TRL dpo_loss)."""
+def dpo_losses(pol, refl, lengths, loss_type, beta, label_smoothing=0.0, weights=None):
+    """Per-pair losses and rewards from [2P] policy and reference log-probs. loss_type is one TRL 1.x name or a
+    comma list (weights default to 1 each); the formulas are losses_ref.py's (TRL 1.x `_compute_loss`)."""
     P = len(pol) // 2
-    if loss_type == "ipo":  # TRL's IPO scores per-token mean log-probs
-        pol, refl = pol / lengths, refl / lengths
+    types = loss_type.split(",")
+    terms = list(zip(types, weights or [1.0] * len(types)))
+    v = [list(map(float, x)) for x in (pol[:P], pol[P:], refl[:P], refl[P:], lengths[:P], lengths[P:])]
+    losses = np.array(losses_ref.pair_losses(terms, *v, beta, label_smoothing))
     cr = pol[:P] - refl[:P]
     rr = pol[P:] - refl[P:]
-    z = cr - rr
-    if loss_type == "sigmoid":
-        losses = -(1 - label_smoothing) * log_sigmoid(beta * z) - label_smoothing * log_sigmoid(-beta * z)
-    elif loss_type == "ipo":
-        losses = (z - 1 / (2 * beta)) ** 2
-    elif loss_type == "hinge":
-        losses = np.maximum(0.0, 1 - beta * z)
-    else:
-        raise ValueError(loss_type)
-    return losses, beta * cr, beta * rr, z
+    # Rewards on the summed log-probs, as TRL logs them (also for the length-normalized losses).
+    return losses, beta * cr, beta * rr, cr - rr
 
 
 def fd_logps(cfg, w, b, lora, eps):
@@ -100,10 +96,10 @@ def fd_logps(cfg, w, b, lora, eps):
     return out
 
 
-def fd_grads(perturbed, refl, lengths, eps, loss_type, beta, label_smoothing=0.0):
+def fd_grads(perturbed, refl, lengths, eps, loss_type, beta, label_smoothing=0.0, weights=None):
     """Central FD of the mean pair loss from the perturbed log-probs: {key: flat gradient}."""
     def mean_loss(pol):
-        return dpo_losses(pol, refl, lengths, loss_type, beta, label_smoothing)[0].mean()
+        return dpo_losses(pol, refl, lengths, loss_type, beta, label_smoothing, weights)[0].mean()
     return {k: np.array([(mean_loss(v[i, 1]) - mean_loss(v[i, 0])) / (2 * eps) for i in range(v.shape[0])])
             for k, v in perturbed.items()}
 
@@ -145,14 +141,17 @@ def fixture():
     eps = 1e-5
     perturbed = fd_logps(cfg, w, b, lora, eps)
     beta = 0.5
-    cases = [("sigmoid", 0.0), ("sigmoid", 0.2), ("ipo", 0.0), ("hinge", 0.0)]
+    # TRL 1.x names; cdpo is TRL 0.x's label-smoothed sigmoid. The last cases need completion lengths (b[3]).
+    cases = [("sigmoid", 0.0, None), ("cdpo", 0.2, None), ("ipo", 0.0, None), ("hinge", 0.0, None),
+             ("robust", 0.2, None), ("sigmoid_norm", 0.0, None), ("sigmoid,sft", 0.0, [1.0, 0.5])]
     expected = []
-    for loss_type, ls in cases:
-        losses, rc, rr, z = dpo_losses(pol, refl, b[3], loss_type, beta, ls)
+    for loss_type, ls, weights in cases:
+        losses, rc, rr, z = dpo_losses(pol, refl, b[3], loss_type, beta, ls, weights)
         if loss_type == "hinge":
             assert np.all(np.abs(1 - beta * z) > 1e-3), "a hinge pair sits on the kink; FD would be ill-defined"
-        grads = fd_grads(perturbed, refl, b[3], eps, loss_type, beta, ls)
-        expected.append({"loss_type": loss_type, "beta": beta, "label_smoothing": ls, "loss": float(losses.mean()),
+        grads = fd_grads(perturbed, refl, b[3], eps, loss_type, beta, ls, weights)
+        expected.append({"loss_type": loss_type, "loss_weights": weights or [1.0] * len(loss_type.split(",")),
+                         "beta": beta, "label_smoothing": ls, "loss": float(losses.mean()),
                          "losses": rounded(losses), "chosen_rewards": rounded(rc), "rejected_rewards": rounded(rr),
                          "grads": {k: rounded(v) for k, v in grads.items()}})
         print(f"{loss_type} ls={ls}: loss {losses.mean():.6f}, z {np.round(z, 3)}, max |g| {max(np.abs(v).max() for v in grads.values()):.4g}")

@@ -7,14 +7,16 @@ import { type Lora, loraTensors } from '../model/lora.js';
 import { collatePairs, type TokenizedPair } from '../data/batch.js';
 
 import { sequenceLogprobs } from '../dpo/logprobs.js';
-import { dpoLoss, type LossType } from '../dpo/losses.js';
+import { dpoLoss, needsLengths, type LossTerm, type LossType } from '../dpo/losses.js';
 import { batchTensors } from '../dpo/reference.js';
 import type { Rng } from '../util/rng.js';
 
 export interface StepSettings {
-  loss: LossType;
+  /** One loss, or weighted terms summed (TRL loss_type list + loss_weights; see dpo/losses.ts). */
+  loss: LossType | readonly LossTerm[];
   beta: number;
   labelSmoothing: number;
+  discopopTau?: number;
   /** Recompute each decoder layer in the backward pass (same gradients, activations of layer inputs only). */
   gradientCheckpointing?: boolean;
 }
@@ -48,6 +50,8 @@ export function stepGradients(cfg: LlamaConfig, w: Weights, lora: Lora, micro: M
   const vars = loraTensors(lora);
   const names = Object.keys(vars);
   const total = micro.reduce((n, m) => n + m.pairs.length, 0);
+  // sft's token mean runs over the whole step's chosen completions, so accumulation splits it exactly.
+  const chosenTokens = micro.reduce((n, m) => n + m.pairs.reduce((k, p) => k + p.chosenIds.length, 0), 0);
   const grads = new Map<string, tf.Tensor>();
   const parts: Omit<StepStats, 'tokens'>[] = [];
   let tokens = 0;
@@ -60,17 +64,15 @@ export function stepGradients(cfg: LlamaConfig, w: Weights, lora: Lora, micro: M
     const { value, grads: g } = tf.variableGrads(() => {
       const { ids, attn, loss } = batchTensors(batch);
       const logps = sequenceLogprobs(cfg, w, ids, attn, loss, { lora, training: true, dropoutRng, gradientCheckpointing: s.gradientCheckpointing ?? false }); // [2P]
-      let pc = logps.slice(0, P) as tf.Tensor1D;
-      let pr = logps.slice(P, P) as tf.Tensor1D;
-      let rc: tf.Tensor1D = tf.tensor1d(r.chosen);
-      let rr: tf.Tensor1D = tf.tensor1d(r.rejected);
-      if (s.loss === 'ipo') {
-        // TRL's IPO uses per-token mean log-probs, for policy and reference alike.
-        const lc = tf.tensor1d(Array.from(batch.completionLengths.subarray(0, P)));
-        const lr = tf.tensor1d(Array.from(batch.completionLengths.subarray(P)));
-        [pc, pr, rc, rr] = [tf.div(pc, lc), tf.div(pr, lr), tf.div(rc, lc), tf.div(rr, lr)];
-      }
-      const out = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen: rc, refRejected: rr }, s.loss, s.beta, s.labelSmoothing);
+      const pc = logps.slice(0, P) as tf.Tensor1D;
+      const pr = logps.slice(P, P) as tf.Tensor1D;
+      const terms = typeof s.loss === 'string' ? [{ type: s.loss, weight: 1 }] : s.loss;
+      // ipo, sigmoid_norm and sft read the completion token counts (TRL completion_mask.sum(dim=1)).
+      const lengths = needsLengths(terms)
+        ? { chosenLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(0, P))), rejectedLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(P))) }
+        : {};
+      const out = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen: tf.tensor1d(r.chosen), refRejected: tf.tensor1d(r.rejected), ...lengths },
+        { terms, beta: s.beta, labelSmoothing: s.labelSmoothing, discopopTau: s.discopopTau, sftTokens: { pairs: total, tokens: chosenTokens } });
       kept = {
         losses: tf.keep(out.losses.clone()),
         chosenRewards: tf.keep(out.chosenRewards),

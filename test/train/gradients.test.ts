@@ -17,7 +17,9 @@ import { disposeWeights, loadModel, readFixture, unpack, type ModelFixture, type
 import { maxAbsDiff } from './helpers.js';
 
 interface GradCase {
-  loss_type: LossType;
+  /** One TRL 1.x loss name or a comma list, weighted by loss_weights. */
+  loss_type: string;
+  loss_weights: number[];
   beta: number;
   label_smoothing: number;
   loss: number;
@@ -78,7 +80,8 @@ function expectGradClose(got: Float32Array, want: number[], rel: number, abs: nu
 }
 
 function gradsOf(lora: Lora, groups: number[][], c: GradCase): { grads: Map<string, Float32Array>; losses: Float32Array; rc: Float32Array; rr: Float32Array; pc: Float32Array } {
-  const { grads, stats } = stepGradients(cfg, w, lora, micro(groups), ref, { loss: c.loss_type, beta: c.beta, labelSmoothing: c.label_smoothing }, 0, new Rng(1));
+  const loss = c.loss_type.split(',').map((type, i) => ({ type: type as LossType, weight: c.loss_weights[i] }));
+  const { grads, stats } = stepGradients(cfg, w, lora, micro(groups), ref, { loss, beta: c.beta, labelSmoothing: c.label_smoothing }, 0, new Rng(1));
   const out = new Map([...grads].map(([k, g]) => [k, g.dataSync() as Float32Array]));
   const r = { grads: out, losses: stats.losses.dataSync() as Float32Array, rc: stats.chosenRewards.dataSync() as Float32Array,
     rr: stats.rejectedRewards.dataSync() as Float32Array, pc: stats.policyChosen.dataSync() as Float32Array };
@@ -101,9 +104,14 @@ describe('stepGradients vs float64 central finite differences', () => {
     }
   });
 
-  for (const name of ['sigmoid', 'sigmoid+label smoothing', 'ipo', 'hinge']) {
-    it(`${name}: loss, rewards and every A/B gradient; 1 x 4 = 2 x 2 = 4 x 1 micro-batches`, () => {
-      const c = fx.cases[['sigmoid', 'sigmoid+label smoothing', 'ipo', 'hinge'].indexOf(name)];
+  it('the fixture has the TRL 1.x cases (sigmoid, cdpo, ipo, hinge, robust, sigmoid_norm, sigmoid+sft)', () => {
+    expect(fx.cases.map((c) => c.loss_type)).toEqual(['sigmoid', 'cdpo', 'ipo', 'hinge', 'robust', 'sigmoid_norm', 'sigmoid,sft']);
+  });
+
+  for (let ci = 0; ci < 7; ci++) {
+    it(`case ${ci}: loss, rewards and every A/B gradient; 1 x 4 = 2 x 2 = 4 x 1 micro-batches`, () => {
+      const c = fx.cases[ci];
+      const name = `${c.loss_type} (eps ${c.label_smoothing})`;
       const lora = loraFromTensors(cfg, lc, values);
       try {
         const one = gradsOf(lora, [[0, 1, 2, 3]], c);
