@@ -64,27 +64,28 @@ export const DEFAULT_DISCOPOP_TAU = 0.05;
  * Also checks label_smoothing against the losses (TRL raises for exo_pair with 0; robust needs it below 0.5), and
  * refuses a label_smoothing that no chosen loss reads: TRL 1.x's sigmoid ignores it silently, which is the trap.
  */
-export function parseLossTerms(loss: string, weights: string | null, labelSmoothing = 0): LossTerm[] {
+export function parseLossTerms(loss: string, weights: string | null, labelSmoothing = 0, where: { loss?: string; weights?: string; eps?: string } = {}): LossTerm[] {
+  const at = { loss: '--loss', weights: '--loss-weights', eps: '--label-smoothing', ...where };
   const names = loss.split(',').map((s) => s.trim());
   for (const n of names) {
-    if (!(LOSS_NAMES as readonly string[]).includes(n)) throw new InputError(describe('--loss', JSON.stringify(n), `one of ${LOSS_NAMES.join('|')} (or a comma list of them)`));
+    if (!(LOSS_NAMES as readonly string[]).includes(n)) throw new InputError(describe(at.loss, JSON.stringify(n), `one of ${LOSS_NAMES.join('|')} (or a comma list of them)`));
   }
-  if (new Set(names).size !== names.length) throw new InputError(describe('--loss', JSON.stringify(loss), 'each loss at most once'));
+  if (new Set(names).size !== names.length) throw new InputError(describe(at.loss, JSON.stringify(loss), 'each loss at most once'));
   let w = names.map(() => 1);
   if (weights !== null && weights !== '') {
     w = weights.split(',').map((s) => Number(s.trim()));
     if (w.length !== names.length || w.some((x) => !Number.isFinite(x))) {
-      throw new InputError(describe('--loss-weights', JSON.stringify(weights), `${names.length} comma-separated numbers, one per --loss term`));
+      throw new InputError(describe(at.weights, JSON.stringify(weights), `${names.length} comma-separated numbers, one per --loss term`));
     }
   }
   const terms = names.map((type, i) => ({ type: type as LossType, weight: w[i] }));
   const eps = labelSmoothing;
-  if (!(eps >= 0 && eps < 0.5)) throw new InputError(describe('--label-smoothing', String(eps), 'a number in [0, 0.5)'));
+  if (!(eps >= 0 && eps < 0.5)) throw new InputError(describe(at.eps, String(eps), 'a number in [0, 0.5)'));
   if (names.includes('exo_pair') && eps === 0) {
-    throw new InputError(describe('--label-smoothing', '0', '> 0 with --loss exo_pair', 'The EXO paper recommends 1e-3 (TRL raises here too).'));
+    throw new InputError(describe(at.eps, '0', '> 0 with --loss exo_pair', 'The EXO paper recommends 1e-3 (TRL raises here too).'));
   }
   if (eps > 0 && !names.some((n) => SMOOTHED.includes(n as LossType))) {
-    throw new InputError(describe('--label-smoothing', String(eps), `0 with --loss ${loss}`,
+    throw new InputError(describe(at.eps, String(eps), `0 with --loss ${loss}`,
       'Only robust, exo_pair and cdpo read it; TRL 1.x sigmoid ignores it. For the TRL 0.x label-smoothed sigmoid use --loss cdpo.'));
   }
   return terms;
