@@ -8,11 +8,6 @@
 // The head weight gets no gradient (LoRA never adapts lm_head or the tied embedding): pass only frozen heads.
 import * as tf from '@tensorflow/tfjs';
 
-/** `DPO_KERNELS=reference` forces the plain-ops path (tape-held logits), for checks and bisection. */
-export function useReferenceLogprob(): boolean {
-  return process.env.DPO_KERNELS === 'reference';
-}
-
 interface Chunk {
   h: tf.Tensor2D; // [B*c, H] predicts tokens t0+1 .. t0+c
   labels: tf.Tensor1D; // [B*c] int32

@@ -17,18 +17,17 @@ export interface BlasAddon {
 const require = createRequire(import.meta.url);
 let loaded: { addon: BlasAddon | null; reason: string } | null = null;
 
-/** Where the addon may be: $DPO_BLAS_ADDON, else native/build/blas.node above this file (source or dist/ layout). */
-function candidates(): string[] {
+/** Where the addon may be: `override` (DPO_BLAS_ADDON, read in config/env.ts), else native/build/blas.node above this file. */
+function candidates(override: string | null): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  const env = process.env.DPO_BLAS_ADDON;
-  if (env) return [resolve(env)];
+  if (override) return [resolve(override)];
   return [join(here, '..', 'native', 'build', 'blas.node'), join(here, '..', '..', 'native', 'build', 'blas.node')];
 }
 
 /** The addon, or null with the reason it is unavailable (not built, or failed to load). Loaded once. */
-export function loadBlasAddon(): { addon: BlasAddon | null; reason: string } {
+export function loadBlasAddon(override: string | null = null): { addon: BlasAddon | null; reason: string } {
   if (loaded) return loaded;
-  const path = candidates().find((p) => existsSync(p));
+  const path = candidates(override).find((p) => existsSync(p));
   if (!path) {
     loaded = { addon: null, reason: 'addon not built (npm run build:native needs a C++ compiler and a CBLAS)' };
     return loaded;

@@ -3,10 +3,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { blasBatchMatMulConfig, loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { xnnpackBatchMatMulConfig } from '../../kernels/matmul-wasm.js';
+import { env, type KernelMode } from '../config/env.js';
 
-/** `reference`: stock tfjs kernels only. `xnnpack`: never the addon. `blas`: the addon or stock. `auto`: the best available. */
-export type KernelMode = 'auto' | 'blas' | 'xnnpack' | 'reference';
-export const KERNEL_MODES: readonly KernelMode[] = ['auto', 'blas', 'xnnpack', 'reference'];
+export type { KernelMode };
 
 export type MatMulImpl = 'blas' | 'xnnpack' | 'stock';
 
@@ -42,7 +41,7 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
   if (!base) throw new Error(`BatchMatMul: backend ${backend} is not registered`);
   if (impl === 'stock') install(base);
   else if (impl === 'blas') {
-    const { addon, reason } = loadBlasAddon();
+    const { addon, reason } = loadBlasAddon(env().blasAddon);
     if (!addon) throw new Error(`BatchMatMul blas: ${reason}`);
     install(blasBatchMatMulConfig(addon, backend, base));
   } else {
@@ -54,23 +53,17 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
   active.set(backend, impl);
 }
 
-function modeFromEnv(): KernelMode {
-  const v = (process.env.DPO_KERNELS ?? 'auto').toLowerCase();
-  if ((KERNEL_MODES as readonly string[]).includes(v)) return v as KernelMode;
-  throw new Error(`DPO_KERNELS=${v}: unknown (expected one of ${KERNEL_MODES.join(', ')})`);
-}
-
 /**
  * Called once by selectBackend after the backend is chosen. Returns the line it logs, e.g.
  * `kernels: BatchMatMul=blas (cblas via ...)`; the tensorflow backend keeps its own kernels.
  */
-export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu', mode: KernelMode = modeFromEnv()): string {
+export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu', mode: KernelMode = env().kernels): string {
   if (backend === 'tensorflow') return 'kernels: tensorflow built-ins';
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
     return 'kernels: BatchMatMul=stock (DPO_KERNELS=reference)';
   }
-  const blas = loadBlasAddon();
+  const blas = loadBlasAddon(env().blasAddon);
   if (blas.addon && mode !== 'xnnpack') {
     useMatMul(backend, 'blas');
     return `kernels: BatchMatMul=blas (${blas.reason})`;

@@ -1,42 +1,11 @@
 // `plan`: predicts the peak device memory of a training step term by term, says whether it fits, and what would.
 // Reads only config.json (or a named shape such as llama-3.1-8b); loads no weights and starts no backend.
 import type { CommandModule } from 'yargs';
-import { loadLlamaConfig, type LlamaConfig } from '../config/llama.js';
 import { loraTargets, resolveRunConfig, RUN_SCHEMA } from '../config/run.js';
 import { yargsOptions } from '../config/schema.js';
-import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
-import { formatPlan, planMemory, PLAN_MODELS, type MemoryPlan } from '../train/plan.js';
-import { InputError, describe } from '../util/errors.js';
+import { runPlan, type PlanRequest } from '../plan/memory.js';
 
 export const PLAN_KEYS = ['model', 'maxLength', 'batchSize', 'gradientCheckpointing', 'loraR', 'loraTargets'] as const;
-
-/** A named shape (`llama-3.1-8b`) or an HF model directory's config.json. */
-export function planModel(model: string | null): { cfg: LlamaConfig; title: string } {
-  if (!model) throw new InputError(describe('--model', 'missing', `an HF model directory or one of ${Object.keys(PLAN_MODELS).join(', ')}`));
-  const named = PLAN_MODELS[model.toLowerCase()];
-  return named ? { cfg: named, title: model.toLowerCase() } : { cfg: loadLlamaConfig(model), title: model };
-}
-
-export interface PlanRequest {
-  model: string | null;
-  maxLength: number;
-  batchSize: number;
-  gradientCheckpointing: boolean;
-  loraR: number;
-  loraTargets: string[];
-  deviceMemoryGB: number | null;
-  gpu: boolean;
-}
-
-export function runPlan(r: PlanRequest): { plan: MemoryPlan; text: string } {
-  if (r.deviceMemoryGB !== null && !(r.deviceMemoryGB > 0)) throw new InputError(describe('--device-memory', String(r.deviceMemoryGB), 'a size in GiB > 0'));
-  const { cfg, title } = planModel(r.model);
-  const plan = planMemory(cfg, {
-    maxLength: r.maxLength, batchSize: r.batchSize, gradientCheckpointing: r.gradientCheckpointing, loraR: r.loraR, loraTargets: r.loraTargets,
-    logprobChunk: LOGPROB_CHUNK, gpu: r.gpu, deviceBytes: r.deviceMemoryGB === null ? null : r.deviceMemoryGB * 1024 ** 3,
-  });
-  return { plan, text: formatPlan(plan, title, cfg) };
-}
 
 /** The request from parsed flags: run-config keys go through the typed config (defaults, --config, checks). */
 export function planRequest(argv: Record<string, unknown>): PlanRequest {

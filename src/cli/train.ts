@@ -8,7 +8,7 @@ import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
 import { log, setup, loadPairs } from './common.js';
 import { openRunServices } from './stage-eval.js';
-import { assertGpuWhenAsked } from './doctor.js';
+import { assertGpuWhenAsked } from '../backend/doctor.js';
 import { currentBackend, type BackendName } from '../backend/index.js';
 import { runDefaultPipeline } from './default.js';
 

@@ -2,9 +2,7 @@
 // Stored in every checkpoint; derived values (LoRA scale, targets list) are computed here, once.
 import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer } from './schema.js';
 import { InputError, describe } from '../util/errors.js';
-
-const TARGETS_ATTN = 'q_proj,k_proj,v_proj,o_proj';
-const TARGETS_ALL = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
+import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
@@ -16,7 +14,7 @@ export const RUN_SCHEMA = {
   loraR: { type: 'int', default: 16, min: 1, describe: 'LoRA rank r' },
   loraAlpha: { type: 'number', default: 32, describe: 'LoRA alpha' },
   loraDropout: { type: 'number', default: 0.05, min: 0, describe: 'LoRA dropout on the adapter input' },
-  loraTargets: { type: 'string', default: TARGETS_ATTN, describe: 'comma list of modules, or all-linear' },
+  loraTargets: { type: 'string', default: ATTN_TARGETS.join(','), describe: 'comma list of modules, or all-linear' },
   useRslora: { type: 'boolean', default: false, describe: 'scale alpha/sqrt(r) instead of alpha/r' },
   initAdapter: { type: 'string', default: null, nullable: true, describe: 'start the policy from this PEFT adapter dir' },
   refAdapter: { type: 'string', default: null, nullable: true, describe: 'reference: none (bare base) or a PEFT adapter dir [default: the init adapter]' },
@@ -90,11 +88,10 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
 
 /** `--lora-targets` as a list; `all-linear` expands to every projection. */
 export function loraTargets(cfg: RunConfig): string[] {
-  const raw = cfg.loraTargets === 'all-linear' ? TARGETS_ALL : cfg.loraTargets;
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = TARGETS_ALL.split(',');
+  if (cfg.loraTargets === 'all-linear') return [...ALL_LINEAR];
+  const list = cfg.loraTargets.split(',').map((s) => s.trim()).filter(Boolean);
   for (const t of list) {
-    if (!known.includes(t)) throw new InputError(describe('--lora-targets', JSON.stringify(t), `a subset of ${TARGETS_ALL} or all-linear`));
+    if (!ALL_LINEAR.includes(t)) throw new InputError(describe('--lora-targets', JSON.stringify(t), `a subset of ${ALL_LINEAR.join(',')} or all-linear`));
   }
   return list;
 }

@@ -5,7 +5,8 @@ import type { LlamaConfig } from '../config/llama.js';
 import { forwardHidden, type Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
 import type { Rng } from '../util/rng.js';
-import { completionLogprobs, completionLogprobsReference, useReferenceLogprob } from '../../kernels/logprob.js';
+import { completionLogprobs, completionLogprobsReference } from '../../kernels/logprob.js';
+import { env } from '../config/env.js';
 
 /** Positions per head chunk: bounds the live `[B, c, V]` logits (V is 128256 for Llama 3). */
 export const LOGPROB_CHUNK = 64;
@@ -21,7 +22,8 @@ export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tens
   const key = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
   const head = w[key] as tf.Tensor2D | undefined;
   if (!head) throw new Error(`logprobsFromHidden: weights have no ${key}`);
-  const f = useReferenceLogprob() ? completionLogprobsReference : completionLogprobs;
+  // DPO_KERNELS=reference forces the plain-ops path (tape-held logits), for checks and bisection; read once (config/env.ts).
+  const f = env().kernels === 'reference' ? completionLogprobsReference : completionLogprobs;
   return f(hidden, head, inputIds, lossMask, chunk);
 }
 

@@ -15,7 +15,9 @@ export interface LoraConfig {
   useRslora: boolean;
 }
 
+/** The LoRA target names (HF module names of Llama's linear layers): the only list of them. The default targets. */
 export const ATTN_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+/** Every linear layer of a decoder block: PEFT's `all-linear` for Llama (lm_head excluded, as PEFT does). */
 export const ALL_LINEAR = [...ATTN_TARGETS, 'gate_proj', 'up_proj', 'down_proj'];
 
 /** The trainable pair of one module. Only these are tf.Variables, so the base model is frozen by construction. */

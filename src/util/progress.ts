@@ -1,6 +1,8 @@
 // Progress for long work: a one-line TTY status with rate and ETA; silent when stdout is not a TTY.
 // Machine-readable logs are separate (JSONL files); this is only for people watching.
 
+import { env } from '../config/env.js';
+
 export interface Progress {
   tick(done: number, extra?: string): void;
   done(summary?: string): void;
@@ -17,7 +19,7 @@ function fmtTime(s: number): string {
 /** `label 12/40 (3.1 it/s, ETA 9s) extra`. `unit` names the rate (steps, pairs, tasks). */
 export function progress(label: string, total: number, unit = 'it', stream: NodeJS.WriteStream = process.stderr): Progress {
   const start = Date.now();
-  const tty = Boolean(stream.isTTY) && process.env.CI !== 'true';
+  const tty = Boolean(stream.isTTY) && !env().ci;
   let last = 0;
   return {
     tick(done, extra = '') {

@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { BackendInfo } from '../../src/backend/index.js';
-import { assertGpuWhenAsked, parseLdconfig, runDoctor, scanLibraries } from '../../src/cli/doctor.js';
+import { assertGpuWhenAsked, parseLdconfig, runDoctor, scanLibraries } from '../../src/backend/doctor.js';
+import { readEnv } from '../../src/config/env.js';
 import { BackendError } from '../../src/util/errors.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -54,13 +55,13 @@ describe('scanLibraries', () => {
 describe('assertGpuWhenAsked', () => {
   const fallback: BackendInfo = { name: 'tensorflow', package: '@tensorflow/tfjs-node-gpu', gpu: false };
   it('refuses a tensorflow run that silently fell back to the CPU', () => {
-    expect(() => assertGpuWhenAsked('tensorflow', fallback, {})).toThrow(BackendError);
-    expect(() => assertGpuWhenAsked('tensorflow', fallback, {})).toThrow(/running on the CPU.*node train\.js doctor/);
+    expect(() => assertGpuWhenAsked('tensorflow', fallback, readEnv({}))).toThrow(BackendError);
+    expect(() => assertGpuWhenAsked('tensorflow', fallback, readEnv({}))).toThrow(/running on the CPU.*node train\.js doctor/);
   });
   it('accepts a GPU, another request, the CPU package, or the explicit override', () => {
-    expect(() => assertGpuWhenAsked('tensorflow', { ...fallback, gpu: true }, {})).not.toThrow();
-    expect(() => assertGpuWhenAsked('auto', fallback, {})).not.toThrow();
-    expect(() => assertGpuWhenAsked('tensorflow', { ...fallback, package: '@tensorflow/tfjs-node' }, {})).not.toThrow();
-    expect(() => assertGpuWhenAsked('tensorflow', fallback, { DPO_ALLOW_CPU_FALLBACK: '1' })).not.toThrow();
+    expect(() => assertGpuWhenAsked('tensorflow', { ...fallback, gpu: true }, readEnv({}))).not.toThrow();
+    expect(() => assertGpuWhenAsked('auto', fallback, readEnv({}))).not.toThrow();
+    expect(() => assertGpuWhenAsked('tensorflow', { ...fallback, package: '@tensorflow/tfjs-node' }, readEnv({}))).not.toThrow();
+    expect(() => assertGpuWhenAsked('tensorflow', fallback, readEnv({ DPO_ALLOW_CPU_FALLBACK: '1' }))).not.toThrow();
   });
 });

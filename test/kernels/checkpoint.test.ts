@@ -9,7 +9,7 @@ import { sequenceLogprobs } from '../../src/dpo/logprobs.js';
 import { tinyConfigJson } from '../../src/io/tiny-model.js';
 import { expectedWeightShapes, type Weights } from '../../src/model/llama.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../../src/model/lora.js';
-import { measurePeak } from '../../src/train/peak.js';
+import { measurePeak } from '../../src/plan/peak.js';
 import { Rng } from '../../src/util/rng.js';
 
 beforeAll(async () => {

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { completionLogprobs, completionLogprobsReference } from '../../kernels/logprob.js';
-import { measurePeak } from '../../src/train/peak.js';
+import { measurePeak } from '../../src/plan/peak.js';
 import { Rng } from '../../src/util/rng.js';
 
 beforeAll(async () => {

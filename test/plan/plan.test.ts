@@ -3,8 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useMatMul } from '../../src/backend/kernels.js';
-import { runPlan } from '../../src/cli/plan.js';
-import { LLAMA_31_8B, maxBatchSize, planMemory, type PlanSettings } from '../../src/train/plan.js';
+import { LLAMA_31_8B, maxBatchSize, planMemory, runPlan, type PlanSettings } from '../../src/plan/memory.js';
 import { BENCH, configOf, measureStep, type Shape } from './measure.js';
 
 const QKVO = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];

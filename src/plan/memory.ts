@@ -6,9 +6,10 @@
 // (tfjs-core tape.ts) keeps the gradient of every intermediate until the backward pass ends. So the peak is at the end
 // of the backward: saved tensors + one gradient per intermediate. The per-token, per-layer counts below were measured
 // with `measurePeak` (distinct buffers) on configs that vary one dimension at a time; test/plan checks the sum.
-import type { LlamaConfig } from '../config/llama.js';
+import { loadLlamaConfig, type LlamaConfig } from '../config/llama.js';
+import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
 import { expectedWeightShapes } from '../model/llama.js';
-import { ATTN_TARGETS, linearShape } from '../model/lora.js';
+import { linearShape } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
 
 const F32 = 4;
@@ -198,5 +199,31 @@ export function formatPlan(p: MemoryPlan, title: string, cfg?: LlamaConfig): str
   return lines.join('\n');
 }
 
-/** Default LoRA targets as `--lora-targets` parses them. */
-export const DEFAULT_PLAN_TARGETS = [...ATTN_TARGETS];
+/** A named shape (`llama-3.1-8b`) or an HF model directory's config.json. */
+export function planModel(model: string | null): { cfg: LlamaConfig; title: string } {
+  if (!model) throw new InputError(describe('--model', 'missing', `an HF model directory or one of ${Object.keys(PLAN_MODELS).join(', ')}`));
+  const named = PLAN_MODELS[model.toLowerCase()];
+  return named ? { cfg: named, title: model.toLowerCase() } : { cfg: loadLlamaConfig(model), title: model };
+}
+
+export interface PlanRequest {
+  model: string | null;
+  maxLength: number;
+  batchSize: number;
+  gradientCheckpointing: boolean;
+  loraR: number;
+  loraTargets: string[];
+  deviceMemoryGB: number | null;
+  gpu: boolean;
+}
+
+/** The `plan` command's work: the model's shape, the plan at the run's settings, and its text. */
+export function runPlan(r: PlanRequest): { plan: MemoryPlan; text: string } {
+  if (r.deviceMemoryGB !== null && !(r.deviceMemoryGB > 0)) throw new InputError(describe('--device-memory', String(r.deviceMemoryGB), 'a size in GiB > 0'));
+  const { cfg, title } = planModel(r.model);
+  const plan = planMemory(cfg, {
+    maxLength: r.maxLength, batchSize: r.batchSize, gradientCheckpointing: r.gradientCheckpointing, loraR: r.loraR, loraTargets: r.loraTargets,
+    logprobChunk: LOGPROB_CHUNK, gpu: r.gpu, deviceBytes: r.deviceMemoryGB === null ? null : r.deviceMemoryGB * 1024 ** 3,
+  });
+  return { plan, text: formatPlan(plan, title, cfg) };
+}
