@@ -1,5 +1,5 @@
 // Tokenizes every record of a pairs file with TRL's DPO rules (see tokenizer/pair.ts), keeping each pair's
-// index and line, and counting the pairs dropped because no completion token fit, with their reasons.
+// index and line, and counting the pairs dropped (prompt fills max_length, empty prompt) with their reasons.
 
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { tokenizePair, type PairLengthOptions, type TokenizedPair } from '../tokenizer/pair.js';
@@ -21,6 +21,8 @@ export interface TokenizedDataset {
   dropped: DroppedRecord[];
   /** How many kept pairs lost tokens to the length limits. */
   truncated: number;
+  /** How many kept pairs had a prompt whose ids are not a prefix of prompt + completion's (TRL warns about these). */
+  mismatched: number;
 }
 
 /** `file` only names the source in messages (`file:line`). */
@@ -28,6 +30,7 @@ export function tokenizeRecords(tok: Tokenizer, records: PairRecord[], opts: Pai
   const pairs: TokenizedRecord[] = [];
   const dropped: DroppedRecord[] = [];
   let truncated = 0;
+  let mismatched = 0;
   for (const rec of records) {
     const res = tokenizePair(tok, rec, opts, `${file}:${rec.line}`);
     if (res.pair === null) {
@@ -35,7 +38,8 @@ export function tokenizeRecords(tok: Tokenizer, records: PairRecord[], opts: Pai
       continue;
     }
     if (res.pair.truncated) truncated++;
+    if (res.pair.promptMismatch) mismatched++;
     pairs.push({ ...res.pair, index: rec.index, line: rec.line });
   }
-  return { pairs, dropped, truncated };
+  return { pairs, dropped, truncated, mismatched };
 }

@@ -7,11 +7,12 @@ import { runFile } from '../run/layout.js';
 import type { PairLogpTable } from './reference.js';
 
 const FORMAT = 'dpo-ref-logps';
-const VERSION = 1;
+// 2: TRL 1.x tokenization (joint prompt + completion ids, one <|eot_id|> on chat pairs); a v1 cache is recomputed.
+const VERSION = 2;
 
 interface CacheFile {
   format: typeof FORMAT;
-  version: typeof VERSION;
+  version: number;
   key: string;
   chosen: number[];
   rejected: number[];
@@ -20,7 +21,7 @@ interface CacheFile {
 }
 
 /** A cache file's key and table when it is one (format, version and array lengths checked), else null. */
-function parseCache(file: string): { key: unknown; table: PairLogpTable } | null {
+function parseCache(file: string): { key: unknown; version: number; table: PairLogpTable } | null {
   let c: Partial<CacheFile>;
   try {
     c = readJsonObject(file, 'a reference cache') as Partial<CacheFile>;
@@ -28,9 +29,11 @@ function parseCache(file: string): { key: unknown; table: PairLogpTable } | null
     return null;
   }
   const arrays = [c.chosen, c.rejected, c.chosen_tokens, c.rejected_tokens];
-  if (c.format !== FORMAT || c.version !== VERSION || !arrays.every((a) => Array.isArray(a) && a.length === c.chosen!.length)) return null;
+  // v1 tables still read for the report (the numbers are what that run trained on); training needs VERSION.
+  if (c.format !== FORMAT || (c.version !== VERSION && c.version !== 1) || !arrays.every((a) => Array.isArray(a) && a.length === c.chosen!.length)) return null;
   return {
     key: c.key,
+    version: c.version,
     table: {
       chosen: Float64Array.from(c.chosen!),
       rejected: Float64Array.from(c.rejected!),
@@ -49,7 +52,7 @@ export function readRefCacheFile(file: string): PairLogpTable | null {
 export function readRefCache(dir: string, key: string, n: number): PairLogpTable | null {
   const file = runFile(dir, 'refLogps');
   const c = existsSync(file) ? parseCache(file) : null;
-  return c && c.key === key && c.table.chosen.length === n ? c.table : null;
+  return c && c.version === VERSION && c.key === key && c.table.chosen.length === n ? c.table : null;
 }
 
 export function writeRefCache(dir: string, key: string, t: PairLogpTable): void {

@@ -1,6 +1,12 @@
-// Turns one DPO pair (prompt, chosen, rejected) into token ids the way TRL's DPOTrainer does.
-// Conversational pairs are first rendered with the chat template (TRL `maybe_apply_chat_template`); then the prompt
-// gets BOS once, each completion gets EOS, and both are truncated (prompt keeps its end, completion its start).
+// Turns one DPO pair (prompt, chosen, rejected) into token ids as TRL 1.x's DPOTrainer does (`_prepare_dataset`:
+// add_eos, tokenize_fn, the drop of prompts that fill max_length; `DataCollatorForPreference` truncation).
+// Plain text: EOS text appended to each completion unless already there, then prompt and prompt + completion are
+// tokenized with the tokenizer's special tokens (BOS) and the completion is the joint ids past the prompt's.
+// Conversational: the chat template renders prompt (with the generation prompt) and prompt + completion, tokenized
+// without special tokens (the template writes BOS; its end-of-turn token ends the completion, no EOS is added).
+// Deliberate deviations (README "TRL fidelity"): a prompt that already starts with BOS keeps one, not two; a prompt
+// ending with an assistant message is continued; keep_end cuts the shared prompt once for both completions; an
+// empty prompt is dropped; maxPromptLength (TRL 0.x max_prompt_length, off by default) may cut the prompt first.
 // Leaves out: TRL's implicit-prompt format (a prompt is required) and tool calls.
 
 import { InputError, describe } from '../util/errors.js';
@@ -14,55 +20,81 @@ export interface PairInput {
   rejected: PairText;
 }
 
+export type TruncationMode = 'keep_start' | 'keep_end';
+export const TRUNCATION_MODES: readonly TruncationMode[] = ['keep_start', 'keep_end'];
+
 export interface PairLengthOptions {
-  /** Prompt + completion tokens, per row (TRL max_length). */
-  maxLength?: number;
-  /** Prompt tokens, BOS included (TRL max_prompt_length). */
-  maxPromptLength?: number;
+  /** Prompt + completion tokens per row (TRL max_length, default 1024); null: no truncation. */
+  maxLength?: number | null;
+  /** TRL truncation_mode: keep_start (TRL 1.x default) keeps each row's first maxLength tokens, keep_end its last. */
+  truncationMode?: TruncationMode;
+  /** Prompt tokens, BOS included (TRL 0.x max_prompt_length; TRL 1.x has none). null or absent: off. */
+  maxPromptLength?: number | null;
 }
 
 export const DEFAULT_MAX_LENGTH = 1024;
-export const DEFAULT_MAX_PROMPT_LENGTH = 512;
 
 export interface TokenizedPair {
-  /** BOS (when the tokenizer has one) + prompt. Never empty. */
+  /** The prompt's ids (BOS first when the tokenizer or template writes one). Never empty. */
   promptIds: number[];
-  /** Completion ids only, EOS included unless truncation cut it. Never empty. */
+  /** Completion ids only: the joint tokenization past the prompt; EOS included unless truncation cut it. Never empty. */
   chosenIds: number[];
   rejectedIds: number[];
   /** True when any of the three lost tokens to the length limits. */
   truncated: boolean;
+  /**
+   * True when the prompt's ids are not a prefix of prompt + completion's (a BPE merge across the boundary); the
+   * completion is then still the joint ids past the prompt's length, as TRL does (it only warns).
+   */
+  promptMismatch?: boolean;
 }
 
 export type TokenizePairResult = { pair: TokenizedPair; reason: null } | { pair: null; reason: string };
 
-function commonPrefixLength(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  return i;
+function checkLengths(opts: PairLengthOptions): { maxLength: number | null; mode: TruncationMode; maxPromptLength: number | null } {
+  const maxLength = opts.maxLength === undefined ? DEFAULT_MAX_LENGTH : opts.maxLength;
+  const maxPromptLength = opts.maxPromptLength ?? null;
+  const mode = opts.truncationMode ?? 'keep_start';
+  if (maxLength !== null && (!Number.isInteger(maxLength) || maxLength < 2)) {
+    throw new InputError(describe('maxLength', String(maxLength), 'an integer >= 2'));
+  }
+  if (maxPromptLength !== null && (!Number.isInteger(maxPromptLength) || maxPromptLength < 1)) {
+    throw new InputError(describe('maxPromptLength', String(maxPromptLength), 'an integer >= 1'));
+  }
+  if (!TRUNCATION_MODES.includes(mode)) throw new InputError(describe('truncationMode', JSON.stringify(mode), TRUNCATION_MODES.join(' or ')));
+  return { maxLength, mode, maxPromptLength };
 }
 
-/**
- * Renders a conversational pair to three strings, as TRL's `apply_chat_template` for preference data:
- * the prompt with the generation prompt (or continuing a final assistant message), and each completion as the
- * render of prompt + completion messages minus the rendered prompt. Like newer TRL, the prompt is cut to the
- * common prefix of the three renders, which is a no-op for templates such as Llama 3.1's. Plain strings pass through.
- */
-export function renderPair(tok: Tokenizer, input: PairInput, where = 'pair'): { prompt: string; chosen: string; rejected: string } {
-  const { prompt, chosen, rejected } = input;
-  if (typeof prompt === 'string' && typeof chosen === 'string' && typeof rejected === 'string') {
-    return { prompt, chosen, rejected };
-  }
-  if (!Array.isArray(prompt) || !Array.isArray(chosen) || !Array.isArray(rejected)) {
-    throw new InputError(describe(where, 'prompt, chosen and rejected mix strings and message lists', 'all strings or all message lists'));
-  }
+/** The three token sequences of TRL's tokenize_fn, before truncation: prompt, prompt + chosen, prompt + rejected. */
+interface Joint {
+  prompt: number[];
+  chosen: number[];
+  rejected: number[];
+}
+
+/** TRL 1.x add_eos: the EOS token's text is appended to a plain completion that does not already end with it. */
+function withEos(tok: Tokenizer, text: string): string {
+  const eos = tok.idToToken(tok.eosId);
+  return eos === undefined || text.endsWith(eos) ? text : text + eos;
+}
+
+/** BOS written in the text and by the post-processor would give two; keep one (a deliberate deviation from TRL). */
+function oneBos(tok: Tokenizer, ids: number[]): number[] {
+  return tok.bosId !== null && ids[0] === tok.bosId && ids[1] === tok.bosId ? ids.slice(1) : ids;
+}
+
+function jointPlain(tok: Tokenizer, prompt: string, chosen: string, rejected: string): Joint {
+  const enc = (s: string) => oneBos(tok, tok.encode(s)); // special tokens on, as TRL's processing_class(text=...)
+  return { prompt: enc(prompt), chosen: enc(prompt + withEos(tok, chosen)), rejected: enc(prompt + withEos(tok, rejected)) };
+}
+
+function jointChat(tok: Tokenizer, input: { prompt: ChatMessage[]; chosen: ChatMessage[]; rejected: ChatMessage[] }, where: string): Joint {
   if (!tok.hasChatTemplate) {
     throw new InputError(
       describe(where, 'conversational pair, but the tokenizer has no chat_template', 'a tokenizer_config.json with a chat template', 'Use plain-string pairs, or an instruct model.'),
     );
   }
-  const lastRole = prompt[prompt.length - 1]?.role;
+  const lastRole = input.prompt[input.prompt.length - 1]?.role;
   if (lastRole !== 'user' && lastRole !== 'assistant') {
     throw new InputError(describe(where, `prompt ends with a "${String(lastRole)}" message`, 'a last prompt message with role "user" or "assistant"'));
   }
@@ -73,58 +105,82 @@ export function renderPair(tok: Tokenizer, input: PairInput, where = 'pair'): { 
       throw new InputError(`${where}: ${(e as Error).message}`);
     }
   };
-  const promptText = render(prompt, lastRole === 'user', lastRole === 'assistant');
-  const fullChosen = render([...prompt, ...chosen], false, false);
-  const fullRejected = render([...prompt, ...rejected], false, false);
-  const cut = Math.min(commonPrefixLength(promptText, fullChosen), commonPrefixLength(promptText, fullRejected));
-  return { prompt: promptText.slice(0, cut), chosen: fullChosen.slice(cut), rejected: fullRejected.slice(cut) };
+  // apply_chat_template(tokenize=True) tokenizes the render without special tokens: the template writes BOS.
+  const enc = (s: string) => tok.encode(s, { addSpecialTokens: false });
+  if (lastRole === 'assistant') {
+    // Deviation: TRL always adds a generation prompt, which opens a second assistant turn here. We continue the
+    // final message, and the completion is the text that the full render adds to it.
+    const promptText = render(input.prompt, false, true);
+    const full = (c: ChatMessage[]) => {
+      const merged = [...input.prompt.slice(0, -1), { ...input.prompt[input.prompt.length - 1], content: input.prompt[input.prompt.length - 1].content + c.map((m) => m.content).join('') }];
+      return render(merged, false, false);
+    };
+    return { prompt: enc(promptText), chosen: enc(full(input.chosen)), rejected: enc(full(input.rejected)) };
+  }
+  return {
+    prompt: enc(render(input.prompt, true, false)),
+    chosen: enc(render([...input.prompt, ...input.chosen], false, false)),
+    rejected: enc(render([...input.prompt, ...input.rejected], false, false)),
+  };
 }
 
-function checkLengths(opts: PairLengthOptions): { maxLength: number; maxPromptLength: number } {
-  const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
-  const maxPromptLength = opts.maxPromptLength ?? DEFAULT_MAX_PROMPT_LENGTH;
-  if (!Number.isInteger(maxLength) || maxLength < 2) {
-    throw new InputError(describe('maxLength', String(maxLength), 'an integer >= 2'));
+/** prompt, prompt + chosen and prompt + rejected ids of a pair, plain or conversational. */
+function jointIds(tok: Tokenizer, input: PairInput, where: string): Joint {
+  const { prompt, chosen, rejected } = input;
+  if (typeof prompt === 'string' && typeof chosen === 'string' && typeof rejected === 'string') return jointPlain(tok, prompt, chosen, rejected);
+  if (!Array.isArray(prompt) || !Array.isArray(chosen) || !Array.isArray(rejected)) {
+    throw new InputError(describe(where, 'prompt, chosen and rejected mix strings and message lists', 'all strings or all message lists'));
   }
-  // Like TRL, maxPromptLength may reach maxLength; pairs whose prompt then fills the row are dropped.
-  if (!Number.isInteger(maxPromptLength) || maxPromptLength < 1) {
-    throw new InputError(describe('maxPromptLength', String(maxPromptLength), 'an integer >= 1'));
-  }
-  return { maxLength, maxPromptLength };
+  return jointChat(tok, { prompt, chosen, rejected }, where);
 }
+
+const isPrefix = (p: number[], xs: number[]) => p.length <= xs.length && p.every((v, i) => xs[i] === v);
 
 /**
- * Tokenizes one pair. Prompt: encoded without special tokens, then BOS prepended unless it already starts with
- * BOS (a chat template writes <|begin_of_text|> itself), so BOS appears once. Completions: encoded without special
- * tokens, then EOS appended (for Llama 3.1 Instruct a rendered completion already ends in <|eot_id|>, which is also
- * EOS, so it ends in two; TRL does the same). Truncation: a prompt over maxPromptLength keeps BOS and its last
- * tokens; completions keep their first maxLength - prompt tokens. A pair left with an empty prompt or completion is
- * dropped with a reason, never scored (its log-prob would be 0 or NaN).
+ * Tokenizes one pair as TRL 1.x, then truncates:
+ * - keep_start (TRL's default): a pair whose prompt alone has maxLength tokens or more is dropped (TRL drops it in
+ *   _prepare_dataset); otherwise each completion keeps its first maxLength - prompt tokens.
+ * - keep_end: the rows keep their last maxLength tokens. The prompt is shared, so it loses its first tokens by the
+ *   longer row's overflow, keeping at least one; a completion still too long then loses its start.
+ * A pair left with an empty prompt is dropped with a reason, never scored.
  */
 export function tokenizePair(tok: Tokenizer, input: PairInput, opts: PairLengthOptions = {}, where = 'pair'): TokenizePairResult {
-  const { maxLength, maxPromptLength } = checkLengths(opts);
-  const text = renderPair(tok, input, where);
-
-  let promptIds = tok.encode(text.prompt, { addSpecialTokens: false });
-  const hasBos = tok.bosId !== null;
-  if (hasBos && promptIds[0] !== tok.bosId) promptIds = [tok.bosId as number, ...promptIds];
+  const { maxLength, mode, maxPromptLength } = checkLengths(opts);
+  const j = jointIds(tok, input, where);
+  let promptIds = j.prompt;
   if (promptIds.length === 0) return { pair: null, reason: 'empty prompt (no BOS to condition the first completion token on)' };
-  const chosenFull = [...tok.encode(text.chosen, { addSpecialTokens: false }), tok.eosId];
-  const rejectedFull = [...tok.encode(text.rejected, { addSpecialTokens: false }), tok.eosId];
+  const promptMismatch = !isPrefix(promptIds, j.chosen) || !isPrefix(promptIds, j.rejected);
+  let chosenIds = j.chosen.slice(promptIds.length);
+  let rejectedIds = j.rejected.slice(promptIds.length);
+  if (chosenIds.length === 0 || rejectedIds.length === 0) return { pair: null, reason: 'empty completion after the prompt' };
 
   let truncated = false;
-  if (promptIds.length > maxPromptLength) {
+  if (maxPromptLength !== null && promptIds.length > maxPromptLength) {
     truncated = true;
-    promptIds = hasBos
-      ? [promptIds[0] as number, ...promptIds.slice(promptIds.length - (maxPromptLength - 1))]
+    const hasBos = tok.bosId !== null && promptIds[0] === tok.bosId;
+    promptIds = hasBos && maxPromptLength > 1
+      ? [promptIds[0], ...promptIds.slice(promptIds.length - (maxPromptLength - 1))]
       : promptIds.slice(promptIds.length - maxPromptLength);
   }
-  const budget = maxLength - promptIds.length;
-  const chosenIds = chosenFull.slice(0, budget);
-  const rejectedIds = rejectedFull.slice(0, budget);
-  if (chosenIds.length < chosenFull.length || rejectedIds.length < rejectedFull.length) truncated = true;
-  if (chosenIds.length === 0 || rejectedIds.length === 0) {
-    return { pair: null, reason: `no room for the completion: prompt has ${promptIds.length} tokens, maxLength is ${maxLength}` };
+  if (maxLength !== null) {
+    if (mode === 'keep_start') {
+      if (promptIds.length >= maxLength) {
+        return { pair: null, reason: `prompt fills max_length: prompt has ${promptIds.length} tokens, maxLength is ${maxLength}` };
+      }
+      const budget = maxLength - promptIds.length;
+      if (chosenIds.length > budget || rejectedIds.length > budget) truncated = true;
+      chosenIds = chosenIds.slice(0, budget);
+      rejectedIds = rejectedIds.slice(0, budget);
+    } else {
+      const overflow = promptIds.length + Math.max(chosenIds.length, rejectedIds.length) - maxLength;
+      if (overflow > 0) {
+        truncated = true;
+        promptIds = promptIds.slice(Math.min(overflow, promptIds.length - 1));
+        const budget = maxLength - promptIds.length;
+        chosenIds = chosenIds.slice(Math.max(0, chosenIds.length - budget));
+        rejectedIds = rejectedIds.slice(Math.max(0, rejectedIds.length - budget));
+      }
+    }
   }
-  return { pair: { promptIds, chosenIds, rejectedIds, truncated }, reason: null };
+  return { pair: { promptIds, chosenIds, rejectedIds, truncated, ...(promptMismatch ? { promptMismatch } : {}) }, reason: null };
 }

@@ -96,7 +96,7 @@ describe('sample pairs through the tiny tokenizer', () => {
     const ds = tokenizeRecords(tok, records, { maxLength: 24, maxPromptLength: 24 }, SAMPLE);
     expect(ds.pairs.length + ds.dropped.length).toBe(24);
     expect(ds.dropped.length).toBeGreaterThan(0);
-    for (const d of ds.dropped) expect(d.reason).toBe('no room for the completion: prompt has 24 tokens, maxLength is 24');
+    for (const d of ds.dropped) expect(d.reason).toBe('prompt fills max_length: prompt has 24 tokens, maxLength is 24');
     for (const p of ds.pairs) {
       expect(p.promptIds.length + p.chosenIds.length).toBeLessThanOrEqual(24);
       expect(p.chosenIds.length).toBeGreaterThan(0);

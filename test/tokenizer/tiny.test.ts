@@ -83,7 +83,7 @@ test('encode with special tokens prepends <|begin_of_text|>', () => {
   expect(tok.encode('x', { addSpecialTokens: false })[0]).not.toBe(507);
 });
 
-test('chat template emits <|begin_of_text|> and the header tokens; pairs get one BOS', () => {
+test('chat template emits <|begin_of_text|> and the header tokens; pairs get one BOS and one <|eot_id|>', () => {
   const s = tok.applyChatTemplate([{ role: 'user', content: ' Add two numbers. ' }], { addGenerationPrompt: true });
   expect(s).toBe('<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nAdd two numbers.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n');
   const ids = tok.encode(s, { addSpecialTokens: false });
@@ -96,6 +96,8 @@ test('chat template emits <|begin_of_text|> and the header tokens; pairs get one
     rejected: [{ role: 'assistant', content: 'return a - b' }],
   }).pair!;
   expect(pair.promptIds.filter((i) => i === 507)).toHaveLength(1);
-  expect(pair.chosenIds.slice(-2)).toEqual([511, 511]);
-  expect(tok.decode(pair.chosenIds)).toBe('return a + b<|eot_id|><|eot_id|>');
+  // TRL 1.x appends no EOS to a chat completion: the template's <|eot_id|> ends it, once (TRL fixed the double in 0.28).
+  expect(pair.chosenIds.slice(-2)).not.toEqual([511, 511]);
+  expect(pair.chosenIds.at(-1)).toBe(511);
+  expect(tok.decode(pair.chosenIds)).toBe('return a + b<|eot_id|>');
 });
