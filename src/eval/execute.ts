@@ -6,6 +6,7 @@ import { InputError, describe } from '../util/errors.js';
 import type { Sample, Task } from './tasks.js';
 import { programRuns } from './program.js';
 import { findMarker } from './strict.js';
+import { outputMatches, type StdioCompare } from './stdio-compare.js';
 import type { RunRequest, RunResult } from '../python/index.js';
 
 export type { RunRequest, RunResult };
@@ -38,36 +39,14 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number) => void;
   /** Marker nonce per sample; random unless a test pins it. */
   nonce?: () => string;
+  /** stdio output comparison: DeepMind code_contests' tester (default), or our older strict rule. */
+  stdioCompare?: StdioCompare;
 }
 
-// ---- stdio output comparison ----
+// ---- stdio output comparison: see ./stdio-compare.ts ----
 
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const INTEGER = /^[+-]?\d+$/;
-export const FLOAT_TOLERANCE = 1e-5;
-
-/**
- * Two output tokens match when equal as text, or when both are numbers, at least one written with a point or an
- * exponent, and they differ by at most 1e-5 absolute or relative (the usual judge rule, as in testlib's
- * `doubleCompare`). Integers compare as text, so big integers are exact and "0011" is not "11".
- */
-export function tokensMatch(expected: string, actual: string): boolean {
-  if (expected === actual) return true;
-  if (!NUMBER.test(expected) || !NUMBER.test(actual)) return false;
-  // Two integers were compared as text above: big values stay exact, and digit strings keep leading zeros.
-  if (INTEGER.test(expected) && INTEGER.test(actual)) return false;
-  const e = Number(expected);
-  const a = Number(actual);
-  const diff = Math.abs(a - e);
-  return diff <= FLOAT_TOLERANCE || diff <= FLOAT_TOLERANCE * Math.abs(e);
-}
-
-/** Program output against the expected output as whitespace-separated tokens (line breaks and spacing ignored). */
-export function outputMatches(expected: string, actual: string): boolean {
-  const e = expected.split(/\s+/).filter((t) => t !== '');
-  const a = actual.split(/\s+/).filter((t) => t !== '');
-  return e.length === a.length && e.every((t, i) => tokensMatch(t, a[i]!));
-}
+/** The strict rule's token comparison, under its old name. */
+export { strictTokensMatch as tokensMatch, outputMatches, FLOAT_TOLERANCE, type StdioCompare } from './stdio-compare.js';
 
 // ---- one sample's runs -> one result ----
 
@@ -80,12 +59,12 @@ interface RunOutcome {
   strict?: string;
 }
 
-function judgeRun(task: Task, test: number, nonce: string, r: RunResult): RunOutcome {
+function judgeRun(task: Task, test: number, nonce: string, r: RunResult, compare: StdioCompare): RunOutcome {
   const streams = r.stdout + '\n' + r.stderr;
   const strict = findMarker(streams, nonce, 'strict');
   if (task.format === 'stdio') {
     if (!r.passed) return { result: r.result, passed: false };
-    return outputMatches(task.tests[test]!.output, r.stdout)
+    return outputMatches(task.tests[test]!.output, r.stdout, compare)
       ? { result: 'passed', passed: true }
       : { result: `failed: wrong answer on test ${test + 1}`, passed: false };
   }
@@ -177,7 +156,7 @@ export async function evaluateCompletions(
   const outcomes = await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
     const r = await runner.run(job.req);
     opts.onProgress?.(++done, jobs.length);
-    return judgeRun(sampleTasks[job.sample]!, job.test, nonces[job.sample]!, r);
+    return judgeRun(sampleTasks[job.sample]!, job.test, nonces[job.sample]!, r, opts.stdioCompare ?? 'deepmind');
   });
   const perSample: RunOutcome[][] = samples.map(() => []);
   jobs.forEach((job, j) => perSample[job.sample]!.push(outcomes[j]!));

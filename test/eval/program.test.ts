@@ -63,13 +63,14 @@ describe('program text', () => {
   });
 });
 
-describe('stdio output comparison', () => {
+describe('stdio output comparison, strict mode (DeepMind mode: stdio-compare.test.ts)', () => {
   it('compares whitespace-separated tokens', () => {
     expect(outputMatches('1 2\n3\n', '1\n2 3')).toBe(true);
     expect(outputMatches('1 2 3', '  1\t2\r\n3  \n\n')).toBe(true);
     expect(outputMatches('', '\n')).toBe(true);
     expect(outputMatches('1 2', '1 2 3')).toBe(false);
-    expect(outputMatches('YES', 'yes')).toBe(false);
+    expect(outputMatches('YES', 'yes', 'strict')).toBe(false);
+    expect(outputMatches('YES', 'yes')).toBe(true); // the default is DeepMind's tester: lower-cased
     expect(outputMatches('a b', 'ab')).toBe(false);
   });
   it('floats within 1e-5, absolute or relative', () => {
