@@ -1,12 +1,13 @@
 // `merge`: base model + PEFT adapter -> a full HF model directory with the adapter folded in.
 // Same result as PEFT's merge_and_unload + save_pretrained (sharded safetensors + index).
 import type { CommandModule } from 'yargs';
+import type { BackendName } from '../backend/index.js';
 import { loadAdapter } from '../io/peft.js';
-import { disposeModel } from '../io/model-dir.js';
+import { disposeModel, openModel } from '../io/model-dir.js';
 import { writeMergedModel } from '../io/merge.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
-import { log, setup } from './common.js';
+import { log } from './common.js';
 
 interface MergeArgs { model: string; adapter: string; out: string; dtype: string; backend: string; 'max-shard-size': number }
 
@@ -23,7 +24,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
   }) as never,
   handler: async (argv) => {
     if (!(argv['max-shard-size'] > 0)) throw new InputError(describe('--max-shard-size', String(argv['max-shard-size']), 'a positive number of bytes'));
-    const model = await setup(argv.backend as never, argv.model);
+    const model = await openModel(argv.backend as BackendName, argv.model, log);
     try {
       const lora = loadAdapter(argv.adapter, model.cfg);
       try {

@@ -3,6 +3,8 @@
 import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer } from './schema.js';
 import { InputError, describe } from '../util/errors.js';
 import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
+import { SAMPLING_DEFAULTS } from './sampling.js';
+import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
@@ -51,10 +53,11 @@ export const RUN_SCHEMA = {
   // Stage evaluation
   evalTasks: { type: 'string', default: null, nullable: true, describe: 'tasks file to evaluate pass@k after each stage' },
   evalFormat: { type: 'string', default: null, nullable: true, choices: ['humaneval', 'mbpp', 'stdio'], describe: 'format of --eval-tasks [default: detected]' },
-  evalSamples: { type: 'int', default: 1, min: 1, describe: 'samples per eval task (pass@k for k <= this)' },
+  evalSamples: { type: 'int', default: SAMPLING_DEFAULTS.stage.nSamples, min: 1, describe: 'samples per eval task (pass@k for k <= this)' },
   evalSteps: { type: 'int', default: 0, min: 0, describe: 'also evaluate every N steps (0: only after stages)' },
-  evalMaxNewTokens: { type: 'int', default: 128, min: 1, describe: 'tokens generated per eval sample' },
-  evalTemperature: { type: 'number', default: 0, min: 0, describe: 'eval sampling temperature (0: greedy)' },
+  evalMaxNewTokens: { type: 'int', default: SAMPLING_DEFAULTS.stage.maxNewTokens, min: 1, describe: 'tokens generated per eval sample' },
+  evalTemperature: { type: 'number', default: SAMPLING_DEFAULTS.stage.temperature, min: 0, describe: 'eval sampling temperature (0: greedy)' },
+  evalTimeout: { type: 'number', default: DEFAULT_TIMEOUT_S, min: MIN_TIMEOUT_S, describe: 'sandbox limit per eval program run, seconds' },
   // Output
   outputDir: { type: 'string', default: null, nullable: true, describe: 'run folder [default: checkpoints/<run-name>]' },
   runName: { type: 'string', default: null, nullable: true, describe: 'run name [default: a timestamp]' },

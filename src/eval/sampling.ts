@@ -33,8 +33,8 @@ export interface SampleOptions {
   topK?: number;
   maxNewTokens: number;
   seed: number;
-  /** Rows per generate call (a task's samples are split into chunks of this size); default nSamples. */
-  batchSize?: number;
+  /** Rows per generate call (a task's samples are split into chunks of this size); null or absent: nSamples. */
+  batchSize?: number | null;
   /** Chat template + code extracted from the answer's fenced block; default false: the task prompt is continued. */
   chat?: boolean;
   /** (samples done, samples total) after each generate call. */

@@ -10,6 +10,7 @@ import { hashModelDir, hashFile } from '../util/hash.js';
 import { InputError, describe } from '../util/errors.js';
 import { listModelFiles, loadModelWeights } from './hf-model.js';
 import { progress } from '../util/progress.js';
+import { selectBackend, type BackendName } from '../backend/index.js';
 
 export interface LoadedModel {
   dir: string;
@@ -45,4 +46,11 @@ export async function loadModel(dir: string, log: (line: string) => void = () =>
 
 export function disposeModel(m: LoadedModel): void {
   tf.dispose(Object.values(m.weights));
+}
+
+/** Picks the backend (once per process) and loads the model: what every command that needs weights starts with. */
+export async function openModel(backend: BackendName, dir: string | null, log: (line: string) => void): Promise<LoadedModel> {
+  if (!dir) throw new InputError(describe('--model', 'missing', 'a Hugging Face model directory', 'Run `node train.js init-tiny --out tiny` for a tiny one.'));
+  await selectBackend(backend, log);
+  return loadModel(dir, log);
 }

@@ -91,7 +91,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
 
 /** Settings that do not change the math: they may differ on resume. */
 const FREE_ON_RESUME: (keyof RunConfig)[] = ['backend', 'outputDir', 'runName', 'saveSteps', 'saveTotalLimit', 'loggingSteps', 'refMode',
-  'evalTasks', 'evalFormat', 'evalSamples', 'evalSteps', 'evalMaxNewTokens', 'evalTemperature',
+  'evalTasks', 'evalFormat', 'evalSamples', 'evalSteps', 'evalMaxNewTokens', 'evalTemperature', 'evalTimeout',
   // Paths: their contents are compared through the hashes, so a moved folder may still resume.
   'model', 'data', 'scores', 'initAdapter', 'refAdapter'];
 

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { describe, expect, it } from 'vitest';
-import { evalCommand, parseShard, runEval, runMerge, type EvalArgs, type EvalDeps } from '../../src/cli/eval.js';
+import { evalCommand } from '../../src/cli/eval.js';
+import { parseShard, runEval, runEvalMerge as runMerge, type EvalJob, type EvalDeps } from '../../src/eval/run.js';
+import { SAMPLING_DEFAULTS } from '../../src/config/sampling.js';
 import type { RunRequest, RunResult } from '../../src/eval/execute.js';
 import { InputError } from '../../src/util/errors.js';
 
@@ -31,12 +33,11 @@ function deps(printed: string[]): EvalDeps {
   return { openRunner: async () => runner, print: (l) => printed.push(l), log: () => {} };
 }
 
-const args = (over: Partial<EvalArgs>): EvalArgs => ({
+const args = (over: Partial<EvalJob>): EvalJob => ({
   samples: samplesFile,
   tasks: tasksFile,
-  timeout: 1000,
-  workers: 1,
-  strictResults: false,
+  sandbox: { timeoutS: 1, workers: 1, strictResults: false },
+  sampling: SAMPLING_DEFAULTS.eval,
   ...over,
 });
 
@@ -96,7 +97,7 @@ describe('eval --samples', () => {
     let started = false;
     const bad = join(dir, 'bad-samples.jsonl');
     writeFileSync(bad, JSON.stringify({ task_id: 'HumanEval/0', completion: 'x' }) + '\n');
-    const d = { ...deps([]), openRunner: async () => ((started = true), deps([]).openRunner({ workers: 1, timeoutMs: 1, log: () => {} })) };
+    const d = { ...deps([]), openRunner: async () => ((started = true), deps([]).openRunner({ timeoutS: 1, workers: 1, strictResults: false }, () => {})) };
     await expect(runEval(args({ samples: bad, out: 'x' }), d)).rejects.toThrow(/bad-samples\.jsonl:1: task_id HumanEval\/0 is not in the tasks file/);
     expect(started).toBe(false);
   });

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { PythonPool } from '../../src/python/index.js';
 import { evaluateCompletions, referenceSamples } from '../../src/eval/execute.js';
 import { loadTasks, parseSamples, parseTasks, type Sample, type Task } from '../../src/eval/tasks.js';
-import { openPool, runEval } from '../../src/cli/eval.js';
+import { runEval } from '../../src/eval/run.js';
+import { openSandbox } from '../../src/config/sandbox.js';
+import { SAMPLING_DEFAULTS } from '../../src/config/sampling.js';
 
 let runner: PythonPool;
 
@@ -173,8 +175,8 @@ describe('eval --samples end to end, with its own pool', () => {
     const printed: string[] = [];
     const out = join(dir, 'results.jsonl');
     await runEval(
-      { samples, tasks: files.mbpp, out, timeout: 10_000, workers: 2, strictResults: true },
-      { openRunner: openPool, print: (l) => printed.push(l), log: () => {} },
+      { samples, tasks: files.mbpp, out, sandbox: { timeoutS: 10, workers: 2, strictResults: true }, sampling: SAMPLING_DEFAULTS.eval },
+      { openRunner: openSandbox, print: (l) => printed.push(l), log: () => {} },
     );
     const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows.map((r) => r.passed)).toEqual(lines.map((_, i) => i % 2 === 0));

@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pairsCommand, runPairs, runPairsMerge, type PairsArgs, type PairsDeps } from '../../src/cli/pairs.js';
+import { pairsCommand } from '../../src/cli/pairs.js';
+import { runPairs, runPairsMerge, type PairsJob, type PairsDeps } from '../../src/pairs/job.js';
 import { readPairs } from '../../src/data/pairs.js';
 import { chatPrompt } from '../../src/eval/prompting.js';
 import { generateSamples, sampleTask, taskPrompt } from '../../src/eval/sampling.js';
@@ -56,10 +57,18 @@ function deps(printed: string[] = [], logged: string[] = []): PairsDeps {
   };
 }
 
-function args(over: Partial<PairsArgs>): PairsArgs {
-  return {
-    n: 4, temperature: 0.8, topP: 0.95, topK: 0, maxNewTokens: 24, seed: 0, chat: false, timeout: 20_000, workers: 2,
+/** Flat test settings -> a job: sampling and sandbox fields go to their typed configs (timeout in seconds). */
+type FlatArgs = Omit<PairsJob, 'sampling' | 'sandbox'> & { n: number; temperature: number; topP: number; topK: number; maxNewTokens: number; seed: number;
+  chat: boolean; batchSize?: number; timeout: number; workers: number; strictResults: boolean };
+function args(over: Partial<FlatArgs>): PairsJob {
+  const a: FlatArgs = {
+    n: 4, temperature: 0.8, topP: 0.95, topK: 0, maxNewTokens: 24, seed: 0, chat: false, timeout: 20, workers: 2,
     backend: 'cpu', minGap: 0, requireChosenPass: false, strictResults: false, ...over,
+  };
+  return {
+    ...a,
+    sampling: { nSamples: a.n, temperature: a.temperature, topP: a.topP, topK: a.topK, maxNewTokens: a.maxNewTokens, seed: a.seed, chat: a.chat, batchSize: a.batchSize ?? null },
+    sandbox: { timeoutS: a.timeout, workers: a.workers, strictResults: a.strictResults },
   };
 }
 
@@ -197,7 +206,7 @@ describe('pairs process', () => {
   const slow = (body: string) => `    import time\n    __t = time.time()\n    while time.time() - __t < 0.15: pass\n${body}`;
 
   it('SIGKILL mid-run, then a torn line: the re-run finishes with no task duplicated or missing', async () => {
-    for (const f of ['src/cli/pairs.ts', 'src/pairs/build.ts', 'src/pairs/rank.ts', 'src/eval/sampling.ts']) {
+    for (const f of ['src/cli/pairs.ts', 'src/pairs/job.ts', 'src/pairs/build.ts', 'src/pairs/rank.ts', 'src/eval/sampling.ts']) {
       const js = join(ROOT, 'dist', f.replace(/\.ts$/, '.js'));
       if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, f)).mtimeMs) throw new Error(`${js} is missing or stale: run \`npx tsc -p tsconfig.json\` (npm test does)`);
     }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { reportCommand, runReport } from '../../src/cli/report.js';
+import { reportCommand } from '../../src/cli/report.js';
+import { runReport } from '../../src/report/run.js';
 import { readScores } from '../../src/report/difficulty.js';
 import { loadReportData } from '../../src/report/load.js';
 import { FIGURE_FILES, writeReport } from '../../src/report/report.js';
@@ -196,7 +197,7 @@ describe('report on an experiment folder', () => {
     writeFileSync(join(dir, 'experiment.json'), JSON.stringify({ arms: [{ name: 'stages', run_dir: 'runs/stages' }, { name: 'shuffle', run_dir: 'runs/shuffle' }, { name: 'distance', run_dir: 'runs/distance' }] }));
     const printed: string[] = [];
     const noted: string[] = [];
-    await runReport({ dir }, (l) => printed.push(l), (l) => noted.push(l));
+    await runReport(dir, (l) => printed.push(l), (l) => noted.push(l));
     const pass = read(dir, FIGURE_FILES.pass);
     expect(count(markGroup(pass, 'mark-rect role-mark'), /<path/g)).toBe(6);
     for (const arm of ['stages', 'shuffle']) expect(pass).toContain(`>${arm}</text>`);

@@ -3,20 +3,21 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BackendName } from '../backend/index.js';
 import { resolveRunConfig } from '../config/run.js';
-import { writeTinyModel } from '../io/tiny-model.js';
-import { disposeModel } from '../io/model-dir.js';
-import { runTraining } from '../train/loop.js';
+import { loadPairsFile } from '../data/load.js';
+import { scorePairs } from '../dpo/score.js';
+import { openRunServices } from '../eval/stage.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { ADAPTER_WEIGHTS, RUN_FILES, runFile } from '../run/layout.js';
+import { disposeModel, openModel } from '../io/model-dir.js';
+import { writeTinyModel } from '../io/tiny-model.js';
+import { runReport } from '../report/run.js';
 import { listCheckpoints } from '../run/checkpoint.js';
+import { ADAPTER_WEIGHTS, RUN_FILES, runFile } from '../run/layout.js';
+import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
-import { scorePairs } from './score.js';
-import { runReport } from './report.js';
-import { log, setup, loadPairs } from './common.js';
-import { openRunServices } from './stage-eval.js';
 
-/** The repo root (dist/src/cli -> ../../..), where data/ and checkpoints/ live. */
+/** The repo root (dist/src/pipeline -> ../../..), where data/ and checkpoints/ live. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const DEFAULT_PATHS = {
@@ -26,7 +27,7 @@ export const DEFAULT_PATHS = {
   run: join(ROOT, 'checkpoints', 'default'),
 };
 
-export async function runDefaultPipeline(backend: string): Promise<void> {
+export async function runDefaultPipeline(backend: string, log: (l: string) => void): Promise<void> {
   const t0 = Date.now();
   if (!existsSync(DEFAULT_PATHS.model)) {
     log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
@@ -46,12 +47,12 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
     preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend,
     curriculum: 'stages', scores, 'eval-tasks': DEFAULT_PATHS.tasks, 'eval-max-new-tokens': 48,
   });
-  const model = await setup(cfg.backend as never, cfg.model);
+  const model = await openModel(cfg.backend as BackendName, cfg.model, log);
   let last: Record<string, number> | null = null;
   try {
     log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);
-    const { records, data } = loadPairs(cfg.data, model, cfg.maxLength, cfg.maxPromptLength);
-    writeFileAtomic(scores, scorePairs(model, records, data.pairs, cfg.batchSize).join('\n') + '\n');
+    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, cfg.maxLength, cfg.maxPromptLength, log);
+    writeFileAtomic(scores, scorePairs(model, records, data.pairs, cfg.batchSize, log).join('\n') + '\n');
     log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
     const services = await openRunServices(model, cfg, log);
     try {
@@ -68,7 +69,7 @@ export async function runDefaultPipeline(backend: string): Promise<void> {
     disposeModel(model);
   }
   log('[4/5] writing the report');
-  await runReport({ dir: DEFAULT_PATHS.run });
+  await runReport(DEFAULT_PATHS.run, (l) => console.log(l), log);
   log('[5/5] done');
   if (last) log(`last step: loss ${last.loss.toFixed(4)}, rewards/margins ${last['rewards/margins'].toFixed(4)}, rewards/accuracies ${last['rewards/accuracies'].toFixed(2)}`);
   log(`default pipeline done in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);

