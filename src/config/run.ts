@@ -1,7 +1,8 @@
 // The run config: one typed object for score/train/eval. Defaults <- preset <- --config file <- flags.
 // Stored in every checkpoint; derived values (LoRA scale, targets list) are computed here, once.
-import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer } from './schema.js';
+import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer, flagName } from './schema.js';
 import { InputError, describe } from '../util/errors.js';
+import { DEFAULT_DISCOPOP_TAU, LOSS_NAMES, parseLossTerms } from '../dpo/losses.js';
 import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
 import { SAMPLING_DEFAULTS } from './sampling.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
@@ -21,9 +22,11 @@ export const RUN_SCHEMA = {
   initAdapter: { type: 'string', default: null, nullable: true, describe: 'start the policy from this PEFT adapter dir' },
   refAdapter: { type: 'string', default: null, nullable: true, describe: 'reference: none (bare base) or a PEFT adapter dir [default: the init adapter]' },
   // DPO
-  loss: { type: 'string', default: 'sigmoid', choices: ['sigmoid', 'ipo', 'hinge'], describe: 'DPO loss' },
+  loss: { type: 'string', default: 'sigmoid', describe: `DPO loss (TRL 1.x loss_type): ${LOSS_NAMES.join('|')}, or a comma list of them` },
+  lossWeights: { type: 'string', default: null, nullable: true, describe: 'comma list of weights, one per --loss term (TRL loss_weights) [default: 1 each]' },
   beta: { type: 'number', default: 0.1, describe: 'DPO beta' },
-  labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'conservative DPO label smoothing (sigmoid loss)' },
+  labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'label smoothing epsilon of robust, exo_pair and cdpo (TRL label_smoothing)' },
+  discopopTau: { type: 'number', default: DEFAULT_DISCOPOP_TAU, min: 0, describe: 'DiscoPOP temperature (TRL discopop_tau)' },
   refMode: { type: 'string', default: 'cache', choices: ['cache', 'online'], describe: 'reference log-probs precomputed once, or in each step' },
   // Optimizer
   learningRate: { type: 'number', default: 5e-6, min: 0, describe: 'AdamW learning rate' },
@@ -78,14 +81,31 @@ export const PRESETS: Record<string, Partial<RunConfig>> = {
 /** Resolves defaults <- preset <- config file <- flags. `argv` is yargs' parsed object. */
 export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly RunKey[]): RunConfig {
   let cfg = defaults(RUN_SCHEMA);
+  // Where each loss setting was last set, so a bad loss list names its source like any other key.
+  const at: { loss?: string; weights?: string; eps?: string } = {};
+  const note = (layer: Record<string, unknown>, source: (k: string) => string) => {
+    for (const [name, keys] of [['loss', ['loss']], ['weights', ['lossWeights', 'loss_weights', 'loss-weights']], ['eps', ['labelSmoothing', 'label_smoothing', 'label-smoothing']]] as const) {
+      const k = keys.find((x) => x in layer);
+      if (k) at[name] = source(k);
+    }
+  };
   const preset = argv.preset as string | undefined;
   if (preset !== undefined) {
     const p = PRESETS[preset];
     if (!p) throw new InputError(describe('--preset', JSON.stringify(preset), `one of ${Object.keys(PRESETS).join('|')}`));
     cfg = applyLayer(RUN_SCHEMA, cfg, p, `preset ${preset}`);
+    note(p, (k) => `preset ${preset}: ${k}`);
   }
-  if (typeof argv.config === 'string') cfg = applyLayer(RUN_SCHEMA, cfg, readConfigFile(argv.config), argv.config);
-  cfg = applyLayer(RUN_SCHEMA, cfg, flagLayer(RUN_SCHEMA, argv, only), 'flags');
+  if (typeof argv.config === 'string') {
+    const file = argv.config;
+    const layer = readConfigFile(file);
+    cfg = applyLayer(RUN_SCHEMA, cfg, layer, file);
+    note(layer, (k) => `${file}: ${k}`);
+  }
+  const flags = flagLayer(RUN_SCHEMA, argv, only);
+  cfg = applyLayer(RUN_SCHEMA, cfg, flags, 'flags');
+  note(flags, (k) => `--${flagName(k)}`);
+  parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing, at); // a bad loss list fails here, before any model loads
   return cfg;
 }
 

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora, type LoraConfig } from '../model/lora.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
 import { batchLogps } from '../dpo/reference.js';
+import { parseLossTerms } from '../dpo/losses.js';
 import { collatePairs } from '../data/batch.js';
 import { epochOrder, planFingerprint, type CurriculumName, type CurriculumPlan } from '../curriculum/order.js';
 import { MismatchError, describe } from '../util/errors.js';
@@ -148,6 +149,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   const t0 = Date.now();
   let tokens = 0;
   let step = startStep;
+  const lossTerms = parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing);
   const baseName = resolve(model.dir);
   const makeState = (): TrainerState => ({
     format: STATE_FORMAT,
@@ -168,7 +170,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     while (step < maxSteps) {
       const micro: MicroBatch[] = stepPositions(step, n, cfg, spe, plan).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
       const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler as never, maxSteps, warmup);
-      const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: cfg.loss as never, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing, gradientCheckpointing: cfg.gradientCheckpointing }, model.tokenizer.padId, stepRng(cfg.seed, step));
+      const { grads, stats } = stepGradients(model.cfg, model.weights, policy, micro, ref, { loss: lossTerms, beta: cfg.beta, labelSmoothing: cfg.labelSmoothing, discopopTau: cfg.discopopTau, gradientCheckpointing: cfg.gradientCheckpointing }, model.tokenizer.padId, stepRng(cfg.seed, step));
       const normT = adamwStep(vars, grads, opt, lr, cfg.maxGradNorm, { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay });
       tf.dispose([...grads.values()]);
       const gradNorm = normT.dataSync()[0];

@@ -56,7 +56,12 @@ describe('resolveRunConfig', () => {
     const f = file({ batch_size: 'four' });
     expect(() => resolveRunConfig({ config: f })).toThrow(new RegExp(`${f}: batch_size: "four" \\(expected a number\\)`));
     expect(() => resolveRunConfig({ config: file({ use_rslora: 'yes' }) })).toThrow(/use_rslora: "yes" \(expected true or false\)/);
-    expect(() => resolveRunConfig({ config: file({ loss: 'kto' }) })).toThrow(/loss: "kto" \(expected one of sigmoid\|ipo\|hinge\)/);
+    // The loss names are dpo/losses.ts's LOSS_NAMES (TRL 1.x loss_type values + cdpo).
+    const kto = file({ loss: 'kto' });
+    expect(() => resolveRunConfig({ config: kto })).toThrow(new RegExp(`${kto}: loss: "kto" \\(expected one of sigmoid\\|hinge\\|ipo\\|exo_pair`));
+    expect(() => resolveRunConfig({ loss: 'sigmoid', 'label-smoothing': 0.1 })).toThrow(/--label-smoothing: 0\.1 \(expected 0 with --loss sigmoid\)/);
+    expect(() => resolveRunConfig({ loss: 'sigmoid,sft', 'loss-weights': '1' })).toThrow(/--loss-weights: "1"/);
+    expect(resolveRunConfig({ loss: 'sigmoid,sft', 'loss-weights': '1,0.5' }).lossWeights).toBe('1,0.5');
     expect(() => resolveRunConfig({ config: file({ lora_r: 2.5 }) })).toThrow(/lora_r: 2\.5 \(expected an integer\)/);
   });
 
