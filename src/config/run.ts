@@ -3,6 +3,7 @@
 import { Schema, Values, defaults, applyLayer, readConfigFile, flagLayer, flagName } from './schema.js';
 import { InputError, describe } from '../util/errors.js';
 import { DEFAULT_DISCOPOP_TAU, LOSS_NAMES, parseLossTerms } from '../dpo/losses.js';
+import { TRUNCATION_MODES, type PairLengthOptions, type TruncationMode } from '../tokenizer/pair.js';
 import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
 import { SAMPLING_DEFAULTS } from './sampling.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
@@ -12,7 +13,8 @@ export const RUN_SCHEMA = {
   data: { type: 'string', default: null, nullable: true, describe: 'pairs JSONL (TRL standard or conversational format)' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'tfjs backend' },
   maxLength: { type: 'int', default: 1024, min: 2, describe: 'max prompt + completion tokens' },
-  maxPromptLength: { type: 'int', default: 512, min: 1, describe: 'max prompt tokens (the prompt keeps its end)' },
+  maxPromptLength: { type: 'int', default: null, nullable: true, min: 1, describe: 'cap the prompt first, keeping BOS and its end (TRL 0.x max_prompt_length; TRL 1.x has none)' },
+  truncationMode: { type: 'string', default: 'keep_start', choices: TRUNCATION_MODES, describe: 'TRL truncation_mode: keep each row\'s first or last --max-length tokens' },
   // LoRA (PEFT semantics)
   loraR: { type: 'int', default: 16, min: 1, describe: 'LoRA rank r' },
   loraAlpha: { type: 'number', default: 32, describe: 'LoRA alpha' },
@@ -107,6 +109,11 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
   note(flags, (k) => `--${flagName(k)}`);
   parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing, at); // a bad loss list fails here, before any model loads
   return cfg;
+}
+
+/** The tokenizer's length settings (TRL max_length + truncation_mode; max_prompt_length when set). */
+export function pairLengths(cfg: Pick<RunConfig, 'maxLength' | 'maxPromptLength' | 'truncationMode'>): PairLengthOptions {
+  return { maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, truncationMode: cfg.truncationMode as TruncationMode };
 }
 
 /** `--lora-targets` as a list; `all-linear` expands to every projection. */

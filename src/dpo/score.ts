@@ -1,6 +1,7 @@
 // `score`: reference log-probs of every pair under the bare base model (no adapter), their per-token distance and the
 // percentile of |distance|. One output line per kept pair, in input order, every input field passed through.
 import type { RunConfig } from '../config/run.js';
+import { pairLengths } from '../config/run.js';
 import { pairDistance, percentileRanks, quantile } from '../curriculum/difficulty.js';
 import { loadPairsFile } from '../data/load.js';
 import type { PairRecord } from '../data/pairs.js';
@@ -33,7 +34,7 @@ export function scorePairs(model: LoadedModel, records: PairRecord[], pairs: Tok
 
 /** Scores `cfg.data` under `model` and writes the lines to `out` atomically; returns how many. */
 export function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log: (l: string) => void): number {
-  const { records, data } = loadPairsFile(cfg.data, model.tokenizer, cfg.maxLength, cfg.maxPromptLength, log);
+  const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
   const lines = scorePairs(model, records, data.pairs, cfg.batchSize, log);
   writeFileAtomic(out, lines.join('\n') + '\n');
   return lines.length;

@@ -84,6 +84,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
     let bar: Progress | undefined;
     results = await evaluateCompletions(tasks, samples, runner, {
       strict: job.sandbox.strictResults,
+      stdioCompare: job.sandbox.stdioCompare,
       concurrency: Math.max(64, job.sandbox.workers * 4),
       onProgress: (done, total) => (bar ??= progress('eval', total, 'runs')).tick(done),
     });

@@ -80,7 +80,7 @@ export interface PairJobOptions {
   /** What makes two runs the same job (sampling flags, model hash, filters, shard); a resume must match. */
   settings: Record<string, unknown>;
   rank?: RankOptions;
-  eval?: Pick<EvalOptions, 'timeoutMs' | 'strict' | 'concurrency'>;
+  eval?: Pick<EvalOptions, 'timeoutMs' | 'strict' | 'concurrency' | 'stdioCompare'>;
   /** Tasks being evaluated at once while the next ones are sampled; default 4. Output stays in task order. */
   taskConcurrency?: number;
   log?: (line: string) => void;

@@ -181,7 +181,7 @@ export async function runPairs(args: PairsJob, deps: PairsDeps): Promise<void> {
       runner,
       settings,
       rank,
-      eval: { strict: sandbox.strictResults, concurrency: Math.max(64, workers * 4) },
+      eval: { strict: sandbox.strictResults, stdioCompare: sandbox.stdioCompare, concurrency: Math.max(64, workers * 4) },
       taskConcurrency: args.model !== undefined ? 2 : Math.max(4, workers),
       log: deps.log,
       onProgress: (p) => {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendName } from '../backend/index.js';
-import { resolveRunConfig } from '../config/run.js';
+import { resolveRunConfig, pairLengths } from '../config/run.js';
 import { loadPairsFile } from '../data/load.js';
 import { scorePairs } from '../dpo/score.js';
 import { openRunServices } from '../eval/stage.js';
@@ -51,7 +51,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
   let last: Record<string, number> | null = null;
   try {
     log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);
-    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, cfg.maxLength, cfg.maxPromptLength, log);
+    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
     writeFileAtomic(scores, scorePairs(model, records, data.pairs, cfg.batchSize, log).join('\n') + '\n');
     log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
     const services = await openRunServices(model, cfg, log);

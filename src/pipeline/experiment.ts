@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../backend/index.js';
 import type { RunConfig } from '../config/run.js';
+import { pairLengths } from '../config/run.js';
 import { CURRICULA } from '../curriculum/order.js';
 import { loadPairsFile } from '../data/load.js';
 import { openRunServices } from '../eval/stage.js';
@@ -33,7 +34,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
   const model = await openModel(base.backend as BackendName, base.model, log);
   const services = await openRunServices(model, base, log);
   try {
-    const { records, data } = loadPairsFile(base.data, model.tokenizer, base.maxLength, base.maxPromptLength, log);
+    const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log);
     const hashes = runHashes(model, base.data!, base);
     // Plan every arm first: the step budget must agree, and all arms are evaluated at the union of their stage ends.
     const plans: { arm: string; cfg: RunConfig; prep: RunPrep }[] = [];

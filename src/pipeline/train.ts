@@ -3,6 +3,7 @@
 import { currentBackend, type BackendName } from '../backend/index.js';
 import { assertGpuWhenAsked } from '../backend/doctor.js';
 import type { RunConfig } from '../config/run.js';
+import { pairLengths } from '../config/run.js';
 import { loadPairsFile } from '../data/load.js';
 import { openRunServices } from '../eval/stage.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
@@ -15,7 +16,7 @@ export async function train(cfg: RunConfig, resume: string | null, log: (l: stri
   try {
     // A long run on a silent CPU fallback after asking for the GPU is refused (doctor explains what is missing).
     assertGpuWhenAsked(cfg.backend as BackendName, currentBackend()!);
-    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, cfg.maxLength, cfg.maxPromptLength, log);
+    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
     const services = await openRunServices(model, cfg, log);
     let res: TrainResult;
     try {

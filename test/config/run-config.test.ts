@@ -23,7 +23,9 @@ describe('resolveRunConfig', () => {
     const c = resolveRunConfig({});
     expect(c).toEqual(defaults(RUN_SCHEMA));
     expect(c.maxLength).toBe(1024);
-    expect(c.maxPromptLength).toBe(512);
+    // TRL 1.x DPOConfig: max_length 1024, truncation_mode keep_start, and no max_prompt_length.
+    expect(c.maxPromptLength).toBeNull();
+    expect(c.truncationMode).toBe('keep_start');
     expect(c.beta).toBe(0.1);
     expect(c.model).toBeNull();
   });
@@ -43,7 +45,8 @@ describe('resolveRunConfig', () => {
     expect(c.maxPromptLength).toBe(tiny.maxPromptLength); // preset over default
     expect(c.adamBeta2).toBe(0.999); // default
     // Without the preset the file still wins over defaults.
-    expect(resolveRunConfig({ config: f }).maxPromptLength).toBe(512);
+    expect(resolveRunConfig({ config: f }).maxPromptLength).toBeNull();
+    expect(() => resolveRunConfig({ 'truncation-mode': 'keep_middle' })).toThrow(/--truncation-mode: "keep_middle" \(expected one of keep_start\|keep_end\)/);
   });
 
   it('an unknown key in a --config file is an InputError naming the file and the key', () => {

@@ -14,7 +14,8 @@ describe('sandbox config', () => {
     expect(sandboxFromFlags({}).timeoutS).toBe(5);
     expect(defaultSandbox().timeoutS).toBe(5);
     expect(stageSandbox(defaults(RUN_SCHEMA)).timeoutS).toBe(5);
-    expect(sandboxFromFlags({ timeout: 2.5, workers: 3, 'strict-results': true })).toEqual({ timeoutS: 2.5, workers: 3, strictResults: true });
+    expect(sandboxFromFlags({ timeout: 2.5, workers: 3, 'strict-results': true })).toEqual({ timeoutS: 2.5, workers: 3, strictResults: true, stdioCompare: 'deepmind' });
+    expect(sandboxFromFlags({ 'stdio-compare': 'strict' }).stdioCompare).toBe('strict');
   });
 
   it('refuses a timeout under 0.05 s, naming the flag', () => {
