@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../config/llama.js';
 import { forwardHidden, type Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
 import type { Rng } from '../util/rng.js';
+import type { PairBatch } from '../data/batch.js';
 import { completionLogprobs, completionLogprobsReference } from '../../kernels/logprob.js';
 import { env } from '../config/env.js';
 
@@ -34,5 +35,23 @@ export function sequenceLogprobs(cfg: LlamaConfig, w: Weights, inputIds: tf.Tens
     const hidden = forwardHidden(cfg, w, inputIds, attentionMask,
       { lora: opts.lora ?? null, training: opts.training ?? false, dropoutRng: opts.dropoutRng, gradientCheckpointing: opts.gradientCheckpointing ?? false });
     return logprobsFromHidden(cfg, w, hidden, inputIds, lossMask);
+  });
+}
+
+/** Tensors of a collated `[chosen; rejected]` batch; the caller disposes them (or runs inside tf.tidy). */
+export function batchTensors(b: PairBatch): { ids: tf.Tensor2D; attn: tf.Tensor2D; loss: tf.Tensor2D } {
+  return {
+    ids: tf.tensor2d(b.inputIds, b.shape, 'int32'),
+    attn: tf.tensor2d(b.attentionMask, b.shape, 'float32'),
+    loss: tf.tensor2d(b.lossMask, b.shape, 'float32'),
+  };
+}
+
+/** [2P] summed completion log-probs of a collated batch: rows 0..P-1 chosen, P..2P-1 rejected. Policy and reference alike. */
+export function batchSequenceLogprobs(cfg: LlamaConfig, w: Weights, b: PairBatch,
+  opts: { lora?: Lora | null; training?: boolean; dropoutRng?: Rng; gradientCheckpointing?: boolean } = {}): tf.Tensor1D {
+  return tf.tidy(() => {
+    const { ids, attn, loss } = batchTensors(b);
+    return sequenceLogprobs(cfg, w, ids, attn, loss, opts);
   });
 }

@@ -6,7 +6,7 @@ import type { Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
 
 import { collatePairs, type PairBatch, type TokenizedPair } from '../data/batch.js';
-import { sequenceLogprobs } from './logprobs.js';
+import { batchSequenceLogprobs } from './logprobs.js';
 
 export interface PairLogpTable {
   chosen: Float64Array;
@@ -15,21 +15,9 @@ export interface PairLogpTable {
   rejectedTokens: Int32Array;
 }
 
-/** Tensors of a collated batch; the caller disposes them (or runs inside tf.tidy). */
-export function batchTensors(b: PairBatch): { ids: tf.Tensor2D; attn: tf.Tensor2D; loss: tf.Tensor2D } {
-  return {
-    ids: tf.tensor2d(b.inputIds, b.shape, 'int32'),
-    attn: tf.tensor2d(b.attentionMask, b.shape, 'float32'),
-    loss: tf.tensor2d(b.lossMask, b.shape, 'float32'),
-  };
-}
-
 /** [2P] summed completion log-probs of one collated batch, read back to JS. */
 export function batchLogps(cfg: LlamaConfig, w: Weights, b: PairBatch, lora: Lora | null): Float32Array {
-  const out = tf.tidy(() => {
-    const { ids, attn, loss } = batchTensors(b);
-    return sequenceLogprobs(cfg, w, ids, attn, loss, { lora, training: false });
-  });
+  const out = batchSequenceLogprobs(cfg, w, b, { lora, training: false });
   try {
     return out.dataSync() as Float32Array;
   } finally {

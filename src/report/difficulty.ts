@@ -3,7 +3,7 @@
 // training computes it (curriculum/difficulty.ts). Percentiles as numpy.percentile.
 import { existsSync } from 'node:fs';
 import { distanceDifficulty, distanceDifficulties, pairDistance, quantile, type DistanceMetric, type DistanceSign } from '../curriculum/difficulty.js';
-import { readRefCacheFile } from '../dpo/ref-cache.js';
+import { readRefCacheFile } from '../dpo/ref-table.js';
 import { InputError, describe } from '../util/errors.js';
 import { readDifficulty, readRunJsonl } from '../run/files.js';
 import { runFile } from '../run/layout.js';
@@ -74,7 +74,7 @@ export function readScores(file: string, runConfig: Record<string, unknown> | nu
 }
 
 /**
- * A run's reference cache (dpo/ref-cache.ts, `--ref-mode cache`) -> the same distance `score` computes, from the
+ * A run's reference cache (dpo/ref-table.ts, `--ref-mode cache`) -> the same distance `score` computes, from the
  * run's own reference. Its entries follow the kept pairs in input order, matched to pair indices as scores by order.
  * Null when the file is not a readable cache.
  */

@@ -67,7 +67,7 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
   const t = fullTable;
   const c = await chooseCurriculum(cfg, allRecords.length, {
     refLogps: () => scored ?? tableLogps(t!),
-    records: allRecords.map((r) => sourceOf(opts, r.index, dataFile)),
+    records: usesDifficultyFor(cfg) ? allRecords.map((r) => sourceOf(opts, r.index, dataFile)) : [],
     dataFile, runner: opts.pythonRunner,
   }, log);
   if (c.kept && c.percentiles) {

@@ -11,7 +11,7 @@ import type { Weights } from '../../src/model/llama.js';
 import { disposeLora, loraFromTensors, loraTensors, type Lora, type LoraConfig } from '../../src/model/lora.js';
 import type { TokenizedPair } from '../../src/tokenizer/pair.js';
 import { adamwStep, createAdamWState, disposeAdamWState } from '../../src/train/optimizer.js';
-import { disposeStats, stepGradients, type MicroBatch, type RefProvider } from '../../src/train/step.js';
+import { disposeStats, stepGradients, type MicroBatch, type RefProvider } from '../../src/dpo/objective.js';
 import { Rng } from '../../src/util/rng.js';
 import { disposeWeights, loadModel, readFixture, unpack, type ModelFixture, type Packed } from '../model/fixture.js';
 import { maxAbsDiff } from './helpers.js';

@@ -1,0 +1,109 @@
+// DPO as a training objective (train/objective.ts): a micro-batch of pairs goes through one forward as a
+// `[chosen; rejected]` batch (TRL's concatenated forward), its reference log-probs come from the RefProvider, and the
+// loss is dpo/losses.ts's. The readout names the metrics as TRL's DPOTrainer logs them.
+import * as tf from '@tensorflow/tfjs';
+import type { LlamaConfig } from '../model/types.js';
+import type { Weights } from '../model/llama.js';
+import type { Lora } from '../model/lora.js';
+import { collatePairs, type TokenizedPair } from '../data/batch.js';
+import { objectiveStep, disposeValues } from '../train/step.js';
+import type { Objective, StepValues } from '../train/objective.js';
+import type { Rng } from '../util/rng.js';
+import { batchSequenceLogprobs } from './logprobs.js';
+import { dpoLoss, needsLengths, type LossTerm, type LossType } from './losses.js';
+import type { RefProvider } from './ref-table.js';
+
+export type { RefProvider };
+
+export interface DpoSettings {
+  /** One loss, or weighted terms summed (TRL loss_type list + loss_weights; see dpo/losses.ts). */
+  loss: LossType | readonly LossTerm[];
+  beta: number;
+  labelSmoothing: number;
+  discopopTau?: number;
+  /** Recompute each decoder layer in the backward pass (same gradients, activations of layer inputs only). */
+  gradientCheckpointing?: boolean;
+}
+
+export interface MicroBatch {
+  pairs: TokenizedPair[];
+  /** Positions of these pairs among the kept pairs (keys of the reference table). */
+  positions: number[];
+}
+
+function mean(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s / a.length;
+}
+
+export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: RefProvider, s: DpoSettings): Objective<MicroBatch> {
+  const terms = typeof s.loss === 'string' ? [{ type: s.loss, weight: 1 }] : s.loss;
+  return {
+    microBatch(mb, step, ctx) {
+      const P = mb.pairs.length;
+      const batch = collatePairs(mb.pairs, padId);
+      const r = ref(mb.pairs, mb.positions);
+      // sft's token mean runs over the whole step's chosen completions, so accumulation splits it exactly.
+      const sftTokens = { pairs: step.reduce((n, m) => n + m.pairs.length, 0), tokens: step.reduce((n, m) => n + m.pairs.reduce((k, p) => k + p.chosenIds.length, 0), 0) };
+      return {
+        size: P,
+        tokens: batch.lengths.reduce((a, b) => a + b, 0),
+        loss: () => {
+          const logps = batchSequenceLogprobs(cfg, w, batch, { lora: ctx.lora, training: true, dropoutRng: ctx.dropoutRng, gradientCheckpointing: s.gradientCheckpointing ?? false }); // [2P]
+          const pc = logps.slice(0, P) as tf.Tensor1D;
+          const pr = logps.slice(P, P) as tf.Tensor1D;
+          // ipo, sigmoid_norm and sft read the completion token counts (TRL completion_mask.sum(dim=1)).
+          const lengths = needsLengths(terms)
+            ? { chosenLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(0, P))), rejectedLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(P))) }
+            : {};
+          const out = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen: tf.tensor1d(r.chosen), refRejected: tf.tensor1d(r.rejected), ...lengths },
+            { terms, beta: s.beta, labelSmoothing: s.labelSmoothing, discopopTau: s.discopopTau, sftTokens });
+          return {
+            loss: tf.mean(out.losses) as tf.Scalar,
+            values: { losses: out.losses, chosenRewards: out.chosenRewards, rejectedRewards: out.rejectedRewards, policyChosen: pc, policyRejected: pr },
+          };
+        },
+      };
+    },
+    readout(v) {
+      const losses = v.losses.dataSync();
+      const rc = v.chosenRewards.dataSync();
+      const rr = v.rejectedRewards.dataSync();
+      const margins = Array.from(rc, (c, i) => c - rr[i]);
+      const metrics = {
+        loss: mean(losses),
+        'rewards/chosen': mean(rc),
+        'rewards/rejected': mean(rr),
+        'rewards/accuracies': mean(margins.map((m) => (m > 0 ? 1 : 0))),
+        'rewards/margins': mean(margins),
+        'logps/chosen': mean(v.policyChosen.dataSync()),
+        'logps/rejected': mean(v.policyRejected.dataSync()),
+      };
+      return { metrics, items: Array.from(losses, (loss, i) => ({ loss, margin: margins[i] })) };
+    },
+  };
+}
+
+/** Per-pair values of a DPO step, still on the device. */
+export interface StepStats {
+  losses: tf.Tensor1D;
+  chosenRewards: tf.Tensor1D;
+  rejectedRewards: tf.Tensor1D;
+  policyChosen: tf.Tensor1D;
+  policyRejected: tf.Tensor1D;
+  /** Real tokens (prompt + completion) in the step, for tokens/s. */
+  tokens: number;
+}
+
+/** One DPO step's accumulated gradients and per-pair stats (objectiveStep with the DPO objective). */
+export function stepGradients(cfg: LlamaConfig, w: Weights, lora: Lora, micro: MicroBatch[], ref: RefProvider, s: DpoSettings, padId: number,
+  dropoutRng: Rng): { grads: Map<string, tf.Tensor>; stats: StepStats } {
+  const out = objectiveStep(dpoObjective(cfg, w, padId, ref, s), lora, micro, dropoutRng);
+  return { grads: out.grads, stats: { ...(out.values as unknown as Omit<StepStats, 'tokens'>), tokens: out.tokens } };
+}
+
+export function disposeStats(s: StepStats): void {
+  const { tokens: _, ...values } = s;
+  disposeValues(values as StepValues);
+}

@@ -1,0 +1,122 @@
+// What happens around each optimizer step, one small class each: the logger (the one place step values are read back
+// from the device), the evaluator (eval.jsonl), the checkpointer (checkpoint-N/ and the final adapter) and the signal
+// guard (SIGINT/SIGTERM finish the step, then save). The loop calls them in that order.
+import * as tf from '@tensorflow/tfjs';
+import { saveAdapter } from '../io/peft.js';
+import type { Lora } from '../model/lora.js';
+import { saveCheckpoint, type TrainerState } from '../run/checkpoint.js';
+import { appendRunLines } from '../run/files.js';
+import { progress, type Progress } from '../util/progress.js';
+import type { Objective } from './objective.js';
+import type { AdamWState } from './optimizer.js';
+import type { StepOutput } from './step.js';
+
+export type MetricsLine = Record<string, number>;
+
+/** Metrics (metrics.jsonl, every --logging-steps and at the end), first-epoch per-item rows, and the progress bar. */
+export class Logger<M> {
+  last: MetricsLine | null = null;
+  private readonly bar: Progress;
+  private readonly t0 = Date.now();
+  private tokens = 0;
+
+  constructor(private readonly dir: string, private readonly objective: Objective<M>, private readonly o: {
+    spe: number; maxSteps: number; startStep: number; loggingSteps: number;
+    /** The data-file index of each item the step trained, in order (pair_losses.jsonl's `index`). */
+    itemIndex: (micro: readonly M[]) => number[];
+    /** Logged lines so far (trainer_state.json's log_history), appended to. */
+    history: MetricsLine[];
+  }) {
+    this.bar = progress('train', o.maxSteps, 'steps');
+  }
+
+  /** Reads the step back (and disposes what it read), writes its lines; `step` is the 1-based step just taken. */
+  step(step: number, lr: number, gradNorm: tf.Scalar, out: StepOutput, micro: readonly M[]): MetricsLine {
+    const r = this.objective.readout(out.values);
+    const line: MetricsLine = { ...r.metrics, grad_norm: gradNorm.dataSync()[0], learning_rate: lr, epoch: step / this.o.spe, step };
+    tf.dispose([gradNorm, ...Object.values(out.values)]);
+    this.tokens += out.tokens;
+    this.last = line;
+    if (step % this.o.loggingSteps === 0 || step === this.o.maxSteps) {
+      this.o.history.push(line);
+      appendRunLines(this.dir, 'metrics', [line]);
+    }
+    if (step <= this.o.spe) appendRunLines(this.dir, 'pairLosses', this.o.itemIndex(micro).map((index, i) => ({ index, step, ...r.items[i] })));
+    const secs = (Date.now() - this.t0) / 1000;
+    this.bar.tick(step - this.o.startStep, `step ${step} loss ${line.loss.toFixed(4)} margin ${(line['rewards/margins'] ?? NaN).toFixed(4)} ${(this.tokens / secs).toFixed(0)} tok/s`);
+    return line;
+  }
+
+  done(): void {
+    this.bar.done();
+  }
+}
+
+export type Evaluate = (lora: Lora, step: number) => Promise<Record<string, number>>;
+
+/** Evaluates the policy at the chosen steps (step 0, stage ends, every --eval-steps, the end) into eval.jsonl. */
+export class Evaluator {
+  constructor(private readonly dir: string, private readonly evaluate: Evaluate | undefined, private readonly steps: Set<number>,
+    private readonly stageEnds: Map<number, number>, private readonly spe: number, private readonly log: (l: string) => void) {}
+
+  async at(step: number, lora: Lora): Promise<void> {
+    if (!this.evaluate || !this.steps.has(step)) return;
+    const stage = step === 0 ? null : this.stageEnds.get(step) ?? null;
+    const res = await this.evaluate(lora, step);
+    appendRunLines(this.dir, 'eval', [{ step, epoch: step / this.spe, stage, ...res }]);
+    this.log(`eval at step ${step}${stage !== null ? ` (end of stage ${stage})` : ''}: ${Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  }
+}
+
+/** Saves checkpoint-N every --save-steps, at the end and when stopping; the final adapter at the run root when done. */
+export class Checkpointer {
+  lastSaved: number;
+
+  constructor(private readonly dir: string, private readonly o: {
+    saveSteps: number; maxSteps: number; keep: number | null; baseModel: string; startStep: number;
+    state: (step: number) => TrainerState; lora: Lora; opt: AdamWState;
+  }) {
+    this.lastSaved = o.startStep;
+  }
+
+  async after(step: number, stopping: boolean): Promise<void> {
+    if ((this.o.saveSteps > 0 && step % this.o.saveSteps === 0) || step === this.o.maxSteps || stopping) {
+      await saveCheckpoint(this.dir, this.o.state(step), this.o.lora, this.o.opt, this.o.baseModel, this.o.keep);
+      this.lastSaved = step;
+    }
+  }
+
+  /** The PEFT adapter at the top of the run folder: what `eval --adapter` and `merge` take. */
+  async final(): Promise<void> {
+    await saveAdapter(this.dir, this.o.lora, this.o.baseModel);
+  }
+}
+
+/** SIGINT / SIGTERM during a run: the step in progress finishes, a checkpoint is saved, the loop ends. */
+export class SignalGuard {
+  interrupted = false;
+  private readonly onInt = () => this.on('SIGINT');
+  private readonly onTerm = () => this.on('SIGTERM');
+
+  constructor(private readonly log: (l: string) => void) {
+    process.on('SIGINT', this.onInt);
+    process.on('SIGTERM', this.onTerm);
+  }
+
+  private on(sig: string): void {
+    if (this.interrupted) return;
+    this.interrupted = true;
+    this.log(`\n${sig}: finishing the current step, then saving a checkpoint`);
+  }
+
+  /** A step is synchronous: yield once so a signal that arrived during it is handled now (else only at a save). */
+  async poll(): Promise<boolean> {
+    await new Promise<void>((r) => setImmediate(r));
+    return this.interrupted;
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.onInt);
+    process.off('SIGTERM', this.onTerm);
+  }
+}
