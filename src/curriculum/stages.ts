@@ -4,7 +4,7 @@
 import { InputError, describe } from '../util/errors.js';
 import { percentileRanks } from './difficulty.js';
 
-/** The default split: p10, p50, p90 -> 4 stages (about 10% / 40% / 40% / 10% of the pairs). */
+/** The default split: p10, p50, p90 -> 4 stages (about 10% / 40% / 40% / 10% of the pairs). */
 export const DEFAULT_STAGE_PERCENTILES: readonly number[] = [10, 50, 90];
 
 /** Cuts must be finite, within [0, 100] and strictly increasing; an empty list is one stage. */

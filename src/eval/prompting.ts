@@ -1,7 +1,6 @@
 // Prompts for code generation and the clean-up of what comes back: stop sequences for completion prompts, the chat
 // prompt for instruct models, and code extracted from a fenced block. Follows bigcode-evaluation-harness and evalplus.
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
-import { firstStopIndex } from '../model/generate.js';
 
 /**
  * Stop sequences for HumanEval-style completion prompts, as bigcode-evaluation-harness `tasks/humaneval.py`
@@ -10,15 +9,6 @@ import { firstStopIndex } from '../model/generate.js';
  * function body: the next top-level statement.
  */
 export const HUMANEVAL_STOP_SEQUENCES: readonly string[] = ['\nclass', '\ndef', '\n#', '\n@', '\nprint', '\nif', '\n```', '<file_sep>'];
-
-/** The Codex paper's original list, for comparison with numbers reported against it. */
-export const CODEX_STOP_SEQUENCES: readonly string[] = ['\nclass', '\ndef', '\n#', '\nif', '\nprint'];
-
-/** `text` up to the earliest stop sequence (all of it when none occurs), as bigcode's `_stop_at_stop_token`. */
-export function truncateAtStop(text: string, stops: readonly string[]): string {
-  const at = firstStopIndex(text, stops);
-  return at >= 0 ? text.slice(0, at) : text;
-}
 
 /** evalplus `codegen.py`'s instruction for chat models, with the task in a ```python block. */
 export const CHAT_INSTRUCTION = 'Please provide a self-contained Python script that solves the following problem in a markdown code block:';

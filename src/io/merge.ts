@@ -11,7 +11,7 @@ import { writeShardedSafetensors } from './shards.js';
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
 
 export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: string, dtype: WriteDtype, maxShardBytes = 5e9): Promise<void> {
-  const merged = mergeLora(model.cfg, model.weights, lora);
+  const merged = mergeLora(model.weights, lora);
   try {
     await writeDirAtomic(outDir, async (tmp) => {
       const names = Object.keys(merged).sort();

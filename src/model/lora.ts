@@ -1,4 +1,4 @@
-// LoRA adapters on Llama linear layers: the one shared `loraLinear`, seeded init, loading, merge/unmerge.
+// LoRA adapters on Llama linear layers: the one shared `loraLinear`, seeded init, loading from tensors, merge.
 // PEFT semantics (`LoraLayer`): y = x W^T + b + scale * (dropout(x) A^T) B^T, A [r, in], B [out, r]; no DoRA, no bias adapters.
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './types.js';
@@ -200,28 +200,19 @@ export function loraLinear(
   });
 }
 
-function foldLora(w: Record<string, tf.Tensor>, lora: Lora, sign: 1 | -1): Record<string, tf.Tensor> {
+/**
+ * W + scale * B A for every adapted module (PEFT `merge_and_unload`). Returns a new record: target keys hold new
+ * tensors, every other key shares the input tensor. Free it with `disposeMerged(merged, w)`.
+ */
+export function mergeLora(w: Record<string, tf.Tensor>, lora: Lora): Record<string, tf.Tensor> {
   const out: Record<string, tf.Tensor> = { ...w };
   for (const [path, { A, B }] of lora.layers) {
     const key = `${path}.weight`;
     const base = w[key];
     if (!base) throw new FormatError(describe(`weights ${key}`, 'missing', 'the base weight of a LoRA target'));
-    out[key] = tf.tidy(() => tf.add(base, tf.mul(tf.matMul(B, A), sign * lora.scale))); // [out, in]
+    out[key] = tf.tidy(() => tf.add(base, tf.mul(tf.matMul(B, A), lora.scale))); // [out, in]
   }
   return out;
-}
-
-/**
- * W + scale * B A for every adapted module (PEFT `merge_and_unload`). Returns a new record: target keys hold new
- * tensors, every other key shares the input tensor. Free it with `disposeMerged(merged, w)`.
- */
-export function mergeLora(_cfg: LlamaConfig, w: Record<string, tf.Tensor>, lora: Lora): Record<string, tf.Tensor> {
-  return foldLora(w, lora, 1);
-}
-
-/** The inverse of mergeLora: W - scale * B A (new tensors for targets, others shared), up to float32 rounding. */
-export function unmergeLora(_cfg: LlamaConfig, w: Record<string, tf.Tensor>, lora: Lora): Record<string, tf.Tensor> {
-  return foldLora(w, lora, -1);
 }
 
 /** Disposes the tensors of `merged` that are not shared with `base`. */

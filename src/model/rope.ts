@@ -1,17 +1,19 @@
 // Rotary position embeddings: inverse frequencies (with Llama 3.1 per-frequency scaling), cos/sin tables, rotation.
-// Rotate-half form and `rope_type: "llama3"` exactly as HF `_compute_llama3_parameters`; no other rope types (no dynamic/yarn).
+// Rotate-half form and `rope_type: "llama3"` as HF `_compute_llama3_parameters`, in float32 op by op as HF computes it; no other rope types.
 import * as tf from '@tensorflow/tfjs';
 import type { RopeScaling } from './types.js';
 
+const f32 = Math.fround;
+
 /**
- * `inv_freq[i] = 1 / theta^(2i/d)` for i < d/2, then Llama 3.1 scaling per frequency. Computed in float64 and cast
- * once, so the only rounding is the final float32 cast.
+ * `inv_freq[i] = 1 / theta^(2i/d)` for i < d/2, then Llama 3.1 scaling per frequency, in float32 op by op as HF
+ * computes it (`torch.arange(0, d, 2).float() / d`, `base ** x`, then `_compute_llama3_parameters` on float32 tensors).
  */
 export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling | null): Float32Array {
   const half = headDim / 2;
   const out = new Float32Array(half);
   for (let i = 0; i < half; i++) {
-    const f = 1 / Math.pow(theta, (2 * i) / headDim);
+    const f = f32(1 / f32(Math.pow(f32(theta), f32((2 * i) / headDim))));
     out[i] = scaling ? llama3Scale(f, scaling) : f;
   }
   return out;
@@ -19,18 +21,19 @@ export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling
 
 /**
  * One frequency through HF `_compute_llama3_parameters`: short wavelengths (high frequencies) are kept, long ones are
- * slowed by `factor`, and the band between is interpolated so the context extension is smooth.
+ * slowed by `factor`, and the band between is interpolated so the context extension is smooth. Python scalars meet
+ * float32 tensors there, so each operation rounds to float32.
  */
 function llama3Scale(f: number, s: RopeScaling): number {
   const oldCtx = s.originalMaxPositionEmbeddings;
-  const lowFreqWavelen = oldCtx / s.lowFreqFactor;
-  const highFreqWavelen = oldCtx / s.highFreqFactor;
-  const wavelen = (2 * Math.PI) / f;
-  if (wavelen < highFreqWavelen) return f;
-  if (wavelen > lowFreqWavelen) return f / s.factor;
+  const lowFreqWavelen = f32(oldCtx / s.lowFreqFactor);
+  const highFreqWavelen = f32(oldCtx / s.highFreqFactor);
+  const wavelen = f32(f32(2 * Math.PI) / f);
+  const scaled = wavelen > lowFreqWavelen ? f32(f / f32(s.factor)) : f;
   // Both boundaries belong to the medium band, as in HF (`~(w < high) * ~(w > low)`).
-  const smooth = (oldCtx / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-  return ((1 - smooth) * f) / s.factor + smooth * f;
+  if (wavelen < highFreqWavelen || wavelen > lowFreqWavelen) return scaled;
+  const smooth = f32(f32(f32(f32(oldCtx) / wavelen) - f32(s.lowFreqFactor)) / f32(s.highFreqFactor - s.lowFreqFactor));
+  return f32(f32(f32(f32(1 - smooth) * scaled) / f32(s.factor)) + f32(smooth * scaled));
 }
 
 /**

@@ -20,8 +20,8 @@ export function createAdamWState(vars: Map<string, tf.Variable>): AdamWState {
   const m = new Map<string, tf.Tensor>();
   const v = new Map<string, tf.Tensor>();
   for (const [name, x] of vars) {
-    m.set(name, tf.keep(tf.zerosLike(x)));
-    v.set(name, tf.keep(tf.zerosLike(x)));
+    m.set(name, tf.zerosLike(x));
+    v.set(name, tf.zerosLike(x));
   }
   return { step: 0, m, v };
 }

@@ -1,13 +1,21 @@
 // Prompting: stop-sequence truncation, the chat prompt for instruct models (tiny tokenizer's Llama 3.1 template) and
 // code extraction from fenced and unfenced answers.
 import { describe, expect, it } from 'vitest';
-import { CODEX_STOP_SEQUENCES, HUMANEVAL_STOP_SEQUENCES, chatPrompt, extractCode, truncateAtStop } from '../../src/eval/prompting.js';
+import { HUMANEVAL_STOP_SEQUENCES, chatPrompt, extractCode } from '../../src/eval/prompting.js';
+import { firstStopIndex } from '../../src/model/generate.js';
 import { makeTinyTokenizer } from '../../src/tokenizer/tiny.js';
 import { tokenizerFromFiles } from '../../src/tokenizer/tokenizer.js';
 
 const TASK = 'def add(a, b):\n    """Return a + b."""\n';
+/** The Codex paper's five stop sequences (Chen et al. 2021, sec. 3.4). */
+const CODEX_STOP_SEQUENCES = ['\nclass', '\ndef', '\n#', '\nif', '\nprint'];
+/** The text generateText keeps: up to the earliest stop sequence (bigcode's `_stop_at_stop_token`). */
+const truncateAtStop = (text: string, stops: readonly string[]): string => {
+  const at = firstStopIndex(text, stops);
+  return at >= 0 ? text.slice(0, at) : text;
+};
 
-describe('truncateAtStop', () => {
+describe('stop sequences (firstStopIndex, as generateText cuts)', () => {
   it('cuts at the earliest stop sequence, whichever is listed first', () => {
     const text = '    return a + b\n\nprint(add(1, 2))\ndef other():\n    pass\n';
     expect(truncateAtStop(text, HUMANEVAL_STOP_SEQUENCES)).toBe('    return a + b\n');

@@ -7,7 +7,7 @@ import { forwardLogits } from '../../src/model/llama.js';
 import type { Weights } from '../../src/model/llama.js';
 import {
   ALL_LINEAR, ATTN_TARGETS, createLora, disposeLora, disposeMerged, loraFromTensors, loraLinear, loraScale, loraTensors,
-  mergeLora, unmergeLora,
+  mergeLora,
 } from '../../src/model/lora.js';
 import type { Lora, LoraConfig } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
@@ -99,15 +99,25 @@ describe('LoRA', () => {
     }
   });
 
-  it('merged weights give the adapted logits; unmerge restores the base; nothing leaks', () => {
+  it('merged weights give the adapted logits and equal W + scale B A (float64); others are shared; nothing leaks', () => {
     const before = tf.memory().numTensors;
-    const merged = mergeLora(cfg, w, fixtureLora);
+    const merged = mergeLora(w, fixtureLora);
     expect(merged['model.norm.weight']).toBe(w['model.norm.weight']);
     expect(merged['model.layers.0.self_attn.q_proj.weight']).not.toBe(w['model.layers.0.self_attn.q_proj.weight']);
     expectClose(logits(merged, null), logits(w, fixtureLora), 1e-4, 'merged vs adapter');
-    const back = unmergeLora(cfg, merged, fixtureLora);
-    for (const k of Object.keys(w)) expectClose(back[k]!.dataSync(), w[k]!.dataSync(), 1e-6, `unmerged ${k}`);
-    disposeMerged(back, merged);
+    for (const [path, { A, B }] of fixtureLora.layers) {
+      const [out, r] = B.shape;
+      const inp = A.shape[1];
+      const [a, b, base] = [A.dataSync(), B.dataSync(), w[`${path}.weight`]!.dataSync()];
+      const want = new Float64Array(out * inp);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) {
+        let s = 0;
+        for (let k = 0; k < r; k++) s += b[o * r + k] * a[k * inp + i];
+        want[o * inp + i] = base[o * inp + i] + fixtureLora.scale * s;
+      }
+      expectClose(merged[`${path}.weight`]!.dataSync(), want, 1e-6, `merged ${path}`);
+    }
+    for (const k of Object.keys(w)) if (!k.endsWith('_proj.weight')) expect(merged[k]).toBe(w[k]);
     disposeMerged(merged, w);
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -153,13 +163,20 @@ describe('LoRA', () => {
       expect(maxAbsDiff(t1, run({}))).toBeGreaterThan(1e-3);
 
       const vars = [...drop.layers.values()].flatMap((ad) => [ad.A, ad.B]);
+      const baseBytes = Object.fromEntries(Object.entries(w).map(([k, t]) => [k, Buffer.from(t.dataSync().buffer.slice(0))]));
       const before = tf.memory().numTensors;
+      // No variable list: tfjs differentiates every trainable variable there is, so only A and B may come back.
       const { value, grads } = tf.variableGrads(
         () => tf.mean(forwardLogits(cfg, w, ids, mask, { lora: drop, training: true, dropoutRng: new Rng(1) })) as tf.Scalar,
-        vars,
       );
-      expect(Object.keys(grads).length).toBe(2 * ALL_LINEAR.length * cfg.numLayers);
+      expect(Object.keys(grads).sort()).toEqual(vars.map((v) => v.name).sort());
+      expect(vars).toHaveLength(2 * ALL_LINEAR.length * cfg.numLayers);
       expect(Object.values(grads).every((g) => g.dataSync().every(Number.isFinite))).toBe(true);
+      // A step on everything trainable moves the adapters and leaves every base weight byte-identical.
+      const a0 = vars[0].dataSync().slice();
+      tf.tidy(() => { for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.1))); });
+      expect(maxAbsDiff(vars[0].dataSync(), a0)).toBeGreaterThan(0);
+      for (const [k, t] of Object.entries(w)) expect(Buffer.from(t.dataSync().buffer.slice(0)).equals(baseBytes[k]), `${k} changed`).toBe(true);
       tf.dispose([value, ...Object.values(grads)]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([ids, mask]);

@@ -1,5 +1,6 @@
 // RoPE: inverse frequencies in all three llama3 bands (float64 reference and closed forms), cos/sin tables, rotation.
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseLlamaConfig } from '../../src/config/llama.js';
 import { applyRope, ropeCosSin, ropeInvFreq } from '../../src/model/rope.js';
@@ -16,7 +17,44 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
   expect(d).toBeLessThan(tol);
 }
 
+/** HF's inv_freq, transcribed from `_compute_default_rope_parameters` + `_compute_llama3_parameters` into numpy float32. */
+const HF_INV_FREQ_PY = `
+import json, math, sys
+import numpy as np
+d, theta, sc = json.loads(sys.argv[1])
+inv = 1.0 / (np.float32(theta) ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / d))
+if sc:
+    factor, low, high, old = sc['factor'], sc['lowFreqFactor'], sc['highFreqFactor'], sc['originalMaxPositionEmbeddings']
+    low_wl, high_wl = old / low, old / high
+    wavelen = 2 * math.pi / inv
+    inv_l = np.where(wavelen > low_wl, inv / factor, inv)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+    med = ~(wavelen < high_wl) & ~(wavelen > low_wl)
+    inv = np.where(med, smoothed, inv_l)
+assert inv.dtype == np.float32, inv.dtype
+print(json.dumps([float(x) for x in inv]))
+`;
+
+function hfInvFreq(d: number, theta: number, sc: object | null): number[] | null {
+  const r = spawnSync('python3', ['-c', HF_INV_FREQ_PY, JSON.stringify([d, theta, sc])], { encoding: 'utf8' });
+  return r.status === 0 ? (JSON.parse(r.stdout) as number[]) : null;
+}
+
 describe('ropeInvFreq', () => {
+  // powf differs by an ulp between libms (glibc, numpy, Sleef in torch), and 1 / x can double it: 2^-22 relative.
+  it("equals HF's float32 inv_freq to float32 rounding (numpy float32 transcription of transformers' code)", (ctx) => {
+    const llama31 = { ropeType: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
+    const cases: [number, number, typeof llama31 | null][] = [[128, 500000, llama31], [64, 10000, null], [8, 16, { ...llama31, highFreqFactor: 2, originalMaxPositionEmbeddings: 16 }]];
+    const want = cases.map(([d, t, sc]) => hfInvFreq(d, t, sc));
+    if (want.some((w) => w === null)) return ctx.skip('python3 with numpy is not installed: the float32 HF check needs it (CI installs it)');
+    cases.forEach(([d, t, sc], i) => {
+      const got = Array.from(ropeInvFreq(d, t, sc));
+      const bad = got.map((g, j) => [j, g, want[i]![j]] as const).filter(([, g, w]) => Math.abs(g - w) > 2 ** -22 * Math.abs(w));
+      expect(bad, `d ${d} theta ${t}: ${bad.length} of ${got.length} differ by more than 2^-22 relative, e.g. ${JSON.stringify(bad.slice(0, 3))}`).toEqual([]);
+    });
+  });
+
   it('matches the float64 reference (llama3 scaling and none)', () => {
     for (const name of ['base.json', 'tied.json']) {
       const fx = readFixture<ModelFixture>(name);
