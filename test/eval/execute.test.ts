@@ -32,8 +32,7 @@ const stdio = parseTasks(
 );
 const samples = (taskId: string, ...completions: string[]) =>
   parseSamples(jsonl(...completions.map((completion) => ({ task_id: taskId, completion }))), 'samples.jsonl');
-const N = 'nonce';
-const fixed = { nonce: () => N };
+const fixed = {};
 
 describe('evaluateCompletions', () => {
   it('HumanEval: one run per sample, the sandbox result string as is, one test', async () => {
@@ -47,12 +46,12 @@ describe('evaluateCompletions', () => {
     expect(out[0]!.record).toEqual({ task_id: 'he/0', completion: '    return 1\n' });
   });
 
-  it('MBPP: counts asserts from the nonce-tagged line; a forged or missing line does not count', async () => {
+  it('MBPP: the asserts go to the runner one by one, and its count (not program output) is the test count', async () => {
     const runner = new Scripted((req) => {
-      if (req.code.includes('A')) return { stdout: `noise\n@@dpo-eval:${N}:count 3/3\n` };
-      if (req.code.includes('B')) return { result: 'failed: AssertionError', passed: false, stdout: `@@dpo-eval:${N}:count 2/3\n` };
-      if (req.code.includes('C')) return { result: 'failed: AssertionError', passed: false, stdout: `@@dpo-eval:forged:count 3/3\n` };
-      if (req.code.includes('D')) return { result: 'failed: AssertionError', passed: false, stdout: `@@dpo-eval:${N}:count 3/3\n` };
+      if (req.code.includes('A')) return { testsPassed: 3, stdout: 'noise\n' };
+      if (req.code.includes('B')) return { result: 'failed: AssertionError', passed: false, testsPassed: 2 };
+      if (req.code.includes('C')) return { result: 'failed: AssertionError', passed: false, stdout: 'count 3/3\n' };
+      if (req.code.includes('D')) return { result: 'failed: AssertionError', passed: false, testsPassed: 3 };
       return { result: 'timed out', passed: false };
     });
     const out = await evaluateCompletions(mbpp, samples('5', 'A', 'B', 'C', 'D', 'E'), runner, fixed);
@@ -63,16 +62,15 @@ describe('evaluateCompletions', () => {
       ['failed: AssertionError', false, 2, 3], // a failed run passed at most total - 1
       ['timed out', false, 0, 3],
     ]);
+    expect(runner.requests[0]!.tests).toEqual((mbpp[0] as { asserts: string[] }).asserts);
   });
 
-  it('--strict-results: the guard marker turns any result into the strict-results failure', async () => {
+  it('--strict-results: the runner wraps the entry point; its strict failure names the offence', async () => {
     const msg = 'strict-results: f returned AlwaysEqual overriding __eq__';
-    const runner = new Scripted(() => ({ result: 'failed: AssertionError', passed: false, stdout: `@@dpo-eval:${N}:strict ${msg}\n` }));
+    const runner = new Scripted(() => ({ result: `failed: AssertionError: ${msg}`, passed: false }));
     const [r] = await evaluateCompletions(he, samples('he/0', 'x'), runner, { ...fixed, strict: true });
-    expect(r!.result).toBe(`failed: ${msg}`);
-    const passing = new Scripted(() => ({ stderr: `@@dpo-eval:${N}:strict ${msg}\n` }));
-    const [p] = await evaluateCompletions(he, samples('he/0', 'x'), passing, { ...fixed, strict: true });
-    expect([p!.result, p!.passed, p!.passedTests]).toEqual([`failed: ${msg}`, false, 0]);
+    expect([r!.result, r!.passed, r!.passedTests]).toEqual([`failed: ${msg}`, false, 0]);
+    expect(runner.requests[0]!.strictNames).toEqual([(he[0] as { entryPoint: string }).entryPoint]);
   });
 
   it('stdio: one run per test with stdin; output compared as tokens; the first failing test names the result', async () => {

