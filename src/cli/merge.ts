@@ -1,7 +1,7 @@
 // `merge`: base model + PEFT adapter -> a full HF model directory with the adapter folded in.
 // Same result as PEFT's merge_and_unload + save_pretrained (sharded safetensors + index).
 import type { CommandModule } from 'yargs';
-import type { BackendName } from '../backend/index.js';
+import { BACKENDS, type BackendName } from '../backend/index.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
 import { writeMergedModel } from '../io/merge.js';
@@ -20,7 +20,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     out: { type: 'string', demandOption: true, describe: 'output directory' },
     dtype: { type: 'string', choices: ['bf16', 'f32'], default: 'bf16', describe: 'weight dtype on disk' },
     'max-shard-size': { type: 'number', default: 5e9, describe: 'bytes per safetensors shard' },
-    backend: { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'tfjs backend' },
+    backend: { type: 'string', choices: BACKENDS, default: 'auto', describe: 'tfjs backend' },
   }) as never,
   handler: async (argv) => {
     if (!(argv['max-shard-size'] > 0)) throw new InputError(describe('--max-shard-size', String(argv['max-shard-size']), 'a positive number of bytes'));

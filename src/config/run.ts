@@ -6,12 +6,13 @@ import { DEFAULT_DISCOPOP_TAU, LOSS_NAMES, parseLossTerms } from '../dpo/losses.
 import { TRUNCATION_MODES, type PairLengthOptions, type TruncationMode } from '../tokenizer/pair.js';
 import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
 import { SAMPLING_DEFAULTS } from './sampling.js';
+import { BACKENDS } from '../backend/index.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
   data: { type: 'string', default: null, nullable: true, describe: 'pairs JSONL (TRL standard or conversational format)' },
-  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'tfjs backend' },
+  backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'tfjs backend' },
   maxLength: { type: 'int', default: 1024, min: 2, describe: 'max prompt + completion tokens' },
   maxPromptLength: { type: 'int', default: null, nullable: true, min: 1, describe: 'cap the prompt first, keeping BOS and its end (TRL 0.x max_prompt_length; TRL 1.x has none)' },
   truncationMode: { type: 'string', default: 'keep_start', choices: TRUNCATION_MODES, describe: 'TRL truncation_mode: keep each row\'s first or last --max-length tokens' },

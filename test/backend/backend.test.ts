@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { BACKENDS, currentBackend, selectBackend } from '../../src/backend/index.js';
 import { BackendError } from '../../src/util/errors.js';
+import { resolveRunConfig } from '../../src/config/run.js';
 
 function resolves(pkg: string): boolean {
   try {
@@ -19,8 +20,9 @@ function resolves(pkg: string): boolean {
 const hasTfNode = resolves('@tensorflow/tfjs-node') || resolves('@tensorflow/tfjs-node-gpu');
 
 describe('selectBackend', () => {
-  it('lists the four choices', () => {
-    expect(BACKENDS).toEqual(['auto', 'tensorflow', 'wasm', 'cpu']);
+  it('--backend accepts exactly the backends selectBackend knows, and nothing is chosen before a call', () => {
+    for (const b of BACKENDS) expect(resolveRunConfig({ backend: b }).backend).toBe(b);
+    expect(() => resolveRunConfig({ backend: 'gpu' })).toThrow(/^--backend: "gpu" \(expected one of auto\|tensorflow\|wasm\|cpu\)/);
     expect(currentBackend()).toBeNull();
   });
 

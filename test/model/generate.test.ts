@@ -268,13 +268,23 @@ describe('generateText', () => {
     expect(steps).toBeLessThan(16);
   });
 
-  it('uses the tokenizer stop ids by default', () => {
+  it('uses the tokenizer stop ids by default: a stop id ends the row', () => {
     const tok = tiny.tokenizer;
     expect(tok.stopIds.length).toBeGreaterThan(0);
     const before = tf.memory().numTensors;
-    const res = generateText(tiny, null, ['a', 'def f'], { maxNewTokens: 4, temperature: 1, seed: 2 });
-    expect(res).toHaveLength(2);
-    for (const r of res) expect(['stop', 'length']).toContain(r.finishReason);
+    // The greedy continuation of 'a' without any stop id: its first token becomes the tokenizer's only stop id below.
+    const free = generate(tiny.cfg, tiny.weights, null, [[tok.bosId!, ...tok.encode('a', { addSpecialTokens: false })]], { maxNewTokens: 4, temperature: 0, seed: 0, stopIds: [] });
+    expect(free.finishReason[0]).toBe('length');
+    const first = free.tokens[0]![0]!;
+    const codec = { encode: tok.encode.bind(tok), decode: tok.decode.bind(tok), bosId: tok.bosId, stopIds: [first] };
+    const [stopped] = generateText({ ...tiny, tokenizer: codec }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
+    expect(stopped).toEqual({ text: '', finishReason: 'stop' });
+    // The same call with a stop id the row never produces runs to the length limit.
+    const other = tok.stopIds.find((id) => !free.tokens[0]!.includes(id));
+    if (other !== undefined) {
+      const [ran] = generateText({ ...tiny, tokenizer: { ...codec, stopIds: [other] } }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
+      expect(ran.finishReason).toBe('length');
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 });
