@@ -23,7 +23,12 @@ export interface DifficultyInputs {
  * equal its pair's (when the pair's source record is known), so scores of other data or other truncation settings
  * are refused rather than silently misassigned.
  */
-export function scoresLogps(file: string, sources: readonly ({ raw: Record<string, unknown> } | null)[]): PairLogps[] {
+/**
+ * A `score` output's log-probs for the kept pairs, checked line by line: same pair texts, and, when `tokens` is given,
+ * the same completion token counts as this run's tokenization (a file scored with other length settings or by an
+ * older tokenization, such as the double <|eot_id|> on chat pairs before ref cache v2, is refused, not reused).
+ */
+export function scoresLogps(file: string, sources: readonly ({ raw: Record<string, unknown> } | null)[], tokens?: readonly { chosen: number; rejected: number }[]): PairLogps[] {
   const n = sources.length;
   if (!existsSync(file)) throw new InputError(describe(`--scores ${file}`, 'file not found'));
   const lines = readFileSync(file, 'utf8').split('\n').map((l, i) => [l, i + 1] as const).filter(([l]) => l.trim() !== '');
@@ -44,7 +49,14 @@ export function scoresLogps(file: string, sources: readonly ({ raw: Record<strin
           'Rerun `score` on the same --data with the same --max-length/--max-prompt-length.'));
       }
     }
-    return readPairLogps(o, `${file}:${line}`);
+    const logps = readPairLogps(o, `${file}:${line}`);
+    const t = tokens?.[i];
+    if (t && (logps.chosenTokens !== t.chosen || logps.rejectedTokens !== t.rejected)) {
+      throw new InputError(describe(`${file}:${line}`, `chosen_tokens ${logps.chosenTokens}, rejected_tokens ${logps.rejectedTokens}`,
+        `${t.chosen} and ${t.rejected}, as this run tokenizes kept pair ${i + 1}`,
+        'Rerun `score` on this data with this version and the same --max-length/--truncation-mode/--max-prompt-length.'));
+    }
+    return logps;
   });
 }
 

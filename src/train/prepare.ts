@@ -51,7 +51,9 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
     throw new InputError(describe('--scores', `given with the reference adapter ${refDir}`, 'scores under the run\'s reference model',
       '`score` uses the bare base; drop --scores (the run then scores pairs under its reference itself) or pass --ref-adapter none.'));
   }
-  const scored = cfg.scores ? scoresLogps(cfg.scores, allRecords.map((r) => opts.sources?.[r.index] ?? null)) : null;
+  const scored = cfg.scores
+    ? scoresLogps(cfg.scores, allRecords.map((r) => opts.sources?.[r.index] ?? null), allRecords.map((r) => ({ chosen: r.chosenIds.length, rejected: r.rejectedIds.length })))
+    : null;
   // The table serves the cached reference of each step and the distance difficulty; --ref-mode online recomputes it per step.
   const needRefTable = cfg.refMode === 'cache' || (usesDifficultyFor(cfg) && cfg.difficulty === 'distance' && !scored);
   let fullTable: PairLogpTable | null = null;

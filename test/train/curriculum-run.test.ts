@@ -87,8 +87,11 @@ describe('curriculum runs', () => {
 
   it('--scores: a score file of other pairs is refused by line, and the right one replaces the reference pass', async () => {
     const recs = readPairs(data);
-    // Scores written by hand in the `score` layout: the ref cache then holds exactly these numbers.
-    const lines = recs.map((r, i) => JSON.stringify({ ...r.raw, chosen_logp: -10 - i, rejected_logp: -20, chosen_tokens: 5, rejected_tokens: 5, distance: 0, percentile: 0 }));
+    // Scores written by hand in the `score` layout (token counts as this run tokenizes): the ref cache then holds
+    // exactly these numbers.
+    const toks = tokenized(model, data, runConfig({ model: model.dir, data }));
+    const lines = recs.map((r, i) => JSON.stringify({ ...r.raw, chosen_logp: -10 - i, rejected_logp: -20, chosen_tokens: toks[i].chosenIds.length,
+      rejected_tokens: toks[i].rejectedIds.length, distance: 0, percentile: 0 }));
     const good = join(root, 'scores.jsonl');
     writeFileSync(good, lines.join('\n') + '\n');
     const out = join(root, 'scored');
@@ -98,5 +101,9 @@ describe('curriculum runs', () => {
     const swapped = join(root, 'swapped.jsonl');
     writeFileSync(swapped, [lines[1], lines[0], ...lines.slice(2)].join('\n') + '\n');
     await expect(train({ 'output-dir': join(root, 'swapped'), scores: swapped, 'max-steps': 1 })).rejects.toThrow(/swapped\.jsonl:1: "prompt" differs/);
+    // Scores of another tokenization (one more chosen token, as the old double <|eot_id|>) are refused, not reused.
+    const stale = join(root, 'stale.jsonl');
+    writeFileSync(stale, lines.map((l) => JSON.stringify({ ...JSON.parse(l), chosen_tokens: JSON.parse(l).chosen_tokens + 1 })).join('\n') + '\n');
+    await expect(train({ 'output-dir': join(root, 'stale'), scores: stale, 'max-steps': 1 })).rejects.toThrow(/stale\.jsonl:1: chosen_tokens \d+, rejected_tokens \d+ \(expected \d+ and \d+, as this run tokenizes kept pair 1\)/);
   });
 });
