@@ -138,30 +138,45 @@ export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], su
 }
 
 export interface PassRow {
-  /** The x label: `step N`, after the stage when known (`stage 1 · step 8`, drawn on two lines). */
-  point: string;
+  /** Optimizer step of the evaluation. */
+  step: number;
   arm: string;
   pass: number;
 }
 
-/** pass@1 at each evaluation (after each stage), one bar per arm side by side, the value printed on top. */
-export function passSpec(rows: PassRow[], points: string[], arms: string[], subtitle: string): TopLevelSpec {
-  const width = Math.max(240, points.length * Math.max(100, 28 * arms.length));
+export interface PassMark {
+  step: number;
+  /** `step N`, after the stage when known (`stage 1 · step 8`, drawn on two lines). */
+  label: string;
+}
+
+/**
+ * pass@1 against the optimizer step (a quantitative axis, so uneven stage lengths show), one line with a dot per
+ * evaluation for each arm; a dashed rule and a label mark each evaluation point. As wide as the other figures.
+ */
+export function passSpec(rows: PassRow[], marks: PassMark[], arms: string[], subtitle: string): TopLevelSpec {
+  const x = { field: 'step', type: 'quantitative' as const, title: 'step', scale: { nice: false, padding: 24 } };
   return {
     ...BASE,
     title: { text: 'pass@1 after each stage', subtitle },
-    width,
+    width: 520,
     height: 260,
-    data: { values: rows },
-    encoding: {
-      x: { field: 'point', type: 'nominal', sort: points, title: 'evaluation', axis: { labelAngle: 0, labelExpr: "split(datum.label, ' · ')", labelPadding: 4 } },
-      xOffset: { field: 'arm', type: 'nominal', sort: arms },
-      y: { field: 'pass', type: 'quantitative', title: 'pass@1', scale: { domain: [0, 1] } },
-      color: armColor(arms),
-    },
     layer: [
-      { mark: { type: 'bar' } },
-      { mark: { type: 'text', dy: -4, baseline: 'bottom', fontSize: 10, color: '#333' }, encoding: { text: { field: 'pass', type: 'quantitative', format: '.2f' } } },
+      { data: { values: marks }, mark: { type: 'rule', color: '#bbb', strokeDash: [3, 3] }, encoding: { x } },
+      {
+        data: { values: marks },
+        mark: { type: 'text', color: '#555', fontSize: 10, baseline: 'top', lineBreak: ' · ', dy: 2 },
+        encoding: { x, y: { value: 0 }, text: { field: 'label' } },
+      },
+      {
+        data: { values: rows },
+        layer: [
+          { mark: { type: 'line', strokeWidth: 1.5 } },
+          { mark: { type: 'point', filled: true, size: 50 } },
+          { mark: { type: 'text', dy: -8, fontSize: 10, color: '#333' }, encoding: { text: { field: 'pass', type: 'quantitative', format: '.2f' } } },
+        ],
+        encoding: { x, y: { field: 'pass', type: 'quantitative', title: 'pass@1', scale: { domain: [0, 1] } }, color: armColor(arms) },
+      },
     ],
   };
 }

@@ -79,9 +79,9 @@ function curvesPlan(data: ReportData): Plan {
 
 function passPlan(t: PassTable): Plan {
   if (t.points.length === 0) return { skip: `no ${F.eval} with pass@1 (train with --eval-tasks to evaluate after each stage).` };
-  const rows = t.points.flatMap((point, i) => t.arms.flatMap((arm, j) => (t.cells[i][j] === null ? [] : [{ point, arm, pass: t.cells[i][j]! }])));
+  const rows = t.steps.flatMap((step, i) => t.arms.flatMap((arm, j) => (t.cells[i][j] === null ? [] : [{ step, arm, pass: t.cells[i][j]! }])));
   return {
-    spec: passSpec(rows, t.points, t.arms, `${t.points.length} evaluations${t.arms.length > 1 ? `, arms matched by step` : ''}`),
+    spec: passSpec(rows, t.steps.map((step, i) => ({ step, label: t.points[i] })), t.arms, `${t.points.length} evaluations${t.arms.length > 1 ? `, arms matched by step` : ''}`),
     caption: 'pass@1 (human-eval) at each evaluation, labelled by the curriculum stage it follows and its step.',
   };
 }

@@ -114,11 +114,15 @@ describe('report on a run folder', () => {
     for (const t of ['loss', 'rewards/margins', 'rewards/accuracies', 'step']) expect(svg).toContain(`>${t}</text>`);
   });
 
-  it('pass@1: one bar per evaluation, labelled with stage and step', async () => {
+  it('pass@1: one dot per evaluation on a step axis, labelled with stage and step, as wide as the page allows', async () => {
     await result;
     const svg = read(dir, FIGURE_FILES.pass);
-    expect(count(markGroup(svg, 'mark-rect role-mark'), /<path/g)).toBe(3);
-    for (const t of ['step 0', 'pass@1', 'evaluation']) expect(svg).toContain(`>${t}</text>`);
+    expect(count(markGroup(svg, 'mark-symbol role-mark'), /<path/g)).toBe(3);
+    for (const t of ['step 0', 'pass@1', 'step']) expect(svg).toContain(`>${t}</text>`);
+    // The x axis is the optimizer step (quantitative: uneven stages show), with numeric ticks.
+    expect(svg).toMatch(/role-axis[\s\S]*>20<\/text>/);
+    // report.html shows figures at most 1008 px wide (main 1080 px less padding): the SVG is drawn at that size or less.
+    expect(Number(/^<svg[^>]*\swidth="([\d.]+)"/.exec(svg)![1])).toBeLessThanOrEqual(1008);
     // `stage 1 · step 8` is drawn on two lines.
     expect(svg).toMatch(/<tspan>stage 1<\/tspan><tspan [^>]*>step 8<\/tspan>/);
   });
@@ -189,7 +193,7 @@ describe('missing optional inputs', () => {
 });
 
 describe('report on an experiment folder', () => {
-  it('arms side by side: grouped pass@1 bars, dots per arm, the printed pass@1 table', async () => {
+  it('arms side by side: a pass@1 line per arm, dots per arm, the printed pass@1 table', async () => {
     const dir = join(root, 'exp');
     makeRun(join(dir, 'runs', 'stages'), { scores: false });
     makeRun(join(dir, 'runs', 'shuffle'), { scores: false, shift: 0.05 });
@@ -199,7 +203,7 @@ describe('report on an experiment folder', () => {
     const noted: string[] = [];
     await runReport(dir, (l) => printed.push(l), (l) => noted.push(l));
     const pass = read(dir, FIGURE_FILES.pass);
-    expect(count(markGroup(pass, 'mark-rect role-mark'), /<path/g)).toBe(6);
+    expect(count(markGroup(pass, 'mark-symbol role-mark'), /<path/g)).toBe(6);
     for (const arm of ['stages', 'shuffle']) expect(pass).toContain(`>${arm}</text>`);
     expect(count(markGroup(read(dir, FIGURE_FILES.scatter), 'mark-symbol role-mark'), /<path/g)).toBe(2 * N_PAIRS);
     // Three panels, one line per arm in each.
