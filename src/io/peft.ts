@@ -26,7 +26,7 @@ export function moduleKeyOf(name: string): string | null {
   return m ? m[1] : null;
 }
 
-/** torch.optim.AdamW's state names for the first and second moments. */
+/** torch.optim.AdamW's state names for the first and the second moment, in that order. */
 export const ADAM_MOMENTS = ['exp_avg', 'exp_avg_sq'] as const;
 export type AdamMoment = (typeof ADAM_MOMENTS)[number];
 

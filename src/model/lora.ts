@@ -116,8 +116,8 @@ export function createLora(cfg: LlamaConfig, lc: LoraConfig, seed: number): Lora
 }
 
 /**
- * Adapters from given values, keyed `<module path>.lora_A` / `.lora_B` (PEFT's keys without the
- * `base_model.model.` prefix and `.weight` suffix). Strict: every key present with its shape, nothing extra.
+ * Adapters from given values, keyed `<module path>.lora_A` / `.lora_B` (the torch module names of the matrices;
+ * io/peft.ts maps them to PEFT's tensor keys). Strict: every key present with its shape, nothing extra.
  * Tensors are copied into new Variables; the caller keeps ownership of what it passed.
  */
 export function loraFromTensors(cfg: LlamaConfig, lc: LoraConfig, tensors: Record<string, Float32Array | tf.Tensor>): Lora {

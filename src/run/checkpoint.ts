@@ -77,7 +77,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
   const dir = checkpointDir(outputDir, state.global_step);
   await writeDirAtomic(dir, async (tmp) => {
     await saveAdapter(tmp, lora, baseModel);
-    const moments = Object.keys(loraTensors(lora)).flatMap((k) => ADAM_MOMENTS.map((m) => ({ name: momentKey(k, m), t: (m === 'exp_avg' ? opt.m : opt.v).get(k)! })));
+    const moments = Object.keys(loraTensors(lora)).flatMap((k) => ADAM_MOMENTS.map((m, i) => ({ name: momentKey(k, m), t: [opt.m, opt.v][i].get(k)! })));
     await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments.map(({ name, t }) => ({ name, shape: t.shape as number[], data: () => t.dataSync() as Float32Array })),
       { dtype: 'F32', metadata: { format: 'pt', step: String(opt.step) } });
     writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
@@ -146,8 +146,8 @@ export function loadOptimizer(dir: string, opt: AdamWState, step: number): void 
     // Keys and shapes first: the loop replaces (and disposes) the tensors of the maps it fills.
     const shapes = [...opt.m].map(([k, t]) => [k, t.shape as number[]] as const);
     for (const [k, shape] of shapes) {
-      for (const moment of ADAM_MOMENTS) {
-        const map = moment === 'exp_avg' ? opt.m : opt.v;
+      for (const [i, moment] of ADAM_MOMENTS.entries()) {
+        const map = [opt.m, opt.v][i];
         const name = momentKey(k, moment);
         if (!st.has(name)) throw new FormatError(describe(`${file}: ${name}`, 'missing', 'Adam moments for every adapter tensor'));
         const r = st.read(name);
