@@ -6,7 +6,7 @@
 // without special tokens (the template writes BOS; its end-of-turn token ends the completion, no EOS is added).
 // Deliberate deviations (README "TRL fidelity"): a prompt that already starts with BOS keeps one, not two; a prompt
 // ending with an assistant message is continued; keep_end cuts the shared prompt once for both completions; an
-// empty prompt is dropped; maxPromptLength (TRL 0.x max_prompt_length, off by default) may cut the prompt first.
+// empty prompt or completion is dropped; maxPromptLength (TRL 0.x max_prompt_length, off by default) may cut the prompt first.
 // Leaves out: TRL's implicit-prompt format (a prompt is required) and tool calls.
 
 import { InputError, describe } from '../util/errors.js';
