@@ -1,6 +1,7 @@
 // A tiny typed-config engine: a schema of fields -> defaults <- preset <- --config file <- flags, strict.
 // Unknown keys and wrong types are errors naming the key (nanoGPT's configurator, typed). Used by config/run.ts.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonObject } from '../io/json.js';
 import { InputError, describe } from '../util/errors.js';
 
 export type FieldType = 'string' | 'number' | 'int' | 'boolean';
@@ -81,13 +82,7 @@ export function defaults<S extends Schema>(schema: S): Values<S> {
 /** Reads a --config JSON file as a layer. */
 export function readConfigFile(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new InputError(describe(`--config ${path}`, 'file not found'));
-  try {
-    const j = JSON.parse(readFileSync(path, 'utf8'));
-    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not a JSON object');
-    return j as Record<string, unknown>;
-  } catch (e) {
-    throw new InputError(describe(`--config ${path}`, `invalid (${(e as Error).message})`, 'a JSON object of settings'));
-  }
+  return readJsonObject(path, 'a JSON object of settings', InputError, `--config ${path}`);
 }
 
 /** yargs option specs for every field (no yargs defaults: an absent flag must not override a config file). */

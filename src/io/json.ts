@@ -7,15 +7,15 @@ import { writeAll } from './atomic.js';
 /** FormatError for our own files and HF/PEFT files; InputError for a file the user wrote (a --config, a samples file). */
 type ErrorClass = new (message: string) => Error;
 
-/** Parses `file` as one JSON object, or throws `<file>: invalid JSON (...) (expected <expected>)`. */
-export function readJsonObject(file: string, expected: string, E: ErrorClass = FormatError): Record<string, unknown> {
+/** Parses `file` as one JSON object, or throws `<where>: invalid JSON (...) (expected <expected>)`; `where` defaults to the file. */
+export function readJsonObject(file: string, expected: string, E: ErrorClass = FormatError, where = file): Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new E(describe(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `invalid JSON (${(e as Error).message})`, expected));
+    throw new E(describe(where, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `invalid JSON (${(e as Error).message})`, expected));
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new E(describe(file, 'not a JSON object', expected));
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new E(describe(where, 'not a JSON object', expected));
   return v as Record<string, unknown>;
 }
 

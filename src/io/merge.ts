@@ -1,6 +1,7 @@
 // Exports a full HF model directory with a LoRA adapter folded in (PEFT `merge_and_unload` + save_pretrained):
 // config, tokenizer files and sharded safetensors with an index, written atomically as one folder.
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import { readJsonObject } from './json.js';
 import { join } from 'node:path';
 import { mergeLora, disposeMerged, type Lora } from '../model/lora.js';
 import type { LoadedModel } from './model-dir.js';
@@ -17,7 +18,7 @@ export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: s
       const names = Object.keys(merged).sort();
       await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].dataSync() as Float32Array })),
         { dtype, maxShardBytes });
-      const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8'));
+      const config = readJsonObject(join(model.dir, 'config.json'), 'a Hugging Face config.json');
       // Written in the layout the source came from: v5's save_pretrained writes `dtype`, v4's `torch_dtype`.
       const dtypeName = dtype === 'BF16' ? 'bfloat16' : 'float32';
       if (model.cfg.configLayout === 'v5') {

@@ -1,8 +1,9 @@
 // Sharded safetensors checkpoints: `<prefix>-00001-of-0000N.safetensors` + `<prefix>.safetensors.index.json`, as
 // transformers' save_pretrained writes them (index last; shards renamed in once all are written). Read shard by shard.
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir, tempSibling, unlinkIfExists, writeFileAtomic } from './atomic.js';
+import { readJsonObject } from './json.js';
 import { DTYPE_BYTES, fail, isCount, numel, openSafetensors, writeSafetensors, type ReadTensor, type SafetensorsFile, type TensorToWrite, type WriteOptions } from './safetensors.js';
 
 export interface SafetensorsIndex {
@@ -16,12 +17,7 @@ export interface SafetensorsIndex {
 }
 
 export function readSafetensorsIndex(path: string): SafetensorsIndex {
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw fail(path, null, `unreadable index (${(e as Error).message})`, '{metadata: {total_size}, weight_map: {name: file}}');
-  }
+  const j = readJsonObject(path, 'a safetensors index {metadata: {total_size}, weight_map: {name: file}}');
   const wm = (j as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw fail(path, null, 'no weight_map object', '{weight_map: {name: shard file}}');
   const total = (j as { metadata?: { total_size?: unknown } }).metadata?.total_size;
