@@ -7,6 +7,10 @@ import { TRUNCATION_MODES, type PairLengthOptions, type TruncationMode } from '.
 import { ALL_LINEAR, ATTN_TARGETS } from '../model/lora.js';
 import { SAMPLING_DEFAULTS } from './sampling.js';
 import { BACKENDS } from '../backend/index.js';
+import { CURRICULA } from '../curriculum/order.js';
+import { DIFFICULTIES, DISTANCE_METRICS, DISTANCE_SIGNS } from '../curriculum/difficulty.js';
+import { TASK_FORMATS } from '../eval/tasks.js';
+import { SCHEDULERS } from '../train/schedule.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
 
 export const RUN_SCHEMA = {
@@ -30,14 +34,14 @@ export const RUN_SCHEMA = {
   beta: { type: 'number', default: 0.1, describe: 'DPO beta' },
   labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'label smoothing epsilon of robust, exo_pair and cdpo (TRL label_smoothing)' },
   discopopTau: { type: 'number', default: DEFAULT_DISCOPOP_TAU, min: 0, describe: 'DiscoPOP temperature (TRL discopop_tau)' },
-  refMode: { type: 'string', default: 'cache', choices: ['cache', 'online'], describe: 'reference log-probs precomputed once, or in each step' },
+  refMode: { type: 'string', default: 'cache', choices: ['cache', 'online'] as const, describe: 'reference log-probs precomputed once, or in each step' },
   // Optimizer
   learningRate: { type: 'number', default: 5e-6, min: 0, describe: 'AdamW learning rate' },
   weightDecay: { type: 'number', default: 0, min: 0, describe: 'decoupled weight decay' },
   adamBeta1: { type: 'number', default: 0.9, describe: 'Adam beta1' },
   adamBeta2: { type: 'number', default: 0.999, describe: 'Adam beta2' },
   adamEpsilon: { type: 'number', default: 1e-8, describe: 'Adam epsilon' },
-  lrScheduler: { type: 'string', default: 'linear', choices: ['constant', 'linear', 'cosine'], describe: 'learning-rate schedule after warmup' },
+  lrScheduler: { type: 'string', default: 'linear', choices: SCHEDULERS, describe: 'learning-rate schedule after warmup' },
   warmupSteps: { type: 'int', default: 0, min: 0, describe: 'linear warmup steps (wins over --warmup-ratio)' },
   warmupRatio: { type: 'number', default: 0, min: 0, describe: 'warmup as a fraction of total steps' },
   batchSize: { type: 'int', default: 4, min: 1, describe: 'pairs per micro-batch' },
@@ -48,17 +52,17 @@ export const RUN_SCHEMA = {
   maxSteps: { type: 'int', default: -1, describe: 'optimizer steps (overrides --epochs when > 0)' },
   seed: { type: 'int', default: 42, describe: 'seed for adapter init, order and dropout' },
   // Data order
-  curriculum: { type: 'string', default: 'stages', choices: ['none', 'shuffle', 'distance', 'stages'], describe: 'pair order: file order, seeded shuffle, easiest first, or percentile stages' },
-  difficulty: { type: 'string', default: 'distance', choices: ['distance', 'ast', 'tests'], describe: 'difficulty score for distance/stages/pruning' },
-  distanceMetric: { type: 'string', default: 'mean', choices: ['mean', 'sum'], describe: 'reference log-prob distance per token (mean) or summed' },
-  distanceSign: { type: 'string', default: 'abs', choices: ['abs', 'signed'], describe: 'abs: small |distance| is easy; signed: pairs the reference already prefers are easy' },
+  curriculum: { type: 'string', default: 'stages', choices: CURRICULA, describe: 'pair order: file order, seeded shuffle, easiest first, or percentile stages' },
+  difficulty: { type: 'string', default: 'distance', choices: DIFFICULTIES, describe: 'difficulty score for distance/stages/pruning' },
+  distanceMetric: { type: 'string', default: 'mean', choices: DISTANCE_METRICS, describe: 'reference log-prob distance per token (mean) or summed' },
+  distanceSign: { type: 'string', default: 'abs', choices: DISTANCE_SIGNS, describe: 'abs: small |distance| is easy; signed: pairs the reference already prefers are easy' },
   stagePercentiles: { type: 'string', default: '10,50,90', describe: 'difficulty percentiles that split the stages' },
   pruneBelow: { type: 'number', default: null, nullable: true, describe: 'drop pairs below this difficulty percentile' },
   pruneAbove: { type: 'number', default: null, nullable: true, describe: 'drop pairs above this difficulty percentile' },
   scores: { type: 'string', default: null, nullable: true, describe: 'reuse a `score` output for the distance difficulty' },
   // Stage evaluation
   evalTasks: { type: 'string', default: null, nullable: true, describe: 'tasks file to evaluate pass@k after each stage' },
-  evalFormat: { type: 'string', default: null, nullable: true, choices: ['humaneval', 'mbpp', 'stdio'], describe: 'format of --eval-tasks [default: detected]' },
+  evalFormat: { type: 'string', default: null, nullable: true, choices: TASK_FORMATS, describe: 'format of --eval-tasks [default: detected]' },
   evalSamples: { type: 'int', default: SAMPLING_DEFAULTS.stage.nSamples, min: 1, describe: 'samples per eval task (pass@k for k <= this)' },
   evalSteps: { type: 'int', default: 0, min: 0, describe: 'also evaluate every N steps (0: only after stages)' },
   evalMaxNewTokens: { type: 'int', default: SAMPLING_DEFAULTS.stage.maxNewTokens, min: 1, describe: 'tokens generated per eval sample' },

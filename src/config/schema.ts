@@ -20,7 +20,8 @@ export interface Field<T> {
 }
 
 export type Schema = Record<string, Field<unknown>>;
-type Base<F> = F extends { type: 'string' } ? string : F extends { type: 'boolean' } ? boolean : number;
+/** A string field with choices is typed as their union, so a RunConfig needs no casts. */
+type Base<F> = F extends { type: 'string'; choices: readonly (infer C extends string)[] } ? C : F extends { type: 'string' } ? string : F extends { type: 'boolean' } ? boolean : number;
 type FieldValue<F> = F extends { nullable: true } ? Base<F> | null : Base<F>;
 export type Values<S extends Schema> = { [K in keyof S]: FieldValue<S[K]> };
 

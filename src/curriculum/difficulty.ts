@@ -3,8 +3,10 @@
 // tests is 1 - the pass-count gap. Fields are `score`'s (chosen_logp, ...) and `pairs`' (chosen_passed, ...).
 import { InputError, describe } from '../util/errors.js';
 
-export type DistanceMetric = 'mean' | 'sum';
-export type DistanceSign = 'abs' | 'signed';
+export const DISTANCE_METRICS = ['mean', 'sum'] as const;
+export type DistanceMetric = (typeof DISTANCE_METRICS)[number];
+export const DISTANCE_SIGNS = ['abs', 'signed'] as const;
+export type DistanceSign = (typeof DISTANCE_SIGNS)[number];
 export const DIFFICULTIES = ['distance', 'ast', 'tests'] as const;
 export type DifficultyName = (typeof DIFFICULTIES)[number];
 

@@ -2,8 +2,8 @@
 // epoch's order computed once and cached, and the steps at which stages end. Pure given (plan, seed); resume-exact.
 import type { RunConfig } from '../config/run.js';
 import { computeDifficulty, type DifficultyInputs } from './compute.js';
-import { quantile, type DifficultyName, type DistanceMetric, type DistanceSign } from './difficulty.js';
-import { epochSchedule, makePlan, usesDifficulty, type CurriculumName, type CurriculumPlan } from './order.js';
+import { quantile } from './difficulty.js';
+import { epochSchedule, makePlan, usesDifficulty, type CurriculumPlan } from './order.js';
 import { formatPruneCounts, prunePairs } from './prune.js';
 import { stageEndSteps } from './stages.js';
 
@@ -11,7 +11,7 @@ type CurriculumSettings = Pick<RunConfig, 'curriculum' | 'difficulty' | 'distanc
 
 /** True when the run needs a difficulty per pair: a difficulty order, or pruning. */
 export function usesDifficultyFor(cfg: CurriculumSettings): boolean {
-  return usesDifficulty(cfg.curriculum as CurriculumName) || cfg.pruneBelow !== null || cfg.pruneAbove !== null;
+  return usesDifficulty(cfg.curriculum) || cfg.pruneBelow !== null || cfg.pruneAbove !== null;
 }
 
 export interface CurriculumChoice {
@@ -32,7 +32,7 @@ export async function chooseCurriculum(cfg: CurriculumSettings, n: number, input
   let all: number[] | null = null;
   let kept: number[] | null = null;
   if (usesDifficultyFor(cfg)) {
-    all = await computeDifficulty({ ...inputs, name: cfg.difficulty as DifficultyName, metric: cfg.distanceMetric as DistanceMetric, sign: cfg.distanceSign as DistanceSign });
+    all = await computeDifficulty({ ...inputs, name: cfg.difficulty, metric: cfg.distanceMetric, sign: cfg.distanceSign });
     if (cfg.pruneBelow !== null || cfg.pruneAbove !== null) {
       const cuts = { below: cfg.pruneBelow, above: cfg.pruneAbove };
       const pr = prunePairs(all, cuts);
@@ -41,7 +41,7 @@ export async function chooseCurriculum(cfg: CurriculumSettings, n: number, input
     }
     kept = keptIdx.map((i) => all![i]);
   }
-  const name = cfg.curriculum as CurriculumName;
+  const name = cfg.curriculum;
   const plan = makePlan(name, usesDifficulty(name) ? kept : null, parsePercentiles(cfg.stagePercentiles));
   const percentiles = kept ? { p10: quantile(kept, 10), p50: quantile(kept, 50), p90: quantile(kept, 90) } : null;
   return { plan, keptIdx, all, kept, percentiles };

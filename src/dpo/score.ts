@@ -8,7 +8,6 @@ import type { PairRecord } from '../data/pairs.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { disposeModel, openModel, type LoadedModel } from '../io/model-dir.js';
-import type { BackendName } from '../backend/index.js';
 import { progress } from '../util/progress.js';
 import { computePairLogps } from './reference.js';
 
@@ -42,7 +41,7 @@ export function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log
 
 /** The `score` command: backend, model, scores file. */
 export async function runScore(cfg: RunConfig, out: string, log: (l: string) => void): Promise<void> {
-  const model = await openModel(cfg.backend as BackendName, cfg.model, log);
+  const model = await openModel(cfg.backend, cfg.model, log);
   try {
     log(`wrote ${writeScores(model, cfg, out, log)} scores to ${out}`);
   } finally {

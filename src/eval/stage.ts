@@ -8,7 +8,7 @@ import type { Lora } from '../model/lora.js';
 import { evaluateCompletions } from './execute.js';
 import { generateSamples } from './sampling.js';
 import { summarize } from './summary.js';
-import { loadTasks, type TaskFormat } from './tasks.js';
+import { loadTasks } from './tasks.js';
 
 export type Evaluate = (lora: Lora, step: number) => Promise<Record<string, number>>;
 
@@ -35,7 +35,7 @@ export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (
   const pool = needPool ? await open(stageSandbox(cfg), log) : null;
   const services: RunServices = { pool, close: async () => { await pool?.close(); } };
   if (cfg.evalTasks && pool) {
-    const tasks = loadTasks(cfg.evalTasks, (cfg.evalFormat ?? undefined) as TaskFormat | undefined);
+    const tasks = loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined);
     log(`stage eval: ${tasks.length} tasks from ${cfg.evalTasks}, ${cfg.evalSamples} sample(s) each`);
     services.evaluate = async (lora, step) => {
       const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step));

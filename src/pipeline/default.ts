@@ -3,7 +3,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BackendName } from '../backend/index.js';
 import { resolveRunConfig, pairLengths } from '../config/run.js';
 import { loadPairsFile } from '../data/load.js';
 import { scorePairs } from '../dpo/score.js';
@@ -47,7 +46,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
     preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend,
     curriculum: 'stages', scores, 'eval-tasks': DEFAULT_PATHS.tasks, 'eval-max-new-tokens': 48,
   });
-  const model = await openModel(cfg.backend as BackendName, cfg.model, log);
+  const model = await openModel(cfg.backend, cfg.model, log);
   let last: Record<string, number> | null = null;
   try {
     log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);

@@ -2,10 +2,9 @@
 // the same steps (the union of all arms' stage ends), experiment.json and a report written; resumable arm by arm.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName } from '../backend/index.js';
 import type { RunConfig } from '../config/run.js';
 import { pairLengths } from '../config/run.js';
-import { CURRICULA } from '../curriculum/order.js';
+import { CURRICULA, type CurriculumName } from '../curriculum/order.js';
 import { loadPairsFile } from '../data/load.js';
 import { openRunServices } from '../eval/stage.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
@@ -17,11 +16,11 @@ import { runTraining } from '../train/loop.js';
 import { prepareRun, type RunPrep } from '../train/prepare.js';
 import { InputError, InterruptedError, describe } from '../util/errors.js';
 
-export function parseArms(spec: string): string[] {
+export function parseArms(spec: string): CurriculumName[] {
   const arms = spec.split(',').map((a) => a.trim()).filter(Boolean);
   for (const a of arms) if (!(CURRICULA as readonly string[]).includes(a)) throw new InputError(describe('--arms', JSON.stringify(a), `a list from ${CURRICULA.join(', ')}`));
   if (arms.length === 0 || new Set(arms).size !== arms.length) throw new InputError(describe('--arms', JSON.stringify(spec), 'distinct curricula, e.g. stages,shuffle'));
-  return arms;
+  return arms as CurriculumName[];
 }
 
 /** Trains and evaluates every arm (resuming arm by arm), writes the manifest and the report; returns the experiment folder. */
@@ -31,7 +30,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
   const expDir = base.outputDir ?? defaultRunDir(base.runName ?? `experiment-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
   mkdirSync(expDir, { recursive: true });
   log(`experiment: arms ${arms.join(', ')} in ${expDir}`);
-  const model = await openModel(base.backend as BackendName, base.model, log);
+  const model = await openModel(base.backend, base.model, log);
   const services = await openRunServices(model, base, log);
   try {
     const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log);

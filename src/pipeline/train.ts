@@ -1,6 +1,6 @@
 // The `train` command as a library call: backend and model, the GPU guard, the pairs, the run's sandbox services
 // (stage evaluation, `ast`), then the training loop. A run stopped by a signal is an InterruptedError after saving.
-import { currentBackend, type BackendName } from '../backend/index.js';
+import { currentBackend } from '../backend/index.js';
 import { assertGpuWhenAsked } from '../backend/doctor.js';
 import type { RunConfig } from '../config/run.js';
 import { pairLengths } from '../config/run.js';
@@ -12,10 +12,10 @@ import { InterruptedError } from '../util/errors.js';
 
 export async function train(cfg: RunConfig, resume: string | null, log: (l: string) => void): Promise<TrainResult> {
   log(`config: ${JSON.stringify(cfg)}`);
-  const model = await openModel(cfg.backend as BackendName, cfg.model, log);
+  const model = await openModel(cfg.backend, cfg.model, log);
   try {
     // A long run on a silent CPU fallback after asking for the GPU is refused (doctor explains what is missing).
-    assertGpuWhenAsked(cfg.backend as BackendName, currentBackend()!);
+    assertGpuWhenAsked(cfg.backend, currentBackend()!);
     const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
     const services = await openRunServices(model, cfg, log);
     let res: TrainResult;

@@ -20,7 +20,7 @@ import { Rng } from '../util/rng.js';
 import { Checkpointer, Evaluator, Logger, SignalGuard, type Evaluate, type MetricsLine } from './hooks.js';
 import { adamwStep, createAdamWState, disposeAdamWState, type AdamWState } from './optimizer.js';
 import { prepareRun, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
-import { learningRateAt, type SchedulerName } from './schedule.js';
+import { learningRateAt } from './schedule.js';
 import { objectiveStep } from './step.js';
 
 export interface TrainOptions extends PrepareOptions {
@@ -123,7 +123,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     if (step === 0) await evaluator.at(0, policy);
     while (step < maxSteps) {
       const micro: MicroBatch[] = schedule.microBatches(step).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
-      const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler as SchedulerName, maxSteps, warmup);
+      const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler, maxSteps, warmup);
       const out = objectiveStep(objective, policy, micro, stepRng(cfg.seed, step));
       const gradNorm = adamwStep(vars, out.grads, opt, lr, cfg.maxGradNorm, adam);
       tf.dispose([...out.grads.values()]);

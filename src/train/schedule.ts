@@ -1,7 +1,8 @@
 // Learning-rate schedules with linear warmup, as transformers' get_{constant,linear,cosine}_schedule_with_warmup.
 // `step` is the 0-based optimizer step about to be taken; the value returned is the lr used for that step.
 
-export type SchedulerName = 'constant' | 'linear' | 'cosine';
+export const SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
+export type SchedulerName = (typeof SCHEDULERS)[number];
 
 export function warmupSteps(totalSteps: number, warmupSteps: number, warmupRatio: number): number {
   return warmupSteps > 0 ? warmupSteps : Math.ceil(totalSteps * warmupRatio);
