@@ -40,6 +40,7 @@ function mean(a: ArrayLike<number>): number {
 export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: RefProvider, s: DpoSettings): Objective<MicroBatch> {
   const terms = typeof s.loss === 'string' ? [{ type: s.loss, weight: 1 }] : s.loss;
   return {
+    progressKeys: ['rewards/margins'],
     microBatch(mb, step, ctx) {
       const P = mb.pairs.length;
       const batch = collatePairs(mb.pairs, padId);

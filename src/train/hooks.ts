@@ -43,7 +43,8 @@ export class Logger<M> {
     }
     if (step <= this.o.spe) appendRunLines(this.dir, 'pairLosses', this.o.itemIndex(micro).map((index, i) => ({ index, step, ...r.items[i] })));
     const secs = (Date.now() - this.t0) / 1000;
-    this.bar.tick(step - this.o.startStep, `step ${step} loss ${line.loss.toFixed(4)} margin ${(line['rewards/margins'] ?? NaN).toFixed(4)} ${(this.tokens / secs).toFixed(0)} tok/s`);
+    const shown = ['loss', ...this.objective.progressKeys].map((k) => `${k} ${(line[k] ?? NaN).toFixed(4)}`).join(' ');
+    this.bar.tick(step - this.o.startStep, `step ${step} ${shown} ${(this.tokens / secs).toFixed(0)} tok/s`);
     return line;
   }
 

@@ -31,4 +31,6 @@ export interface Objective<M> {
   microBatch(m: M, step: readonly M[], ctx: TapeContext): MicroBatchPlan;
   /** The logger's read-back of a step's values: the metrics line (before step-level keys) and one row per item. */
   readout(values: StepValues): { metrics: Record<string, number>; items: Record<string, number>[] };
+  /** Metrics shown beside the loss on the progress line. */
+  progressKeys: readonly string[];
 }
