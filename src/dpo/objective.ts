@@ -4,14 +4,18 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from '../model/types.js';
 import type { Weights } from '../model/llama.js';
-import type { Lora } from '../model/lora.js';
+import { disposeLora, type Lora } from '../model/lora.js';
+import type { RunConfig } from '../config/run.js';
+import type { LoadedModel } from '../io/model-dir.js';
+import { loadAdapter } from '../io/peft.js';
 import { collatePairs, type TokenizedPair } from '../data/batch.js';
 import { objectiveStep, disposeValues } from '../train/step.js';
 import type { Objective, StepValues } from '../train/objective.js';
 import type { Rng } from '../util/rng.js';
 import { batchSequenceLogprobs } from './logprobs.js';
-import { dpoLoss, needsLengths, type LossTerm, type LossType } from './losses.js';
-import type { RefProvider } from './ref-table.js';
+import { dpoLoss, needsLengths, parseLossTerms, type LossTerm, type LossType } from './losses.js';
+import { refProvider, type RefProvider } from './ref-table.js';
+import type { PairLogpTable } from './reference.js';
 
 export type { RefProvider };
 
@@ -84,6 +88,22 @@ export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: R
       return { metrics, items: Array.from(losses, (loss, i) => ({ loss, margin: margins[i] })) };
     },
   };
+}
+
+/**
+ * The run's DPO objective from its config: the reference from the table (--ref-mode cache) or computed online under
+ * the reference (base + --ref-adapter / --init-adapter, or the bare base), loaded from disk, never from the policy.
+ */
+export function runObjective(model: LoadedModel, cfg: RunConfig, table: PairLogpTable | null, keptIdx: readonly number[]): { objective: Objective<MicroBatch>; reference: string; dispose(): void } {
+  const refDir = cfg.refAdapter ?? cfg.initAdapter;
+  const bare = !refDir || refDir === 'none';
+  const online = cfg.refMode !== 'cache' || !table;
+  const refLora = online && !bare ? loadAdapter(refDir, model.cfg) : null;
+  const objective = dpoObjective(model.cfg, model.weights, model.tokenizer.padId, refProvider(online ? null : table, keptIdx, model, refLora), {
+    loss: parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing), beta: cfg.beta, labelSmoothing: cfg.labelSmoothing,
+    discopopTau: cfg.discopopTau, gradientCheckpointing: cfg.gradientCheckpointing,
+  });
+  return { objective, reference: bare ? 'base' : `base + ${refDir}`, dispose: () => { if (refLora) disposeLora(refLora); } };
 }
 
 /** Per-pair values of a DPO step, still on the device. */

@@ -6,9 +6,7 @@ import { basename, resolve } from 'node:path';
 import { loraTargets, type RunConfig } from '../config/run.js';
 import { planFingerprint } from '../curriculum/order.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
-import { parseLossTerms } from '../dpo/losses.js';
-import { dpoObjective, type MicroBatch } from '../dpo/objective.js';
-import { refProvider } from '../dpo/ref-table.js';
+import { runObjective, type MicroBatch } from '../dpo/objective.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../model/lora.js';
@@ -90,15 +88,9 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   resetRunLogs(outputDir, startStep);
 
   const { policy, vars, opt } = openPolicy(model, cfg, from);
-  // The reference: base + the initial adapter frozen (as TRL with an SFT adapter), or the bare base with `none`.
-  // Loaded from disk, never from the policy: on resume the policy has moved, the reference has not.
-  const refDir = cfg.refAdapter ?? cfg.initAdapter;
-  const online = cfg.refMode !== 'cache' || !prep.fullTable;
-  const refLora = online && refDir && refDir !== 'none' ? loadAdapter(refDir, model.cfg) : null;
-  const objective = dpoObjective(model.cfg, model.weights, model.tokenizer.padId, refProvider(online ? null : prep.fullTable, prep.keptIdx, model, refLora), {
-    loss: parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing), beta: cfg.beta, labelSmoothing: cfg.labelSmoothing,
-    discopopTau: cfg.discopopTau, gradientCheckpointing: cfg.gradientCheckpointing,
-  });
+  // DPO today; the objective is the one thing a new training method replaces (train/objective.ts).
+  const run = runObjective(model, cfg, prep.fullTable, prep.keptIdx);
+  const { objective } = run;
   const adam = { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay };
 
   const evalSteps = new Set<number>(opts.evalAtSteps ?? [0, ...stageEnds.keys(), maxSteps]);
@@ -116,7 +108,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   const signals = new SignalGuard(log);
 
   log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${[...stageEnds.keys()].join(', ') || '-'}`);
-  log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${refDir && refDir !== 'none' ? 'base + ' + refDir : 'base'}`);
+  log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${run.reference}`);
   if (from) log(`resuming from ${from.dir} at step ${startStep}`);
   let step = startStep;
   try {
@@ -146,7 +138,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     signals.dispose();
     disposeAdamWState(opt);
     disposeLora(policy);
-    if (refLora) disposeLora(refLora);
+    run.dispose();
   }
   return { outputDir, steps: step, interrupted: step < maxSteps, lastMetrics: logger.last };
 }
