@@ -34,7 +34,7 @@ const PRELOAD = [
 const DENY_MODULES = [
   'ctypes', '_ctypes', 'subprocess', '_posixsubprocess', 'socket', '_socket', 'ssl', '_ssl', 'select', 'selectors',
   'multiprocessing', '_multiprocessing', 'asyncio', 'urllib', 'http', 'ftplib', 'smtplib', 'xmlrpc', 'webbrowser',
-  'pyodide', 'pyodide_js', 'js', '_pyodide', 'micropip', 'pty', 'fcntl', 'termios', 'mmap', 'sqlite3',
+  'pyodide', 'pyodide_js', 'js', '_pyodide', '_pyodide_core', 'micropip', 'pty', 'fcntl', 'termios', 'mmap', 'sqlite3',
 ];
 
 /** Events a program may never raise (beyond the introspection the guard refuses to program code). */

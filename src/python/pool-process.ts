@@ -139,7 +139,7 @@ function finish(index: number, slot: Slot, msg: FromWorker): void {
   }
   const result = timedOut ? 'timed out' : msg.result;
   reply(job, { result, passed: result === 'passed', stdout: msg.stdout, stderr: msg.stderr,
-    testsPassed: msg.testsPassed, durationMs: msg.ms });
+    testsPassed: msg.testsPassed, durationMs: timedOut ? performance.now() - slot.started : msg.ms });
   if (msg.dirty || timedOut || msg.memoryBytes > config.recycleAboveMb * 1024 * 1024) {
     if (msg.dirty && msg.dirty !== 'outer js') log(`sandbox worker ${index} replaced: program ${msg.dirty}`);
     replace(index, slot);
@@ -173,6 +173,7 @@ function dispatch(): void {
       suffix: job.suffix,
       strictNames: job.strictNames,
       outerJs: job.outerJs,
+      innerJs: job.innerJs,
     });
   }
 }

@@ -38,6 +38,8 @@ export interface RunRequest {
   strictNames?: string[];
   /** Tests only, with `testHooks`: JS run in the worker's own Node context, as if the program had escaped. */
   outerJs?: string;
+  /** Tests only, with `testHooks`: JS run inside the realm before the program (its value starts stdout). */
+  innerJs?: string;
 }
 
 /**
@@ -262,6 +264,7 @@ export class PythonPool {
         type: 'run', id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
         tests: p.req.tests ?? [], suffix: p.req.suffix ?? '', strictNames: p.req.strictNames ?? [],
         ...(p.req.outerJs !== undefined ? { outerJs: p.req.outerJs } : {}),
+        ...(p.req.innerJs !== undefined ? { innerJs: p.req.innerJs } : {}),
       } satisfies Job & { type: 'run' };
       this.child.send(msg);
     }

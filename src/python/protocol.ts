@@ -31,7 +31,7 @@ export interface WorkerInit {
   noRewind: boolean;
 }
 
-export type ToWorker = RealmJob & { id: number; outerJs?: string };
+export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string };
 
 export type FromWorker =
   | { type: 'ready'; irq: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number; layers: string[] }
@@ -40,7 +40,7 @@ export type FromWorker =
   | { type: 'crashed'; id: number; reason: string; ms: number };
 
 /** A program as the host sends it. */
-export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string };
+export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string; innerJs?: string };
 
 export type ToSandbox =
   | { type: 'init'; key: string; config: SandboxConfig; guardSource: string; guardConfig: string }

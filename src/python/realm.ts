@@ -223,6 +223,41 @@ const GLUE = String.raw`(py, runner) => {
     return out;
   }
   const baseline = fingerprint();
+  // The realm's built-ins, property by property: code that reached JS could leave a polluted Object.prototype for
+  // the next program (the rewind restores the interpreter's memory, not this realm's objects). Freezing them
+  // instead breaks Pyodide (assignments that shadow a frozen prototype's property throw).
+  const intrinsics = [];
+  const seen = new Set();
+  const add = (o) => {
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
+    seen.add(o);
+    intrinsics.push(o);
+    if (typeof o === 'function' && o.prototype) add(o.prototype);
+    add(Object.getPrototypeOf(o));
+  };
+  for (const n of ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt', 'Promise',
+    'Map', 'Set', 'WeakMap', 'WeakSet', 'Reflect', 'JSON', 'Math', 'Date', 'RegExp', 'ArrayBuffer',
+    'SharedArrayBuffer', 'DataView', 'Atomics', 'Uint8Array', 'Int32Array', 'Float64Array', 'WebAssembly',
+    'TextDecoder', 'TextEncoder', 'Error', 'TypeError', 'RangeError']) add(globalThis[n]);
+  add(globalThis);
+  function realmPrint() {
+    const out = [];
+    for (const o of intrinsics) {
+      for (const k of Reflect.ownKeys(o)) {
+        const d = Reflect.getOwnPropertyDescriptor(o, k);
+        out.push(o, k, d.value, d.get, d.set);
+      }
+      out.push(Object.getPrototypeOf(o), Object.isExtensible(o));
+    }
+    return out;
+  }
+  const realmBaseline = realmPrint();
+  function realmChanged() {
+    const now = realmPrint();
+    if (now.length !== realmBaseline.length) return true;
+    for (let i = 0; i < now.length; i++) if (now[i] !== realmBaseline[i]) return true;
+    return false;
+  }
   const streams = FS.streams.slice();
   function fsChanged() {
     const now = fingerprint();
@@ -254,7 +289,7 @@ const GLUE = String.raw`(py, runner) => {
       const r = proxy.toJs();
       proxy.destroy();
       restoreStreams();
-      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '');
+      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '') || (realmChanged() ? 'JS realm changed' : '');
       return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join('')];
     },
   };

@@ -85,7 +85,10 @@ async function main(): Promise<void> {
       return;
     }
     try {
+      // Test hook: JS run inside the realm first, as a program holding a JS proxy would.
+      const inner = msg.innerJs !== undefined && init.testHooks ? String(vm.runInContext(msg.innerJs, realm.context)) : '';
       const r = realm.run(msg);
+      if (inner) r.stdout = inner + '\n' + r.stdout;
       post({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: performance.now() - t });
     } catch (e) {
       // The instance died under the program (exit, wasm trap, fatal error): report it; the pool replaces us.

@@ -39,6 +39,11 @@ describe('1. realm escape', () => {
     );
     expect(r.stdout).toBe('0 []\n');
     expect(pool.layers()).toContain('realm'); // the worker's probe: prepareStackTrace fixed, no codegen
+    // A fresh copy of Pyodide's C bridge through importlib (no audit event): refused.
+    for (const name of ['_pyodide_core', '_ctypes', '_socket']) {
+      const fresh = await run(`import importlib\nimportlib.import_module(${JSON.stringify(name)})`);
+      expect(fresh.result).toBe(`failed: ImportError: built-in module '${name}' is not available in the sandbox`);
+    }
     await control();
   });
 });
@@ -121,6 +126,16 @@ describe('6. memory', () => {
 });
 
 describe('7. state between programs', () => {
+  it("JS that pollutes the realm's Object.prototype: the instance is replaced, the next program sees nothing", async () => {
+    const polluted = await pool.run({ code: 'pass', innerJs: "Object.prototype.leak = 'from the last program'; 'set'" });
+    expect(polluted.stdout).toBe('set\n');
+    for (let i = 0; i < 4; i++) {
+      const r = await pool.run({ code: 'pass', innerJs: 'String(({}).leak)' });
+      expect(r.stdout).toBe('undefined\n');
+    }
+    await control();
+  });
+
   it('module writes, sys.modules entries, re._cache, random state and files do not reach the next program', async () => {
     await run("import sys, math, re, random\nmath.leak = 1\nsys.modules['json'] = None\nre.compile('leak+')\nrandom.seed(1)\nopen('/tmp/leak', 'w').write('x')");
     const r = await run("import sys, math, re, os\nprint(hasattr(math, 'leak'), sys.modules['json'] is None, " +

