@@ -51,7 +51,8 @@ const WRITE_EVENTS = ['os.remove', 'os.rename', 'os.mkdir', 'os.rmdir', 'os.syml
 /** Where Pyodide keeps the stdlib: module code run from here is checked against the allow-list. */
 const LIB_ROOTS = ['/lib/python314.zip/', '/lib/python3.14/'];
 
-function packageRoot(from: string): string {
+/** The folder holding package.json, at or above `from`. */
+export function packageRoot(from: string): string {
   let dir = from;
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pyodideDir } from './realm.js';
-import { guardConfig, guardSource } from './guard.js';
+import { guardConfig, guardSource, packageRoot } from './guard.js';
 import { planOsLayers, STRICT_LAYERS, type SandboxMode } from './os-layers.js';
 import type { FromSandbox, Job, Reply, SandboxBody, SandboxConfig, ToSandbox } from './protocol.js';
 
@@ -88,16 +88,6 @@ export interface PoolOptions {
  */
 const RECURSION_CAP = 100_000;
 const STACK_MB = 256;
-
-function packageRoot(from: string): string {
-  let dir = from;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`${from}: no package.json above this folder (expected the package root).`);
-    dir = up;
-  }
-  return dir;
-}
 
 /** The compiled sandbox process script, next to this file when running from dist, else under dist/. */
 export function sandboxScript(): string {

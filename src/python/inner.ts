@@ -1,0 +1,236 @@
+// JavaScript source text that runs inside the sandbox realm (realm.ts evaluates it there, so every object it makes
+// belongs to the realm, never to Node): the few host objects Pyodide's shell mode needs, and the glue that feeds a
+// program its stdin, captures fd 1/2, and checks after each program that the file system and the realm's
+// built-ins are as they were. Leaves out: booting (realm.ts) and the Python side (py/guard.py).
+
+/**
+ * Source run first in the context: the few host objects Pyodide's shell mode needs, written in plain JS.
+ * TextDecoder/TextEncoder cover the encodings Pyodide asks for (utf-8, utf-16le, latin1). `performance.now` has
+ * millisecond resolution (Date.now); `crypto.getRandomValues` is Math.random (os.urandom is not cryptographic).
+ * `WebAssembly.Memory.prototype.grow` is capped and frozen: a grow past the cap fails, and Python sees MemoryError.
+ */
+export const PRELUDE = String.raw`(memCapBytes) => {
+  'use strict';
+  const g = globalThis;
+  const files = new Map();
+  const log = [];
+  function utf8Decode(b, fatal) {
+    const parts = [];
+    let i = 0;
+    const n = b.length;
+    while (i < n) {
+      const c = b[i];
+      if (c < 0x80) {
+        let j = i;
+        while (j < n && b[j] < 0x80 && j - i < 8192) j++;
+        parts.push(String.fromCharCode.apply(null, b.subarray(i, j)));
+        i = j;
+        continue;
+      }
+      let cp = -1, len = 1;
+      const c1 = b[i + 1], c2 = b[i + 2], c3 = b[i + 3];
+      if (c >= 0xc2 && c < 0xe0 && (c1 & 0xc0) === 0x80) { cp = ((c & 0x1f) << 6) | (c1 & 0x3f); len = 2; }
+      else if (c >= 0xe0 && c < 0xf0 && (c1 & 0xc0) === 0x80 && (c2 & 0xc0) === 0x80) {
+        cp = ((c & 0x0f) << 12) | ((c1 & 0x3f) << 6) | (c2 & 0x3f); len = 3;
+        if (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)) { cp = -1; len = 1; }
+      } else if (c >= 0xf0 && c < 0xf5 && (c1 & 0xc0) === 0x80 && (c2 & 0xc0) === 0x80 && (c3 & 0xc0) === 0x80) {
+        cp = ((c & 0x07) << 18) | ((c1 & 0x3f) << 12) | ((c2 & 0x3f) << 6) | (c3 & 0x3f); len = 4;
+        if (cp < 0x10000 || cp > 0x10ffff) { cp = -1; len = 1; }
+      }
+      if (cp < 0) { if (fatal) throw new TypeError('The encoded data was not valid for encoding utf-8'); cp = 0xfffd; }
+      parts.push(String.fromCodePoint(cp));
+      i += len;
+    }
+    return parts.join('');
+  }
+  const LABELS = { 'utf-8': 'utf-8', utf8: 'utf-8', 'utf-16le': 'utf-16le', latin1: 'latin1', ascii: 'latin1',
+    'iso-8859-1': 'latin1', 'windows-1252': 'latin1' };
+  class TextDecoder {
+    constructor(label = 'utf-8', opts = {}) {
+      const enc = LABELS[String(label).toLowerCase()];
+      if (enc === undefined) throw new RangeError('The "' + label + '" encoding is not supported');
+      this.encoding = enc; this.fatal = !!opts.fatal; this.ignoreBOM = !!opts.ignoreBOM;
+    }
+    decode(input) {
+      if (input === undefined) return '';
+      let b = ArrayBuffer.isView(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
+        : new Uint8Array(input);
+      if (this.encoding === 'utf-8') {
+        if (!this.ignoreBOM && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+        return utf8Decode(b, this.fatal);
+      }
+      const parts = [];
+      const u = this.encoding === 'utf-16le' ? new Uint16Array(b.slice(0, b.length & ~1).buffer) : b;
+      for (let i = 0; i < u.length; i += 8192) parts.push(String.fromCharCode.apply(null, u.subarray(i, i + 8192)));
+      return parts.join('');
+    }
+  }
+  class TextEncoder {
+    get encoding() { return 'utf-8'; }
+    encodeInto(str, dest) {
+      let r = 0, w = 0;
+      const n = str.length, m = dest.length;
+      while (r < n) {
+        let cp = str.codePointAt(r);
+        const step = cp > 0xffff ? 2 : 1;
+        if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
+        const len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (w + len > m) break;
+        if (len === 1) dest[w++] = cp;
+        else if (len === 2) { dest[w++] = 0xc0 | (cp >> 6); dest[w++] = 0x80 | (cp & 63); }
+        else if (len === 3) { dest[w++] = 0xe0 | (cp >> 12); dest[w++] = 0x80 | ((cp >> 6) & 63); dest[w++] = 0x80 | (cp & 63); }
+        else { dest[w++] = 0xf0 | (cp >> 18); dest[w++] = 0x80 | ((cp >> 12) & 63); dest[w++] = 0x80 | ((cp >> 6) & 63); dest[w++] = 0x80 | (cp & 63); }
+        r += step;
+      }
+      return { read: r, written: w };
+    }
+    encode(str = '') {
+      str = String(str);
+      const out = new Uint8Array(str.length * 3);
+      return out.slice(0, this.encodeInto(str, out).written);
+    }
+  }
+  // A program with JS in this realm could set Error.prepareStackTrace to its own function: V8 calls it with
+  // CallSite objects when an error's stack is first read, and Node reads stacks of unhandled rejections from
+  // the worker's own context, whose CallSites lead to the outer Function constructor. Fixed to nothing here.
+  for (const E of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]) {
+    Object.defineProperty(E, 'prepareStackTrace', { value: undefined, writable: false, configurable: false });
+  }
+  const grow = WebAssembly.Memory.prototype.grow;
+  Object.defineProperty(WebAssembly.Memory.prototype, 'grow', { writable: false, configurable: false,
+    value: function (delta) {
+      if (this.buffer.byteLength + delta * 65536 > memCapBytes) throw new RangeError('sandbox memory cap');
+      return grow.call(this, delta);
+    } });
+  const t0 = Date.now();
+  const say = (...a) => { if (log.length < 200) log.push(a.map((x) => { try { return String(x); } catch (e) { return '[object]'; } }).join(' ')); };
+  const define = (k, v) => Object.defineProperty(g, k, { value: v, writable: true, configurable: true });
+  define('TextDecoder', TextDecoder);
+  define('TextEncoder', TextEncoder);
+  define('read', (p) => { const f = files.get(p); if (typeof f !== 'string') throw new Error('no file ' + p); return f; });
+  define('readbuffer', (p) => { const f = files.get(p); if (!(f instanceof Uint8Array)) throw new Error('no file ' + p); return f.buffer; });
+  define('load', () => { throw new Error('load() is not available'); });
+  define('console', { log: say, warn: say, error: say, info: say, debug() {} });
+  define('performance', { now: () => Date.now() - t0 });
+  define('crypto', { getRandomValues(v) {
+    const b = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    for (let i = 0; i < b.length; i++) b[i] = (Math.random() * 256) | 0;
+    return v;
+  } });
+  return { files, log };
+}`;
+
+/**
+ * Glue run after boot: per-program stdin for fd 0 (`open(0)`, `os.read(0, n)`), bounded capture of fd 1/2
+ * (`os.write(1, …)`), the interrupt buffer, and `run`, which calls the guard's runner and returns its JSON text.
+ */
+export const GLUE = String.raw`(py, runner) => {
+  'use strict';
+  const irq = new Int32Array(new SharedArrayBuffer(4));
+  py.setInterruptBuffer(irq);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  let stdin = new Uint8Array(0), pos = 0, limit = 0;
+  const fd = { 1: [], 2: [] }, used = { 1: 0, 2: 0 };
+  py.setStdin({ read(buf) {
+    const n = Math.min(buf.length, stdin.length - pos);
+    buf.set(stdin.subarray(pos, pos + n));
+    pos += n;
+    return n;
+  } });
+  const sink = (k) => ({ write(buf) {
+    const room = limit - used[k];
+    if (room > 0) { const take = buf.subarray(0, room); fd[k].push(dec.decode(take)); used[k] += take.length; }
+    return buf.length;
+  } });
+  py.setStdout(sink(1));
+  py.setStderr(sink(2));
+  // The file system lives here, outside the interpreter's memory, so the rewind does not reset it: its tree is
+  // fingerprinted now and compared after each program (a change recycles the instance), and the open streams
+  // are put back as they were.
+  const FS = py.FS;
+  const skip = new Set(['/dev', '/proc']);
+  function fingerprint() {
+    const out = [];
+    const walk = (path) => {
+      if (skip.has(path)) return;
+      const node = FS.lookupPath(path, { follow: false }).node;
+      out.push(path, node, node.mode, node.mtime, node.usedBytes, node.contents && node.contents.length);
+      if (FS.isDir(node.mode)) for (const name of Object.keys(node.contents || {}).sort()) walk((path === '/' ? '' : path) + '/' + name);
+    };
+    walk('/');
+    return out;
+  }
+  const baseline = fingerprint();
+  // The realm's built-ins, property by property: code that reached JS could leave a polluted Object.prototype for
+  // the next program (the rewind restores the interpreter's memory, not this realm's objects). Freezing them
+  // instead breaks Pyodide (assignments that shadow a frozen prototype's property throw).
+  const intrinsics = [];
+  const seen = new Set();
+  const add = (o) => {
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
+    seen.add(o);
+    intrinsics.push(o);
+    if (typeof o === 'function' && o.prototype) add(o.prototype);
+    add(Object.getPrototypeOf(o));
+  };
+  for (const n of ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt', 'Promise',
+    'Map', 'Set', 'WeakMap', 'WeakSet', 'Reflect', 'JSON', 'Math', 'Date', 'RegExp', 'ArrayBuffer',
+    'SharedArrayBuffer', 'DataView', 'Atomics', 'Uint8Array', 'Int32Array', 'Float64Array', 'WebAssembly',
+    'TextDecoder', 'TextEncoder', 'Error', 'TypeError', 'RangeError']) add(globalThis[n]);
+  add(globalThis);
+  function realmPrint() {
+    const out = [];
+    for (const o of intrinsics) {
+      for (const k of Reflect.ownKeys(o)) {
+        const d = Reflect.getOwnPropertyDescriptor(o, k);
+        out.push(o, k, d.value, d.get, d.set);
+      }
+      out.push(Object.getPrototypeOf(o), Object.isExtensible(o));
+    }
+    return out;
+  }
+  const realmBaseline = realmPrint();
+  function realmChanged() {
+    const now = realmPrint();
+    if (now.length !== realmBaseline.length) return true;
+    for (let i = 0; i < now.length; i++) if (now[i] !== realmBaseline[i]) return true;
+    return false;
+  }
+  const streams = FS.streams.slice();
+  function fsChanged() {
+    const now = fingerprint();
+    if (now.length !== baseline.length) return true;
+    for (let i = 0; i < now.length; i++) if (now[i] !== baseline[i]) return true;
+    return false;
+  }
+  const STD = ['/dev/stdin', '/dev/stdout', '/dev/stderr'];
+  function restoreStreams() {
+    // Streams the program left open are closed; a standard one it closed (open(0).read()) is opened again.
+    for (let i = FS.streams.length - 1; i >= 0; i--) {
+      const s = FS.streams[i];
+      if (s && s !== streams[i]) { try { FS.close(s); } catch (e) {} }
+    }
+    for (let i = 0; i < 3; i++) {
+      if (!FS.streams[i]) {
+        const s = FS.open(STD[i], i === 0 ? 0 : 1);
+        streams[i] = s;
+      }
+    }
+  }
+  return {
+    irq,
+    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson) {
+      Atomics.store(irq, 0, 0);
+      stdin = enc.encode(input); pos = 0; limit = maxOutput;
+      fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
+      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson);
+      const r = proxy.toJs();
+      proxy.destroy();
+      restoreStreams();
+      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '') || (realmChanged() ? 'JS realm changed' : '');
+      return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join('')];
+    },
+  };
+}`;
+
