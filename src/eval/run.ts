@@ -8,6 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
 import { AppendLog, repairJsonl } from '../io/json.js';
+import { partialPath } from '../run/layout.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { disposeModel, loadModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
@@ -113,7 +114,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   matchSamples(tasks, samples); // a sample for an unknown task fails before the sandbox starts
   // Crash-safe and resumable: each judged sample is appended (fsynced) to `<out>.partial.jsonl`; a rerun with the
   // same inputs takes the judged ones from it and runs the rest; the results file is written whole at the end.
-  const partial = `${out}.partial.jsonl`;
+  const partial = partialPath(out);
   removeStaleTemps(out, deps.log);
   const key = hashJson({ tasks: hashFile(job.tasks), samples: job.samples ? hashFile(job.samples) : null,
     model: job.model ?? null, adapter: job.adapter ?? null, sampling: job.model ? job.sampling : null, shard: job.shard ?? null,

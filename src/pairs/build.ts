@@ -11,6 +11,7 @@ import { evaluateCompletions, type EvalOptions, type Runner } from '../eval/exec
 import type { PromptText } from '../eval/sampling.js';
 import type { Sample, Task } from '../eval/tasks.js';
 import { AppendLog, repairJsonl, type JsonlLine } from '../io/json.js';
+import { progressPath } from '../run/layout.js';
 import { canonicalJson } from '../util/hash.js';
 import { FormatError, MismatchError, describe } from '../util/errors.js';
 import { SKIP_REASONS, rankCompletions, type RankOptions, type Ranking, type SkipReason } from './rank.js';
@@ -18,7 +19,7 @@ import { SKIP_REASONS, rankCompletions, type RankOptions, type Ranking, type Ski
 export const PROGRESS_FORMAT = 'dpo-pairs-progress';
 export const PROGRESS_VERSION = 1;
 
-export const progressPath = (out: string): string => `${out}.progress.jsonl`;
+export { progressPath };
 
 // ---- the pair line ----
 

@@ -67,6 +67,11 @@ export function progressPath(out: string): string {
   return `${out}.progress.jsonl`;
 }
 
+/** The sidecar of an `eval` results file that records judged samples until the results are written. */
+export function partialPath(out: string): string {
+  return `${out}.partial.jsonl`;
+}
+
 /** A run folder under checkpoints/ when none is given: the run name, or a timestamp. */
 export function defaultRunDir(runName: string | null, now = new Date()): string {
   return join('checkpoints', runName ?? now.toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19));
