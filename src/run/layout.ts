@@ -5,6 +5,7 @@
 //   <run>/adapter_config.json  adapter_model.safetensors          (the final adapter, when the run finished)
 //   <run>/checkpoint-<step>/  adapter_config.json  adapter_model.safetensors  optimizer.safetensors  trainer_state.json
 //   <run>/report.html + figures;  <experiment>/experiment.json  eval.jsonl  <arm>/ (a run folder per arm)
+//   <out>.progress.jsonl beside a `pairs` output, <out>.partial.jsonl beside an `eval` one: the resumable jobs' sidecars
 import { join } from 'node:path';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../io/peft.js';
 
