@@ -12,6 +12,7 @@ import { defaults } from '../config/schema.js';
 import { env, type Env } from '../config/env.js';
 import { BackendError, describe } from '../util/errors.js';
 import { runPlan } from '../plan/memory.js';
+import { defaultSandbox, openPool } from '../config/sandbox.js';
 
 /** CUDA 11.2 / cuDNN 8.1 sonames that libtensorflow 2.9.1 (tfjs-node-gpu 4.22) dlopens. */
 export const REQUIRED_LIBS: readonly { name: string; pattern: RegExp }[] = [
@@ -246,8 +247,7 @@ export async function runDoctor(o: DoctorOptions): Promise<string[]> {
   }
 
   section('python sandbox');
-  const { PythonPool } = await import('../python/index.js');
-  const pool = await PythonPool.create({ workers: 1 });
+  const pool = await openPool({ ...defaultSandbox(), workers: 1 }, () => {});
   try {
     out.push(`layers active: ${pool.layers().join(', ')}`);
     const absent = pool.absentLayers();

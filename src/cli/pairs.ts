@@ -7,6 +7,7 @@ import { openSandbox, sandboxFromFlags, sandboxOptions } from '../config/sandbox
 import { TASK_FORMATS, type TaskFormat } from '../eval/tasks.js';
 import { openModel } from '../io/model-dir.js';
 import { runPairs, runPairsMerge, type PairsDeps, type PairsMergeJob } from '../pairs/job.js';
+import { progressPath } from '../run/layout.js';
 import { log } from './common.js';
 
 const deps: PairsDeps = { openRunner: openSandbox, print: (l) => console.log(l), log, loadModel: (backend, dir) => openModel(backend, dir, log) };
@@ -33,7 +34,7 @@ export const pairsCommand: CommandModule<object, Record<string, unknown>> = {
       samples: { type: 'string', describe: 'instead of --model: completions sampled elsewhere, {task_id, completion[, prompt]} per line' },
       tasks: { type: 'string', describe: 'tasks with tests: HumanEval jsonl(.gz), MBPP jsonl/json, or CodeContests-style stdio jsonl' },
       format: { choices: TASK_FORMATS, describe: 'task format (detected from the file when absent)' },
-      out: { type: 'string', describe: 'pairs JSONL to write; an existing one is resumed (progress in <out>.progress.jsonl)' },
+      out: { type: 'string', describe: `pairs JSONL to write; an existing one is resumed (progress in ${progressPath('<out>')})` },
       backend: { choices: BACKENDS, default: 'auto' as BackendName, describe: 'tfjs backend for sampling' },
       shard: { type: 'string', describe: 'i/n: the tasks whose index % n == i; join with `pairs merge`' },
       'min-gap': { type: 'number', default: 0, describe: 'skip pairs whose chosen - rejected pass-rate gap is below this' },

