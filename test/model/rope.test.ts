@@ -47,7 +47,10 @@ describe('ropeInvFreq', () => {
     const llama31 = { ropeType: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
     const cases: [number, number, typeof llama31 | null][] = [[128, 500000, llama31], [64, 10000, null], [8, 16, { ...llama31, highFreqFactor: 2, originalMaxPositionEmbeddings: 16 }]];
     const want = cases.map(([d, t, sc]) => hfInvFreq(d, t, sc));
-    if (want.some((w) => w === null)) return ctx.skip('python3 with numpy is not installed: the float32 HF check needs it (CI installs it)');
+    if (want.some((w) => w === null)) {
+      if (process.env.DPO_REQUIRE_NUMPY === '1') throw new Error('DPO_REQUIRE_NUMPY=1 but python3 with numpy is not available');
+      return ctx.skip('python3 with numpy is not installed: the float32 HF check needs it (CI installs it with DPO_REQUIRE_NUMPY=1)');
+    }
     cases.forEach(([d, t, sc], i) => {
       const got = Array.from(ropeInvFreq(d, t, sc));
       const bad = got.map((g, j) => [j, g, want[i]![j]] as const).filter(([, g, w]) => Math.abs(g - w) > 2 ** -22 * Math.abs(w));

@@ -125,9 +125,13 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
 }
 
-/** python3 with numpy, for the float64 references run at test time; null when missing. */
+/**
+ * python3 with numpy, for the float64 references run at test time; null when missing. A CI job that installs them sets
+ * DPO_REQUIRE_NUMPY=1, and then their absence is an error instead of a skipped check.
+ */
 export function python(): string | null {
   const r = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' });
+  if (r.status !== 0 && process.env.DPO_REQUIRE_NUMPY === '1') throw new Error('DPO_REQUIRE_NUMPY=1 but `python3 -c "import numpy"` fails');
   return r.status === 0 ? 'python3' : null;
 }
 
