@@ -194,14 +194,14 @@ export const GLUE = String.raw`(py, runner) => {
   function realmChanged() {
     const now = realmPrint();
     if (now.length !== realmBaseline.length) return true;
-    for (let i = 0; i < now.length; i++) if (now[i] !== realmBaseline[i]) return true;
+    for (let i = 0; i < now.length; i++) if (!Object.is(now[i], realmBaseline[i])) return true;
     return false;
   }
   const streams = FS.streams.slice();
   function fsChanged() {
     const now = fingerprint();
     if (now.length !== baseline.length) return true;
-    for (let i = 0; i < now.length; i++) if (now[i] !== baseline[i]) return true;
+    for (let i = 0; i < now.length; i++) if (!Object.is(now[i], baseline[i])) return true;
     return false;
   }
   const STD = ['/dev/stdin', '/dev/stdout', '/dev/stderr'];

@@ -230,6 +230,21 @@ describe('pool', () => {
     expect(logs.some((l) => l.includes('layers'))).toBe(true);
   });
 
+  it('plain programs are rewound, not replaced: the instance serves them all', async () => {
+    const seen: string[] = [];
+    const one = await PythonPool.create({ workers: 1, log: (l) => seen.push(l) });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await one.run({ code: `import re, math\ndef f(x):\n    return re.sub('a', 'b', x) * ${i}\n`,
+          suffix: `assert f('a') == 'b' * ${i}` });
+        expect(r.result).toBe('passed');
+      }
+    } finally {
+      await one.close();
+    }
+    expect(seen.filter((l) => l.includes('replaced') || l.includes('restarting'))).toEqual([]);
+  });
+
   it('two workers serve concurrent programs, a timeout in one not stalling the other', async () => {
     const two = await PythonPool.create({ workers: 2, timeoutMs: 1500 });
     try {
