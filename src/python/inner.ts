@@ -149,19 +149,21 @@ export const GLUE = String.raw`(py, runner) => {
   // fingerprinted now and compared after each program (a change recycles the instance), and the open streams
   // are put back as they were.
   const FS = py.FS;
-  const skip = new Set(['/dev', '/proc']);
-  function fingerprint() {
+  // Each node with what a write changes, found by walking the tree itself (mount points followed).
+  function nodes() {
     const out = [];
-    const walk = (path) => {
-      if (skip.has(path)) return;
-      const node = FS.lookupPath(path, { follow: false }).node;
-      out.push(path, node, node.mode, node.mtime, node.usedBytes, node.contents && node.contents.length);
-      if (FS.isDir(node.mode)) for (const name of Object.keys(node.contents || {}).sort()) walk((path === '/' ? '' : path) + '/' + name);
+    const walk = (node, parent, name) => {
+      const dir = node.mounted ? node.mounted.root : node;
+      const isDir = FS.isDir(dir.mode);
+      const names = isDir ? Object.keys(dir.contents || {}) : null;
+      out.push({ node, dir, parent, name, mode: dir.mode, mtime: dir.mtime, size: dir.usedBytes,
+        length: isDir ? names.length : dir.contents && dir.contents.length });
+      if (isDir) for (const n of names) if (!(parent === null && (n === 'dev' || n === 'proc'))) walk(dir.contents[n], dir, n);
     };
-    walk('/');
+    walk(FS.root, null, '/');
     return out;
   }
-  const baseline = fingerprint();
+  const baseline = nodes();
   // The realm's built-ins, property by property: code that reached JS could leave a polluted Object.prototype for
   // the next program (the rewind restores the interpreter's memory, not this realm's objects). Freezing them
   // instead breaks Pyodide (assignments that shadow a frozen prototype's property throw).
@@ -179,29 +181,31 @@ export const GLUE = String.raw`(py, runner) => {
     'SharedArrayBuffer', 'DataView', 'Atomics', 'Uint8Array', 'Int32Array', 'Float64Array', 'WebAssembly',
     'TextDecoder', 'TextEncoder', 'Error', 'TypeError', 'RangeError']) add(globalThis[n]);
   add(globalThis);
-  function realmPrint() {
-    const out = [];
-    for (const o of intrinsics) {
-      for (const k of Reflect.ownKeys(o)) {
-        const d = Reflect.getOwnPropertyDescriptor(o, k);
-        out.push(o, k, d.value, d.get, d.set);
-      }
-      out.push(Object.getPrototypeOf(o), Object.isExtensible(o));
-    }
-    return out;
-  }
-  const realmBaseline = realmPrint();
+  const realmBaseline = intrinsics.map((o) => {
+    const keys = Reflect.ownKeys(o);
+    const props = keys.map((k) => { const d = Reflect.getOwnPropertyDescriptor(o, k); return [k, d.value, d.get, d.set]; });
+    return { o, count: keys.length, proto: Object.getPrototypeOf(o), extensible: Object.isExtensible(o), props };
+  });
   function realmChanged() {
-    const now = realmPrint();
-    if (now.length !== realmBaseline.length) return true;
-    for (let i = 0; i < now.length; i++) if (!Object.is(now[i], realmBaseline[i])) return true;
+    for (const b of realmBaseline) {
+      if (Reflect.ownKeys(b.o).length !== b.count || Object.getPrototypeOf(b.o) !== b.proto ||
+        Object.isExtensible(b.o) !== b.extensible) return true;
+      for (const [k, v, g, s] of b.props) {
+        const d = Reflect.getOwnPropertyDescriptor(b.o, k);
+        if (!d || !Object.is(d.value, v) || d.get !== g || d.set !== s) return true;
+      }
+    }
     return false;
   }
   const streams = FS.streams.slice();
   function fsChanged() {
-    const now = fingerprint();
-    if (now.length !== baseline.length) return true;
-    for (let i = 0; i < now.length; i++) if (!Object.is(now[i], baseline[i])) return true;
+    for (const e of baseline) {
+      const dir = e.node.mounted ? e.node.mounted.root : e.node;
+      if (dir !== e.dir || (e.parent && e.parent.contents[e.name] !== e.node)) return true;
+      if (dir.mode !== e.mode || dir.mtime !== e.mtime || dir.usedBytes !== e.size) return true;
+      const length = FS.isDir(dir.mode) ? Object.keys(dir.contents || {}).length : dir.contents && dir.contents.length;
+      if (length !== e.length) return true;
+    }
     return false;
   }
   const STD = ['/dev/stdin', '/dev/stdout', '/dev/stderr'];
