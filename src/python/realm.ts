@@ -159,6 +159,9 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
     throw new Error(`Pyodide failed to boot in the sandbox realm: ${String(e)}; console: ${host.log.join(' | ')}`);
   }
   const memory = py._module.memory as WebAssembly.Memory;
+  // The heap's end (malloc never gives memory back here: Emscripten's dlmalloc does not trim), so nothing past it
+  // was written since the boot.
+  const sbrk = py._module._sbrk as (increment: number) => number;
   const heap = (): Uint8Array => new Uint8Array(memoryBuffer.call(memory) as ArrayBuffer);
   // The guard source runs in a fresh namespace; `install(...)` returns `ready`, kept in sys.modules only until
   // attach() pops it (the cold snapshot holds it, so that a restored instance can find it too).
@@ -186,13 +189,15 @@ del _ns
       const [result, stdout, stderr, passed, dirty, fdOut, fdErr] = glue.run(job.code, job.stdin, job.asMain,
         job.maxOutput, JSON.stringify(job.tests), job.suffix, JSON.stringify(job.strictNames),
         JSON.stringify(importedModules([...job.tests, job.suffix]))) as unknown[];
-      // The rewind: every byte of the interpreter back to its state before the first program. Memory grown
-      // past it is zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a lot).
+      // The rewind: every byte of the interpreter back to its state before the first program, and the heap the
+      // program grew past it zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a
+      // lot). Above the heap's end nothing was written.
       if (opts.noRewind) return { result: String(result), stdout: String(stdout) + String(fdOut),
         stderr: String(stderr) + String(fdErr), testsPassed: Number(passed), dirty: String(dirty) };
+      const end = Math.min(Number(sbrk(0)), memoryBuffer.call(memory).byteLength);
       const now = heap();
       now.set(pristine!);
-      if (now.length > pristine!.length) now.fill(0, pristine!.length);
+      if (end > pristine!.length) now.fill(0, pristine!.length, end);
       return {
         result: String(result),
         stdout: String(stdout) + String(fdOut),
