@@ -6,16 +6,19 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planMatMul } from './matmul.js';
+import { chooseCore } from './blas-core.js';
 
 /** The addon's one entry point; see native/blas/sgemm.cc for the argument contract. */
 export interface BlasAddon {
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, strideA: number,
     b: Float32Array, bOff: number, strideB: number, c: Float32Array, cOff: number, batch: number): void;
   library: string;
+  /** The kernels the library runs (OpenBLAS's corename), or the library's name. */
+  core: string;
 }
 
 const require = createRequire(import.meta.url);
-let loaded: { addon: BlasAddon | null; reason: string } | null = null;
+let loaded: { addon: BlasAddon | null; reason: string; core?: string } | null = null;
 
 /** Where the addon may be: `override` (DPO_BLAS_ADDON, read in config/env.ts), else native/build/blas.node above this file. */
 function candidates(override: string | null): string[] {
@@ -25,7 +28,7 @@ function candidates(override: string | null): string[] {
 }
 
 /** The addon, or null with the reason it is unavailable (not built, or failed to load). Loaded once. */
-export function loadBlasAddon(override: string | null = null): { addon: BlasAddon | null; reason: string } {
+export function loadBlasAddon(override: string | null = null): { addon: BlasAddon | null; reason: string; core?: string } {
   if (loaded) return loaded;
   const path = candidates(override).find((p) => existsSync(p));
   if (!path) {
@@ -33,9 +36,12 @@ export function loadBlasAddon(override: string | null = null): { addon: BlasAddo
     return loaded;
   }
   try {
+    // OpenBLAS reads OPENBLAS_CORETYPE once, when it loads with the addon: decide it first (blas-core.ts).
+    const choice = process.platform === 'linux' ? chooseCore(path) : undefined;
+    if (choice?.coretype) process.env.OPENBLAS_CORETYPE = choice.coretype;
     const addon = require(path) as BlasAddon;
     if (typeof addon.sgemm !== 'function') throw new Error('no sgemm export');
-    loaded = { addon, reason: `${addon.library} via ${path}` };
+    loaded = { addon, reason: `${addon.library} (${addon.core ?? 'core unknown'}) via ${path}`, core: choice?.line };
   } catch (e) {
     loaded = { addon: null, reason: `addon at ${path} failed to load: ${(e as Error).message}` };
   }

@@ -11,6 +11,11 @@
 #include <cblas.h>
 #endif
 
+#ifndef __APPLE__
+// OpenBLAS's own name for the kernels it picked (weak: another CBLAS simply has none).
+extern "C" char* openblas_get_corename(void) __attribute__((weak));
+#endif
+
 #define CHECK(call)                                                   \
   if ((call) != napi_ok) {                                            \
     napi_throw_error(env, nullptr, "blas addon: bad arguments");      \
@@ -89,6 +94,14 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_string_utf8(env, "cblas", NAPI_AUTO_LENGTH, &lib);
 #endif
   napi_set_named_property(env, exports, "library", lib);
+  napi_value core;
+#ifdef __APPLE__
+  napi_create_string_utf8(env, "Accelerate", NAPI_AUTO_LENGTH, &core);
+#else
+  const char* name = openblas_get_corename ? openblas_get_corename() : "unknown";
+  napi_create_string_utf8(env, name ? name : "unknown", NAPI_AUTO_LENGTH, &core);
+#endif
+  napi_set_named_property(env, exports, "core", core);
   return exports;
 }
 

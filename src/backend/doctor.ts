@@ -13,6 +13,23 @@ import { env, type Env } from '../config/env.js';
 import { BackendError, describe } from '../util/errors.js';
 import { runPlan } from '../plan/memory.js';
 import { defaultSandbox, openPool } from '../config/sandbox.js';
+import { loadBlasAddon, type BlasAddon } from '../../kernels/matmul-blas.js';
+import { readCpuInfo } from '../../kernels/blas-core.js';
+
+/** DPO_BLAS_ADDON (runDoctor's own `env` is the process environment it reports on). */
+const blasOverride = (): string | null => env().blasAddon;
+
+/** GFLOP/s of the addon's sgemm on an n x n x n product (best of 3). */
+function blasGflops(addon: BlasAddon, n: number): number {
+  const a = new Float32Array(n * n).fill(0.5), c = new Float32Array(n * n);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    addon.sgemm(false, false, n, n, n, a, 0, 0, a, 0, 0, c, 0, 1);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * n ** 3) / (best * 1e6);
+}
 
 /** CUDA 11.2 / cuDNN 8.1 sonames that libtensorflow 2.9.1 (tfjs-node-gpu 4.22) dlopens. */
 export const REQUIRED_LIBS: readonly { name: string; pattern: RegExp }[] = [
@@ -245,6 +262,14 @@ export async function runDoctor(o: DoctorOptions): Promise<string[]> {
     if (!p.version) out.push(`${p.name}: not installed`);
     else out.push(`${p.name} ${p.version}: binding ${p.binding ?? 'MISSING (install script did not finish)'}; libtensorflow ${p.libtensorflow ?? 'MISSING'}`);
   }
+
+  section('cpu blas');
+  const blas = loadBlasAddon(blasOverride());
+  out.push(blas.core ?? `cpu ${readCpuInfo().model}`);
+  if (blas.addon) {
+    const g = blasGflops(blas.addon, 512);
+    out.push(`addon: ${blas.reason}; sgemm 512x512x512: ${g.toFixed(1)} GFLOP/s (1 thread)`);
+  } else out.push(`addon: not loaded (${blas.reason})`);
 
   section('python sandbox');
   const pool = await openPool({ ...defaultSandbox(), workers: 1 }, () => {});

@@ -15,10 +15,13 @@ describe('doctor', () => {
   it('reports every section on this machine (cpu backend)', async () => {
     const lines = await runDoctor({ backend: 'cpu', model: 'llama-3.1-8b', matmulSize: 128, env: { CUDA_CACHE_MAXSIZE: '4294967296' } });
     const text = lines.join('\n');
-    for (const s of ['== backend ==', '== gpu check ==', '== cuda libraries ==', '== jit cache ==', '== tfjs-node ==', '== python sandbox ==', '== memory plan ==']) expect(text).toContain(s);
+    for (const s of ['== backend ==', '== gpu check ==', '== cuda libraries ==', '== jit cache ==', '== tfjs-node ==', '== cpu blas ==', '== python sandbox ==', '== memory plan ==']) expect(text).toContain(s);
     // The sandbox section names every layer, as the running pool measured them, and what is absent.
     expect(text).toMatch(/layers active: .*realm, python-guard, rewind/);
     expect(text).toMatch(/layers absent: /);
+    // The BLAS section names the CPU and, with the addon, the OpenBLAS core and its measured GFLOP/s.
+    expect(text).toMatch(/cpu \S+/);
+    expect(text).toMatch(/addon: (not loaded|.*sgemm 512x512x512: \d+\.\d GFLOP\/s)/);
     expect(text).toContain('backend: cpu (@tensorflow/tfjs-backend-cpu)');
     expect(text).toMatch(/matmul 128x128 float32: [\d.]+ GFLOP\/s/);
     expect(text).toContain('verdict: no GPU in use (backend cpu)');
