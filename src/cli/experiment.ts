@@ -13,7 +13,7 @@ export const experimentCommand: CommandModule<object, Record<string, unknown>> =
   builder: (y) => y.options({
     ...yargsOptions(RUN_SCHEMA),
     arms: { type: 'string', default: 'stages,shuffle', describe: `comma list of curricula (${CURRICULA.join(', ')})` },
-    config: { type: 'string', describe: 'JSON file of settings (applied before flags)' },
+    config: { type: 'string', describe: 'YAML or JSON file of settings, TRL-style keys welcome (applied before flags)' },
     preset: { type: 'string', choices: Object.keys(PRESETS), describe: 'named settings (applied before --config)' },
   }),
   handler: async (argv) => {

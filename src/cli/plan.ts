@@ -24,7 +24,7 @@ export const planCommand: CommandModule<object, Record<string, unknown>> = {
     ...yargsOptions(RUN_SCHEMA, PLAN_KEYS),
     'device-memory': { type: 'number', describe: 'device memory in GiB, e.g. 80 for an H100, 141 for an H200 (nvidia-smi: 79.6 and 140.4)' },
     device: { type: 'string', choices: ['gpu', 'cpu'], default: 'gpu', describe: 'gpu adds the CUDA runtime and allocator terms' },
-    config: { type: 'string', describe: 'JSON config file' },
+    config: { type: 'string', describe: 'YAML or JSON config file' },
   }),
   handler: (argv) => {
     process.stdout.write(runPlan(planRequest(argv)).text + '\n');

@@ -10,6 +10,6 @@ const KEYS = ['model', 'data', 'backend', 'maxLength', 'maxPromptLength', 'trunc
 export const scoreCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'score',
   describe: 'reference log-probs of each pair, their distance and percentile -> scores.jsonl',
-  builder: (y) => y.options({ ...yargsOptions(RUN_SCHEMA, KEYS), out: { type: 'string', describe: 'output JSONL', demandOption: true }, config: { type: 'string', describe: 'JSON config file' } }),
+  builder: (y) => y.options({ ...yargsOptions(RUN_SCHEMA, KEYS), out: { type: 'string', describe: 'output JSONL', demandOption: true }, config: { type: 'string', describe: 'YAML or JSON config file' } }),
   handler: (argv) => runScore(resolveRunConfig(argv, KEYS), argv.out as string, log),
 };

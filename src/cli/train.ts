@@ -12,7 +12,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
   describe: 'train LoRA adapters with DPO (writes checkpoints/<run>/); with no flags, the embedded default pipeline',
   builder: (y) => y.options({
     ...yargsOptions(RUN_SCHEMA),
-    config: { type: 'string', describe: 'JSON file of settings (applied before flags)' },
+    config: { type: 'string', describe: 'YAML or JSON file of settings, TRL-style keys welcome (applied before flags)' },
     preset: { type: 'string', choices: Object.keys(PRESETS), describe: 'named settings (applied before --config)' },
     resume: { type: 'string', describe: 'continue a run: latest (in --output-dir), a checkpoint folder, or a run folder' },
   }),

@@ -21,15 +21,15 @@ export const RUN_SCHEMA = {
   maxPromptLength: { type: 'int', default: null, nullable: true, min: 1, describe: 'cap the prompt first, keeping BOS and its end (TRL 0.x max_prompt_length; TRL 1.x has none)' },
   truncationMode: { type: 'string', default: 'keep_start', choices: TRUNCATION_MODES, describe: 'TRL truncation_mode: keep each row\'s first or last --max-length tokens' },
   // LoRA (PEFT semantics)
-  loraR: { type: 'int', default: 16, min: 1, describe: 'LoRA rank r' },
+  loraR: { type: 'int', default: 16, min: 1, aliases: ['r'], describe: 'LoRA rank r' },
   loraAlpha: { type: 'number', default: 32, describe: 'LoRA alpha' },
   loraDropout: { type: 'number', default: 0.05, min: 0, describe: 'LoRA dropout on the adapter input' },
-  loraTargets: { type: 'string', default: ATTN_TARGETS.join(','), describe: 'comma list of modules, or all-linear' },
+  loraTargets: { type: 'string', default: ATTN_TARGETS.join(','), aliases: ['target_modules'], list: true, describe: 'comma list of modules, or all-linear' },
   useRslora: { type: 'boolean', default: false, describe: 'scale alpha/sqrt(r) instead of alpha/r' },
   initAdapter: { type: 'string', default: null, nullable: true, describe: 'start the policy from this PEFT adapter dir' },
   refAdapter: { type: 'string', default: null, nullable: true, describe: 'reference: none (bare base) or a PEFT adapter dir [default: the init adapter]' },
   // DPO
-  loss: { type: 'string', default: 'sigmoid', describe: `DPO loss (TRL 1.x loss_type): ${LOSS_NAMES.join('|')}, or a comma list of them` },
+  loss: { type: 'string', default: 'sigmoid', aliases: ['loss_type'], describe: `DPO loss (TRL 1.x loss_type): ${LOSS_NAMES.join('|')}, or a comma list of them` },
   lossWeights: { type: 'string', default: null, nullable: true, describe: 'comma list of weights, one per --loss term (TRL loss_weights) [default: 1 each]' },
   beta: { type: 'number', default: 0.1, describe: 'DPO beta' },
   labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'label smoothing epsilon of robust, exo_pair and cdpo (TRL label_smoothing)' },
@@ -41,14 +41,14 @@ export const RUN_SCHEMA = {
   adamBeta1: { type: 'number', default: 0.9, describe: 'Adam beta1' },
   adamBeta2: { type: 'number', default: 0.999, describe: 'Adam beta2' },
   adamEpsilon: { type: 'number', default: 1e-8, describe: 'Adam epsilon' },
-  lrScheduler: { type: 'string', default: 'linear', choices: SCHEDULERS, describe: 'learning-rate schedule after warmup' },
+  lrScheduler: { type: 'string', default: 'linear', choices: SCHEDULERS, aliases: ['lr_scheduler_type'], describe: 'learning-rate schedule after warmup' },
   warmupSteps: { type: 'int', default: 0, min: 0, describe: 'linear warmup steps (wins over --warmup-ratio)' },
   warmupRatio: { type: 'number', default: 0, min: 0, describe: 'warmup as a fraction of total steps' },
-  batchSize: { type: 'int', default: 4, min: 1, describe: 'pairs per micro-batch' },
+  batchSize: { type: 'int', default: 4, min: 1, aliases: ['per_device_train_batch_size'], describe: 'pairs per micro-batch' },
   gradientCheckpointing: { type: 'boolean', default: false, describe: 'recompute each decoder layer in the backward pass (less memory, ~1.3x compute)' },
-  gradAccum: { type: 'int', default: 1, min: 1, describe: 'micro-batches per optimizer step' },
+  gradAccum: { type: 'int', default: 1, min: 1, aliases: ['gradient_accumulation_steps'], describe: 'micro-batches per optimizer step' },
   maxGradNorm: { type: 'number', default: 1.0, min: 0, describe: 'clip the global grad norm (0: off)' },
-  epochs: { type: 'number', default: 1, min: 0, describe: 'passes over the data' },
+  epochs: { type: 'number', default: 1, above: 0, aliases: ['num_train_epochs'], describe: 'passes over the data' },
   maxSteps: { type: 'int', default: -1, describe: 'optimizer steps (overrides --epochs when > 0)' },
   seed: { type: 'int', default: 42, describe: 'seed for adapter init, order and dropout' },
   // Data order
@@ -91,7 +91,7 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
   // Where each loss setting was last set, so a bad loss list names its source like any other key.
   const at: { loss?: string; weights?: string; eps?: string } = {};
   const note = (layer: Record<string, unknown>, source: (k: string) => string) => {
-    for (const [name, keys] of [['loss', ['loss']], ['weights', ['lossWeights', 'loss_weights', 'loss-weights']], ['eps', ['labelSmoothing', 'label_smoothing', 'label-smoothing']]] as const) {
+    for (const [name, keys] of [['loss', ['loss', 'loss_type', 'loss-type', 'lossType']], ['weights', ['lossWeights', 'loss_weights', 'loss-weights']], ['eps', ['labelSmoothing', 'label_smoothing', 'label-smoothing']]] as const) {
       const k = keys.find((x) => x in layer);
       if (k) at[name] = source(k);
     }

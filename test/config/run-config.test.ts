@@ -114,3 +114,58 @@ describe('schema helpers', () => {
     expect(() => loraTargets({ ...base, loraTargets: 'q_proj,lm_head' })).toThrow(/--lora-targets: "lm_head"/);
   });
 });
+
+// Issue 12 items 14 and 16: HF TrainingArguments / TRL DPOConfig / PEFT LoraConfig names work as keys, a YAML recipe
+// works as a --config, unknown keys get a "did you mean", and `--epochs 0` is refused. (Before: every alias below was
+// "unknown key", a .yaml file was "invalid JSON", and epochs 0 trained nothing.)
+describe('HF/TRL names (issue 12, items 14 and 16)', () => {
+  const HF: Record<string, [keyof ReturnType<typeof resolveRunConfig>, unknown]> = {
+    per_device_train_batch_size: ['batchSize', 2], gradient_accumulation_steps: ['gradAccum', 3], num_train_epochs: ['epochs', 2.5],
+    learning_rate: ['learningRate', 1e-4], lr_scheduler_type: ['lrScheduler', 'cosine'], warmup_ratio: ['warmupRatio', 0.1],
+    loss_type: ['loss', 'ipo'], beta: ['beta', 0.2], max_length: ['maxLength', 512], logging_steps: ['loggingSteps', 5],
+    save_steps: ['saveSteps', 7], save_total_limit: ['saveTotalLimit', 2], seed: ['seed', 3], gradient_checkpointing: ['gradientCheckpointing', true],
+    r: ['loraR', 4], lora_alpha: ['loraAlpha', 8], lora_dropout: ['loraDropout', 0.1], target_modules: ['loraTargets', 'q_proj,v_proj'],
+  };
+
+  it('every supported name is a --config key, in snake_case and kebab-case', () => {
+    for (const [name, [key, value]] of Object.entries(HF)) {
+      expect(resolveRunConfig({ config: file({ [name]: value }) })[key], name).toEqual(value);
+      expect(resolveRunConfig({ config: file({ [name.replace(/_/g, '-')]: value }) })[key], name).toEqual(value);
+    }
+  });
+
+  it('every supported name is a flag (through yargs aliases, snake and kebab)', async () => {
+    const { default: yargs } = await import('yargs');
+    for (const [name, [key, value]] of Object.entries(HF)) {
+      for (const spelled of [name, name.replace(/_/g, '-')]) {
+        const argv = yargs([`--${spelled}`, String(value)]).options(yargsOptions(RUN_SCHEMA)).strict().fail((m) => { throw new Error(m); }).parseSync();
+        expect(resolveRunConfig(argv as Record<string, unknown>)[key], spelled).toEqual(value);
+      }
+    }
+  });
+
+  it('a YAML --config (a TRL-style recipe) reads like JSON; target_modules may be a list', () => {
+    const p = join(dir, 'recipe.yaml');
+    writeFileSync(p, '# TRL recipe\nper_device_train_batch_size: 2\nlearning_rate: 5.0e-7\nlr_scheduler_type: cosine\nnum_train_epochs: 3\nbeta: 0.05\ntarget_modules:\n  - q_proj\n  - v_proj\nr: 8\n');
+    const c = resolveRunConfig({ config: p });
+    expect([c.batchSize, c.learningRate, c.lrScheduler, c.epochs, c.beta, c.loraTargets, c.loraR]).toEqual([2, 5e-7, 'cosine', 3, 0.05, 'q_proj,v_proj', 8]);
+    const bad = join(dir, 'bad.yml');
+    writeFileSync(bad, 'beta: [1\n');
+    expect(() => resolveRunConfig({ config: bad })).toThrow(/--config .*bad\.yml: invalid YAML/);
+    writeFileSync(bad, '- 1\n- 2\n');
+    expect(() => resolveRunConfig({ config: bad })).toThrow(/not a YAML mapping/);
+    writeFileSync(bad, 'lerning_rate: 1\n');
+    expect(() => resolveRunConfig({ config: bad })).toThrow(/bad\.yml: lerning_rate: unknown key .*Did you mean learning_rate\?/);
+  });
+
+  it('an unknown key or flag says "did you mean"', () => {
+    expect(() => resolveRunConfig({ config: file({ per_device_batch_size: 2 }) })).toThrow(/Did you mean per_device_train_batch_size\?/);
+    expect(() => resolveRunConfig({ config: file({ zzzz_qqqq: 2 }) })).not.toThrow(/Did you mean/);
+  });
+
+  it('--epochs 0 is refused under either name; --batch-size abc names the flag and the value', () => {
+    expect(() => resolveRunConfig({ epochs: 0 })).toThrow(/--epochs: 0 \(expected > 0\)/);
+    expect(() => resolveRunConfig({ config: file({ num_train_epochs: 0 }) })).toThrow(/num_train_epochs: 0 \(expected > 0\)/);
+    expect(() => resolveRunConfig({ 'batch-size': 'abc' })).toThrow(/--batch-size: "abc" \(expected a number\)/);
+  });
+});
