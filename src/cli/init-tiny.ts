@@ -5,7 +5,7 @@ import { writeTinyModel } from '../io/tiny-model.js';
 import { InputError, describe } from '../util/errors.js';
 import { log } from './common.js';
 
-export const initTinyCommand: CommandModule<object, { out: string; seed: number; tied: boolean }> = {
+export const initTinyCommand: CommandModule<object, { out: string; seed: number; tied: boolean; overwrite: boolean }> = {
   command: 'init-tiny',
   describe: 'write a tiny Llama 3.1-shaped model directory (BF16 shards, tokenizer, chat template)',
   builder: (y) =>
@@ -13,10 +13,11 @@ export const initTinyCommand: CommandModule<object, { out: string; seed: number;
       out: { type: 'string', demandOption: true, describe: 'output directory' },
       seed: { type: 'number', default: 0, describe: 'weight seed' },
       tied: { type: 'boolean', default: false, describe: 'tie the LM head to the embeddings' },
+      overwrite: { type: 'boolean', default: false, describe: 'write into a non-empty folder this tool did not write, replacing only the files init-tiny writes' },
     }) as never,
   handler: async (argv) => {
     if (!Number.isSafeInteger(argv.seed)) throw new InputError(describe('--seed', String(argv.seed), 'an integer'));
-    await writeTinyModel(argv.out, { seed: argv.seed, tieWordEmbeddings: argv.tied });
+    await writeTinyModel(argv.out, { seed: argv.seed, tieWordEmbeddings: argv.tied, overwrite: argv.overwrite });
     log(`wrote tiny model to ${argv.out}`);
   },
 };

@@ -7,10 +7,12 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readdirSync,
   renameSync,
   rmSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -41,6 +43,16 @@ export function writeAll(fd: number, chunk: Uint8Array): void {
   while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
 }
 
+/** Names the final path in a system error that has none (writeSync's ENOSPC names no file) or names our temporary sibling. */
+function namePath(e: unknown, finalPath: string, tmpPath?: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err && typeof err === 'object' && typeof err.code === 'string') {
+    if (!err.path) err.path = resolve(finalPath);
+    else if (tmpPath && err.path.startsWith(tmpPath)) err.path = resolve(finalPath) + err.path.slice(tmpPath.length);
+  }
+  return e;
+}
+
 function toBytes(data: string | Uint8Array): Uint8Array {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
 }
@@ -48,7 +60,12 @@ function toBytes(data: string | Uint8Array): Uint8Array {
 /** A temp sibling of `finalPath`, open for writing; `commit` fsyncs and renames it in, `abort` removes it. */
 function openTemp(finalPath: string): { fd: number; commit(): void; abort(): void } {
   const tmp = tempSibling(finalPath);
-  const fd = openSync(tmp, 'wx');
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx');
+  } catch (e) {
+    throw namePath(e, finalPath, tmp);
+  }
   let open = true;
   return {
     fd,
@@ -78,7 +95,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array | Iterab
     t.commit();
   } catch (e) {
     t.abort();
-    throw e;
+    throw namePath(e, path);
   }
 }
 
@@ -90,7 +107,7 @@ export async function writeFileAtomicStream(path: string, chunks: AsyncIterable<
     t.commit();
   } catch (e) {
     t.abort();
-    throw e;
+    throw namePath(e, path);
   }
 }
 
@@ -112,14 +129,35 @@ function fsyncTree(dir: string): void {
   fsyncDir(dir);
 }
 
+/** The hidden file in a folder written by writeDirAtomic({ manifest }) that lists what it wrote: how a later write knows its own files. */
+export const OUTPUT_MANIFEST = '.dpo-trainer-output.json';
+const MANIFEST_FORMAT = 'dpo-trainer-output';
+
+export interface DirWriteOptions {
+  /** Record the top-level names written in OUTPUT_MANIFEST (value: the writer, e.g. "merge"), so a rewrite may drop them. */
+  manifest?: string;
+}
+
+/** The names a previous writeDirAtomic({ manifest }) wrote in `dir`, or null when `dir` has no (readable) manifest. */
+export function readOutputManifest(dir: string): string[] | null {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, OUTPUT_MANIFEST), 'utf8')) as { format?: unknown; files?: unknown };
+    if (m.format !== MANIFEST_FORMAT || !Array.isArray(m.files)) return null;
+    return m.files.filter((f): f is string => typeof f === 'string');
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Builds a directory atomically. `fill(tmpDir)` writes into a fresh temporary sibling of `finalDir`;
- * when it resolves, the tree is fsynced and renamed to `finalDir`. An existing `finalDir` is replaced safely:
- * it is renamed aside, the new one renamed in, then the old one removed. If `fill` throws, the temporary
- * directory is removed and `finalDir` is untouched. A crash between the two renames leaves the previous
- * version intact under `.<name>.old-*` beside it (and no `finalDir`), never a half-written `finalDir`.
+ * when it resolves, the tree is fsynced and renamed to `finalDir`. An existing `finalDir` is replaced safely: it is
+ * renamed aside, the new one renamed in, then every old entry the new tree does not replace is moved back, unless the
+ * old folder's manifest says an earlier write of ours made it (`save_pretrained` likewise never deletes files it did
+ * not write). If `fill` throws, the temporary directory is removed and `finalDir` is untouched. A crash between the
+ * renames leaves the previous version intact under `.<name>.old-*` beside it, never a half-written `finalDir`.
  */
-export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) => Promise<void> | void): Promise<void> {
+export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) => Promise<void> | void, o: DirWriteOptions = {}): Promise<void> {
   const abs = resolve(finalDir);
   const parent = dirname(abs);
   mkdirSync(parent, { recursive: true });
@@ -127,12 +165,17 @@ export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) =>
   mkdirSync(tmp);
   try {
     await fill(tmp);
+    if (o.manifest) {
+      const files = readdirSync(tmp).sort();
+      writeFileSync(join(tmp, OUTPUT_MANIFEST), JSON.stringify({ format: MANIFEST_FORMAT, version: 1, writer: o.manifest, files }, null, 1) + '\n');
+    }
     fsyncTree(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw namePath(e, abs, tmp);
   }
   if (existsSync(abs)) {
+    const ours = new Set([...(readOutputManifest(abs) ?? []), OUTPUT_MANIFEST]);
     const old = tempSibling(abs, 'old');
     renameSync(abs, old);
     try {
@@ -142,6 +185,12 @@ export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) =>
       rmSync(tmp, { recursive: true, force: true });
       throw e;
     }
+    // Foreign entries go back into the new folder; only what the new tree replaced, or an earlier write of ours made, is dropped.
+    const written = new Set(readdirSync(abs));
+    for (const name of readdirSync(old)) {
+      if (!written.has(name) && !ours.has(name)) renameSync(join(old, name), join(abs, name));
+    }
+    fsyncDir(abs);
     fsyncDir(parent);
     rmSync(old, { recursive: true, force: true });
   } else {
@@ -152,6 +201,32 @@ export async function writeDirAtomic(finalDir: string, fill: (tmpDir: string) =>
       throw e;
     }
     fsyncDir(parent);
+  }
+}
+
+/**
+ * Removes `.<name>.tmp-<pid>-<hex>` siblings (tempSibling's names) in `dir` left by a process that is no longer running:
+ * what a crash or a full disk leaves behind. Returns the removed paths.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

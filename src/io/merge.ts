@@ -8,10 +8,13 @@ import type { LoadedModel } from './model-dir.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
 import { type WriteDtype } from './safetensors.js';
 import { writeShardedSafetensors } from './shards.js';
+import { checkOutDir } from './out-dir.js';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
 
-export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: string, dtype: WriteDtype, maxShardBytes = 5e9): Promise<void> {
+/** Checks `outDir` first (io/out-dir.ts): never the base model's folder or inside it; a foreign non-empty folder only with `overwrite`. */
+export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: string, dtype: WriteDtype, maxShardBytes = 5e9, overwrite = false): Promise<void> {
+  checkOutDir(outDir, { flag: '--out', overwrite, inputs: [{ flag: '--model', dir: model.dir }] });
   const merged = mergeLora(model.weights, lora);
   try {
     await writeDirAtomic(outDir, async (tmp) => {
@@ -27,7 +30,7 @@ export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: s
       } else config.torch_dtype = dtypeName;
       writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       for (const f of TOKENIZER_FILES) if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
-    });
+    }, { manifest: 'merge' });
   } finally {
     disposeMerged(merged, model.weights);
   }

@@ -8,6 +8,7 @@ import { makeTinyTokenizer } from '../tokenizer/tiny.js';
 import { Rng } from '../util/rng.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
 import { writeShardedSafetensors } from './shards.js';
+import { checkOutDir } from './out-dir.js';
 
 export interface TinyOptions {
   seed?: number;
@@ -16,6 +17,8 @@ export interface TinyOptions {
   numLayers?: number;
   /** config.json layout: transformers v4 (`rope_theta` + `rope_scaling`, `torch_dtype`; the default) or v5 (`rope_parameters`, `dtype`). */
   layout?: 'v4' | 'v5';
+  /** Write into a non-empty folder this tool did not write, replacing only its own files (io/out-dir.ts). */
+  overwrite?: boolean;
 }
 
 /** HF config.json of the tiny model. A small original context (64) puts its rope frequencies in all three llama3 bands. */
@@ -58,6 +61,7 @@ export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[
  * Shards are capped small so even the tiny model exercises the sharded layout.
  */
 export async function writeTinyModel(dir: string, o: TinyOptions = {}): Promise<void> {
+  checkOutDir(dir, { flag: '--out', overwrite: o.overwrite ?? false });
   const tok = makeTinyTokenizer();
   const ids = tok.specialIds;
   const configJson = tinyConfigJson(tok.vocabSize, ids['<|begin_of_text|>'], [ids['<|end_of_text|>'], ids['<|eot_id|>']], o);
@@ -81,5 +85,5 @@ export async function writeTinyModel(dir: string, o: TinyOptions = {}): Promise<
     json('tokenizer.json', tok.tokenizerJson);
     json('tokenizer_config.json', tok.tokenizerConfig);
     json('generation_config.json', { ...tok.generationConfig, do_sample: true, temperature: 0.6, top_p: 0.9 });
-  });
+  }, { manifest: 'init-tiny' });
 }

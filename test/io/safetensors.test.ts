@@ -377,7 +377,7 @@ describe('atomic writes', () => {
     await writeDirAtomic(d, (t) => {
       writeFileSync(join(t, 'a.txt'), 'old');
       writeFileSync(join(t, 'stale.txt'), 'x');
-    });
+    }, { manifest: 'test' });
     await writeDirAtomic(d, async (t) => {
       mkdirSync(join(t, 'sub'));
       await writeSafetensors(join(t, 'sub', 'w.safetensors'), [{ name: 'w', shape: [1], data: new Float32Array([2]) }]);
