@@ -48,6 +48,38 @@ describe('1. realm escape', () => {
   });
 });
 
+describe('the host, from the worker context: files, processes, privilege', () => {
+  it('no host file is read or written, no process started or signalled, no root held', async () => {
+    const host = path.join(os.tmpdir(), `sandbox-host-${randomBytes(4).toString('hex')}`);
+    fs.writeFileSync(host, 'host secret');
+    try {
+      const r = await js(`const fs = process.getBuiltinModule('fs'), cp = process.getBuiltinModule('child_process');
+        const tries = {
+          read: () => fs.readFileSync(${JSON.stringify(host)}, 'utf8'),
+          passwd: () => fs.readFileSync('/etc/passwd', 'utf8'),
+          write: () => fs.writeFileSync(${JSON.stringify(marker)}, 'x'),
+          spawn: () => cp.spawnSync('/bin/sh', ['-c', 'touch ${marker}']).error?.code ?? 'ran',
+          kill: () => process.kill(${process.pid}, 'SIGTERM'),
+        };
+        const out = {};
+        for (const [k, f] of Object.entries(tries)) { try { out[k] = 'ok ' + String(f()).slice(0, 20); } catch (e) { out[k] = 'refused'; } }
+        out.uid = process.getuid(); out.groups = process.getgroups();
+        return JSON.stringify(out);`);
+      const out = JSON.parse(r.result) as Record<string, unknown>;
+      expect(out).toMatchObject({ read: 'refused', passwd: 'refused', write: 'refused', kill: 'refused' });
+      expect(out.spawn).toMatch(/^(refused|ok E\w+)$/);
+      expect(fs.existsSync(marker)).toBe(false);
+      if (process.getuid?.() === 0) {
+        expect(out.uid).not.toBe(0); // dropped (uid-drop; unshare -r would map to 0)
+        expect((out.groups as number[]).filter((g) => g === 0)).toEqual([]); // no root group either
+      }
+    } finally {
+      fs.rmSync(host, { force: true });
+    }
+    await control();
+  });
+});
+
 describe('2. sockets', () => {
   it('a Unix socket by path and one in the abstract namespace receive nothing, from the worker context', async () => {
     let connections = 0;
