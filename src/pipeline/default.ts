@@ -1,6 +1,6 @@
 // The embedded default: `node train.js` with no flags runs the whole pipeline on a tiny model built from a fixed
 // seed and the project's own sample pairs, so a newcomer sees every stage work on a laptop CPU.
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRunConfig, pairLengths } from '../config/run.js';
@@ -26,20 +26,37 @@ export const DEFAULT_PATHS = {
   run: join(ROOT, 'checkpoints', 'default'),
 };
 
+/** The first of `<run>.prev`, `<run>.prev-2`, ... that does not exist. */
+function freeName(base: string): string {
+  if (!existsSync(base)) return base;
+  for (let i = 2; ; i++) if (!existsSync(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+/**
+ * What the default run does with the folder an earlier one left: a finished run (its final adapter is there) is
+ * renamed to a free `.prev` name, never deleted; an unfinished one is resumed from its latest checkpoint, or, with no
+ * checkpoint yet (Ctrl-C while scoring), started again in place.
+ */
+export function prepareDefaultRun(runDir: string): { resume: 'latest' | null; keptAs: string | null } {
+  if (!existsSync(runDir)) return { resume: null, keptAs: null };
+  if (existsSync(join(runDir, ADAPTER_WEIGHTS))) {
+    const keptAs = freeName(`${runDir}.prev`);
+    renameSync(runDir, keptAs);
+    return { resume: null, keptAs };
+  }
+  return { resume: listCheckpoints(runDir).length > 0 ? 'latest' : null, keptAs: null };
+}
+
 export async function runDefaultPipeline(backend: string, log: (l: string) => void): Promise<void> {
   const t0 = Date.now();
   if (!existsSync(DEFAULT_PATHS.model)) {
     log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
     await writeTinyModel(DEFAULT_PATHS.model, { seed: 0 });
   } else log(`[1/5] reusing the tiny model in ${DEFAULT_PATHS.model}`);
-  // An interrupted default run is resumed; a finished one is kept once as default.prev, never deleted outright.
-  const unfinished = existsSync(DEFAULT_PATHS.run) && listCheckpoints(DEFAULT_PATHS.run).length > 0 && !existsSync(join(DEFAULT_PATHS.run, ADAPTER_WEIGHTS));
-  if (existsSync(DEFAULT_PATHS.run) && !unfinished) {
-    const prev = `${DEFAULT_PATHS.run}.prev`;
-    rmSync(prev, { recursive: true, force: true });
-    renameSync(DEFAULT_PATHS.run, prev);
-    log(`      the previous default run is now in ${prev}`);
-  }
+  // A finished default run is kept under a new name, never deleted; an unfinished one is resumed in place.
+  const { resume, keptAs } = prepareDefaultRun(DEFAULT_PATHS.run);
+  if (keptAs) log(`      the previous default run is kept in ${keptAs}`);
+  const unfinished = resume !== null;
   mkdirSync(DEFAULT_PATHS.run, { recursive: true });
   const scores = runFile(DEFAULT_PATHS.run, 'scores');
   const cfg = resolveRunConfig({
@@ -57,7 +74,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
     try {
       if (unfinished) log(`      resuming the interrupted default run in ${DEFAULT_PATHS.run}`);
       const res = await runTraining(model, data.pairs, cfg.data!, cfg, {
-        log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, resume: unfinished ? 'latest' : null,
+        log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, resume,
       });
       if (res.interrupted) throw new InterruptedError(`default run stopped at step ${res.steps}; run \`node train.js\` again to resume it`);
       last = res.lastMetrics;

@@ -9,6 +9,7 @@ import type { TokenizedRecord } from '../data/tokenize.js';
 import { runObjective, type MicroBatch } from '../dpo/objective.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
+import { removeStaleTemps } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../model/lora.js';
 import { checkResume, listCheckpoints, loadOptimizer, readTrainerState, resolveResume, runHashes, STATE_FORMAT, STATE_VERSION, type RunHashes, type TrainerState } from '../run/checkpoint.js';
 import { resetRunLogs, writeRunConfig } from '../run/files.js';
@@ -79,6 +80,8 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   const { log } = opts;
   const outputDir = defaultOutputDir(cfg);
   mkdirSync(outputDir, { recursive: true });
+  // A crash or a full disk leaves `.checkpoint-N.tmp-*` siblings (io/atomic.ts): dead weight, never a checkpoint.
+  for (const p of removeStaleTemps(outputDir)) log(`removed ${p}, left by an interrupted run`);
   const hashes = runHashes(model, dataFile, cfg);
   const from = resumePoint(opts.resume, outputDir, cfg, hashes);
   const prep = opts.prepared ?? (await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts));
