@@ -1,7 +1,8 @@
 // A best-of-N pairs job: N completions per task from a model (sampled on-policy) or a samples file, each run against
 // the task's tests in the sandbox, the best and worst kept as one TRL pair (build.ts does the resumable job itself).
 // Also `pairs merge`: shard outputs joined in tasks-file order, with a check that every task was finished somewhere.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../backend/index.js';
 import { checkSampling, type SamplingConfig } from '../config/sampling.js';
 import { checkSandbox, type OpenSandbox, type SandboxConfig } from '../config/sandbox.js';
@@ -17,7 +18,7 @@ import { progressPath } from '../run/layout.js';
 import { InputError, describe } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
 import { progress, type Progress } from '../util/progress.js';
-import { formatSummary, runPairJob, type PairJobProgress, type TaskSamples } from './build.js';
+import { PROGRESS_FORMAT, formatSummary, runPairJob, type PairJobProgress, type TaskSamples } from './build.js';
 import { mergePairFiles } from './merge.js';
 
 export interface PairsJob {
@@ -68,6 +69,35 @@ function checkJob(a: PairsJob): void {
   if (!(a.minGap >= 0 && a.minGap <= 1)) bad('--min-gap', a.minGap, 'a pass-rate gap in [0, 1]');
 }
 
+/**
+ * `--out` is resumed only when its own sidecar says this command wrote it from the same tasks file; anything else is
+ * refused before any work (a file of unrelated pairs, the tasks or samples file itself, a folder, a missing parent).
+ */
+export function checkPairsOut(out: string, inputs: { flag: string; file: string }[], tasksSha256: string): void {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const parent = dirname(resolve(out));
+  if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+    throw new InputError(describe(`--out ${out}`, `the folder ${parent} does not exist`, 'a file in an existing folder', `Create it first (mkdir -p ${parent}).`));
+  }
+  for (const i of inputs) {
+    if (existsSync(i.file) && real(out) === real(i.file)) throw new InputError(describe(`--out ${out}`, `is the ${i.flag} file`, 'a new pairs file', 'Pick another --out.'));
+  }
+  if (!existsSync(out)) return;
+  if (statSync(out).isDirectory()) throw new InputError(describe(`--out ${out}`, 'is a folder', 'a pairs JSONL file'));
+  const sidecar = progressPath(out);
+  if (statSync(out).size === 0 && !existsSync(sidecar)) return;
+  const header = existsSync(sidecar) ? readJsonl(sidecar).rows[0]?.value : undefined;
+  if (!header || header.format !== PROGRESS_FORMAT) {
+    throw new InputError(describe(`--out ${out}`, `an existing file that this command did not write (no ${PROGRESS_FORMAT} header in ${sidecar})`,
+      'a new file, or one that `pairs` wrote and can resume', 'Pick another --out, or move the file aside.'));
+  }
+  const was = (header.settings as Record<string, unknown> | undefined)?.tasks_sha256;
+  if (was !== tasksSha256) {
+    throw new InputError(describe(`--out ${out}`, `was written from another tasks file (${sidecar} records tasks_sha256 ${String(was).slice(0, 12)}...)`,
+      'the --tasks file of the run being resumed', 'Re-run with that --tasks, or write to a new --out.'));
+  }
+}
+
 /** Samples by task id, in file order, with the prompt the lines carry (all lines of a task must agree). */
 function groupSamples(samples: Sample[]): Map<string, { samples: Sample[]; prompt?: PromptText; where?: string }> {
   const byTask = new Map<string, { samples: Sample[]; prompt?: PromptText; where?: string }>();
@@ -100,13 +130,15 @@ function statusLine(p: PairJobProgress, startMs: number): string {
 export async function runPairs(args: PairsJob, deps: PairsDeps): Promise<void> {
   checkJob(args);
   const out = args.out!;
+  const tasksSha256 = hashFile(args.tasks!);
+  checkPairsOut(out, [{ flag: '--tasks', file: args.tasks! }, ...(args.samples ? [{ flag: '--samples', file: args.samples }] : [])], tasksSha256);
   const { sampling: sp, sandbox } = args;
   const workers = sandbox.workers;
   const all = loadTasks(args.tasks!, args.format);
   const shard = args.shard ? parseShard(args.shard) : undefined;
   let tasks = shard ? all.filter((_, i) => i % shard[1] === shard[0]) : all;
   const rank = { minGap: args.minGap, requireChosenPass: args.requireChosenPass };
-  const common = { min_gap: args.minGap, require_chosen_pass: args.requireChosenPass, strict_results: sandbox.strictResults, shard: args.shard ?? null };
+  const common = { tasks_sha256: tasksSha256, min_gap: args.minGap, require_chosen_pass: args.requireChosenPass, strict_results: sandbox.strictResults, shard: args.shard ?? null };
 
   let source: (task: Task) => Promise<TaskSamples>;
   let settings: Record<string, unknown>;
