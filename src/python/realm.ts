@@ -181,9 +181,9 @@ del _ns
     attach() {
       const runner = py.runPython('__import__("sys").modules.pop("_sandbox_boot").ready()');
       glue = inner(GLUE)(py, runner);
+      // Only the bytes below the heap's end: above it nothing has been written (the stack sits below the heap).
       const now = heap();
-      pristine = new Uint8Array(now.length);
-      pristine.set(now);
+      pristine = now.slice(0, Math.min(Number(sbrk(0)), now.length));
     },
     run(job) {
       const [result, stdout, stderr, passed, dirty, fdOut, fdErr] = glue.run(job.code, job.stdin, job.asMain,
