@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { closest } from '../config/schema.js';
-import { InputError, FormatError, BackendError, MismatchError, InterruptedError } from '../util/errors.js';
+import { InputError, FormatError, BackendError, MismatchError, InterruptedError, systemErrorLine } from '../util/errors.js';
 import { commands } from './commands.js';
 
 const KNOWN = [InputError, FormatError, BackendError, MismatchError];
@@ -72,7 +72,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 130;
       return;
     }
+    const sys = systemErrorLine(err);
     if (KNOWN.some((k) => err instanceof k)) console.error(`error: ${err.message}`);
+    else if (sys) console.error(`error: ${sys}`);
     else console.error(err.stack ?? String(err));
     process.exitCode = 1;
   }

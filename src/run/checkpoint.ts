@@ -73,8 +73,16 @@ export function listCheckpoints(outputDir: string): { step: number; dir: string 
     .sort((a, b) => a.step - b.step);
 }
 
+/**
+ * Writes checkpoint-<step>/ atomically. With a `keep` limit the oldest are pruned first, down to keep - 1 others, so a
+ * run at its limit (often on a nearly full disk) still has room for the new one; as HF Trainer's save_total_limit.
+ */
 export async function saveCheckpoint(outputDir: string, state: TrainerState, lora: Lora, opt: AdamWState, baseModel: string, keep: number | null): Promise<string> {
   const dir = checkpointDir(outputDir, state.global_step);
+  if (keep !== null) {
+    const others = listCheckpoints(outputDir).filter((c) => c.dir !== dir);
+    for (const c of others.slice(0, Math.max(0, others.length - Math.max(keep - 1, 0)))) rmSync(c.dir, { recursive: true, force: true });
+  }
   await writeDirAtomic(dir, async (tmp) => {
     await saveAdapter(tmp, lora, baseModel);
     const moments = Object.keys(loraTensors(lora)).flatMap((k) => ADAM_MOMENTS.map((m, i) => ({ name: momentKey(k, m), t: [opt.m, opt.v][i].get(k)! })));
@@ -82,10 +90,6 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
       { dtype: 'F32', metadata: { format: 'pt', step: String(opt.step) } });
     writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
   });
-  if (keep !== null) {
-    const all = listCheckpoints(outputDir);
-    for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.dir, { recursive: true, force: true });
-  }
   return dir;
 }
 
