@@ -3,49 +3,15 @@
 // Reads both layouts: transformers v4 (top-level `rope_theta` + `rope_scaling`, `torch_dtype`) and v5
 // (`rope_parameters` holding `rope_theta`, `rope_type` and its factors; `dtype`), as v5's
 // `RotaryEmbeddingConfigMixin.convert_rope_params_to_dict` does; a config where the two disagree is refused.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError, describe } from '../util/errors.js';
+import { readJsonObject } from '../io/json.js';
 
-export interface RopeScaling {
-  ropeType: 'llama3';
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
-
-export interface LlamaConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  /** `head_dim` when given, else hidden / heads. */
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeScaling: RopeScaling | null;
-  maxPositionEmbeddings: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  mlpBias: boolean;
-  bosTokenId: number | null;
-  eosTokenIds: number[];
-  /** `torch_dtype` (v4) or `dtype` (v5) as written, informational only: we compute in float32. */
-  torchDtype: string | null;
-  /** Which transformers layout config.json uses (absent: v4); merge writes the same one back. */
-  configLayout?: ConfigLayout;
-}
-
-/** v4: `rope_theta` + `rope_scaling` + `torch_dtype`; v5: `rope_parameters` + `dtype`. */
-export type ConfigLayout = 'v4' | 'v5';
-
-/** Query heads per KV head (grouped-query attention). */
-export function kvGroups(c: LlamaConfig): number {
-  return c.numHeads / c.numKvHeads;
-}
+// The types live beside the model that takes them (model/types.ts); config/ parses into them.
+import type { ConfigLayout, LlamaConfig, RopeScaling } from '../model/types.js';
+export type { ConfigLayout, LlamaConfig, RopeScaling } from '../model/types.js';
+export { kvGroups } from '../model/types.js';
 
 type Json = Record<string, unknown>;
 
@@ -212,11 +178,5 @@ export function parseLlamaConfig(j: Json, where = 'config.json'): LlamaConfig {
 export function loadLlamaConfig(dir: string): LlamaConfig {
   const file = join(dir, 'config.json');
   if (!existsSync(file)) throw new FormatError(describe(file, 'missing', 'an HF config.json', 'Point --model at a Hugging Face model directory.'));
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new FormatError(describe(file, `invalid JSON (${(e as Error).message})`));
-  }
-  return parseLlamaConfig(j as Json, file);
+  return parseLlamaConfig(readJsonObject(file, 'an HF config.json'), file);
 }

@@ -5,6 +5,7 @@
 // Leaves out: padding, truncation, batch encoding (see ./pair.ts and data/batch.ts) and decode's space clean-up.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObject } from '../io/json.js';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
@@ -67,11 +68,7 @@ function readJson(path: string, required: boolean, expected: string): unknown {
       describe(path, 'file not found', expected, 'Point --model at a Hugging Face model folder, or run `init-tiny`.'),
     );
   }
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new FormatError(describe(path, `invalid JSON: ${(e as Error).message}`, expected));
-  }
+  return readJsonObject(path, expected);
 }
 
 /** Reads `dir`/tokenizer.json, tokenizer_config.json and, when present, generation_config.json and chat_template.jinja. */
