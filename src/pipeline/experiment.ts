@@ -15,6 +15,7 @@ import { checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
 import { runTraining } from '../train/loop.js';
 import { prepareRun, type RunPrep } from '../train/prepare.js';
 import { InputError, InterruptedError, describe } from '../util/errors.js';
+import { checkRunPaths } from './preflight.js';
 
 export function parseArms(spec: string): CurriculumName[] {
   const arms = spec.split(',').map((a) => a.trim()).filter(Boolean);
@@ -28,11 +29,13 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
   const arms = parseArms(armsSpec);
   if (!base.evalTasks) throw new InputError(describe('--eval-tasks', 'missing', 'a tasks file to evaluate each arm on'));
   const expDir = base.outputDir ?? defaultRunDir(base.runName ?? `experiment-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+  checkRunPaths(base, null, expDir);
   mkdirSync(expDir, { recursive: true });
   log(`experiment: arms ${arms.join(', ')} in ${expDir}`);
   const model = await openModel(base.backend, base.model, log);
-  const services = await openRunServices(model, base, log);
+  let services: Awaited<ReturnType<typeof openRunServices>> | null = null;
   try {
+    services = await openRunServices(model, base, log);
     const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log);
     const hashes = runHashes(model, base.data!, base);
     // Plan every arm first: the step budget must agree, and all arms are evaluated at the union of their stage ends.
@@ -67,7 +70,8 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
       if (res.interrupted) throw new InterruptedError(`arm ${p.arm} stopped at step ${res.steps}; rerun the same command with --output-dir ${expDir} to resume arm by arm`);
     }
   } finally {
-    await services.close();
+    // The sandbox pool's workers keep Node alive: every way out closes it.
+    await services?.close();
     disposeModel(model);
   }
   await runReport(expDir, (l) => console.log(l), log);
