@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { closest } from '../config/schema.js';
@@ -43,6 +44,8 @@ function usageMessage(msg: string, argv: string[], flags: string[]): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Before any command touches tf: PROD silences tfjs' "looks like you are running TensorFlow.js in Node.js" banner.
+  tf.env().set('PROD', true);
   const cli = yargs(argv)
     .scriptName('node train.js')
     .strict()

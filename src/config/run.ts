@@ -73,7 +73,7 @@ export const RUN_SCHEMA = {
   runName: { type: 'string', default: null, nullable: true, describe: 'run name [default: a timestamp]' },
   saveSteps: { type: 'int', default: 50, min: 0, describe: 'save a checkpoint every N steps (0: only at the end)' },
   saveTotalLimit: { type: 'int', default: null, nullable: true, min: 1, describe: 'keep at most N checkpoints' },
-  loggingSteps: { type: 'int', default: 1, min: 1, describe: 'metrics line every N steps' },
+  loggingSteps: { type: 'int', default: 10, min: 1, describe: 'print a metrics line (and a log_history entry) every N steps, as TRL; metrics.jsonl has every step' },
 } satisfies Schema;
 
 export type RunConfig = Values<typeof RUN_SCHEMA>;
@@ -85,9 +85,13 @@ export const PRESETS: Record<string, Partial<RunConfig>> = {
   tiny: { maxLength: 256, maxPromptLength: 128, loraR: 8, loraAlpha: 16, loraDropout: 0, learningRate: 5e-3, batchSize: 4, epochs: 6, saveSteps: 12, beta: 0.1 },
 };
 
-/** Resolves defaults <- preset <- config file <- flags. `argv` is yargs' parsed object. */
-export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly RunKey[]): RunConfig {
+/**
+ * Resolves defaults <- preset <- config file <- flags. `argv` is yargs' parsed object. `base` (a resumed run's stored
+ * config) replaces the defaults, so `--resume latest --output-dir X` alone continues the run as it was asked for.
+ */
+export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly RunKey[], base?: { config: Record<string, unknown>; source: string }): RunConfig {
   let cfg = defaults(RUN_SCHEMA);
+  if (base) cfg = applyLayer(RUN_SCHEMA, cfg, base.config, base.source);
   // Where each loss setting was last set, so a bad loss list names its source like any other key.
   const at: { loss?: string; weights?: string; eps?: string } = {};
   const note = (layer: Record<string, unknown>, source: (k: string) => string) => {
@@ -114,6 +118,18 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
   note(flags, (k) => `--${flagName(k)}`);
   parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing, at); // a bad loss list fails here, before any model loads
   return cfg;
+}
+
+/** A word for a POSIX shell: quoted only when it needs to be. */
+export function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The settings that differ from the defaults, as the flags that would set them (`--max-length 64 --lora-r 4`). */
+export function changedFlags(cfg: RunConfig): string[] {
+  const d = defaults(RUN_SCHEMA) as Record<string, unknown>;
+  return Object.entries(cfg).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(d[k]))
+    .flatMap(([k, v]) => (typeof v === 'boolean' ? [v ? `--${flagName(k)}` : `--no-${flagName(k)}`] : [`--${flagName(k)}`, shellWord(String(v))]));
 }
 
 /** The tokenizer's length settings (TRL max_length + truncation_mode; max_prompt_length when set). */

@@ -72,9 +72,11 @@ export type OpenSandbox = (c: SandboxConfig, log: (line: string) => void) => Pro
  */
 export async function openPool(c: SandboxConfig, log: (line: string) => void): Promise<PythonPool> {
   const { PythonPool } = await import('../python/index.js');
-  const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000), log,
-    mode: c.mode ?? 'auto' });
-  log(`sandbox: ${c.workers} workers, ${c.timeoutS} s per run; layers: ${pool.layers().join(', ')}`);
+  // One sandbox line: the pool's own start-up line (workers, layers, boot time) gets the per-run limit added to it.
+  let started: string | null = null;
+  const pool = await PythonPool.create({ workers: c.workers, timeoutMs: Math.round(c.timeoutS * 1000),
+    log: (l) => (started === null && /^python sandbox: \d+ workers/.test(l) ? (started = l) : log(l)), mode: c.mode ?? 'auto' });
+  log(`${started ?? `python sandbox: ${c.workers} workers, layers ${pool.layers().join(', ')}`}; ${c.timeoutS} s per run`);
   return pool;
 }
 

@@ -15,7 +15,7 @@ export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
 export const RUN_FILES = {
   /** The resolved config, plus max_steps and steps_per_epoch. */
   config: 'run_config.json',
-  /** One TRL-named metrics line per logged step. */
+  /** One TRL-named metrics line per step. */
   metrics: 'metrics.jsonl',
   /** First-epoch loss and margin of every pair. */
   pairLosses: 'pair_losses.jsonl',

@@ -6,14 +6,24 @@ import { saveAdapter } from '../io/peft.js';
 import type { Lora } from '../model/lora.js';
 import { saveCheckpoint, type TrainerState } from '../run/checkpoint.js';
 import { appendRunLines } from '../run/files.js';
-import { progress, type Progress } from '../util/progress.js';
+import { fmtTime, progress, type Progress } from '../util/progress.js';
 import type { Objective } from './objective.js';
 import type { AdamWState } from './optimizer.js';
 import type { StepOutput } from './step.js';
 
 export type MetricsLine = Record<string, number>;
 
-/** Metrics (metrics.jsonl, every --logging-steps and at the end), first-epoch per-item rows, and the progress bar. */
+/** A metrics line as HF Trainer prints it: a Python-style dict (`{'loss': 0.6931, ..., 'epoch': 0.5}`). */
+export function formatLogLine(line: Record<string, number | string>): string {
+  const v = (x: number | string) => (typeof x === 'string' ? `'${x}'` : Number.isInteger(x) ? String(x) : Math.abs(x) < 1e-3 && x !== 0 ? Number(x.toPrecision(5)).toExponential() : String(Number(x.toPrecision(5))));
+  return `{${Object.entries(line).map(([k, x]) => `'${k}': ${v(x)}`).join(', ')}}`;
+}
+
+/**
+ * Metrics: metrics.jsonl gets every step (the report draws it); every --logging-steps (and at the end) the line joins
+ * trainer_state's log_history and is printed as HF Trainer does, with elapsed time and ETA; first-epoch per-item rows;
+ * the TTY progress bar.
+ */
 export class Logger<M> {
   last: MetricsLine | null = null;
   private readonly bar: Progress;
@@ -26,8 +36,10 @@ export class Logger<M> {
     itemIndex: (micro: readonly M[]) => number[];
     /** Logged lines so far (trainer_state.json's log_history), appended to. */
     history: MetricsLine[];
+    /** Where the printed metrics line goes. */
+    log?: (l: string) => void;
   }) {
-    this.bar = progress('train', o.maxSteps, 'steps');
+    this.bar = progress('train', o.maxSteps - o.startStep, 'steps');
   }
 
   /** Reads the step back (and disposes what it read), writes its lines; `step` is the 1-based step just taken. */
@@ -37,15 +49,22 @@ export class Logger<M> {
     tf.dispose([gradNorm, ...Object.values(out.values)]);
     this.tokens += out.tokens;
     this.last = line;
-    if (step % this.o.loggingSteps === 0 || step === this.o.maxSteps) {
-      this.o.history.push(line);
-      appendRunLines(this.dir, 'metrics', [line]);
-    }
-    if (step <= this.o.spe) appendRunLines(this.dir, 'pairLosses', this.o.itemIndex(micro).map((index, i) => ({ index, step, ...r.items[i] })));
+    appendRunLines(this.dir, 'metrics', [line]);
     const secs = (Date.now() - this.t0) / 1000;
     const shown = ['loss', ...this.objective.progressKeys].map((k) => `${k} ${(line[k] ?? NaN).toFixed(4)}`).join(' ');
     this.bar.tick(step - this.o.startStep, `step ${step} ${shown} ${(this.tokens / secs).toFixed(0)} tok/s`);
+    if (step % this.o.loggingSteps === 0 || step === this.o.maxSteps) {
+      this.o.history.push(line);
+      const eta = this.bar.eta();
+      this.o.log?.(formatLogLine({ ...line, epoch: Number(line.epoch.toFixed(4)), elapsed: fmtTime(secs), eta: step === this.o.maxSteps ? '0s' : fmtTime(eta) }));
+    }
+    if (step <= this.o.spe) appendRunLines(this.dir, 'pairLosses', this.o.itemIndex(micro).map((index, i) => ({ index, step, ...r.items[i] })));
     return line;
+  }
+
+  /** Seconds since the logger started (this invocation's training time). */
+  elapsed(): number {
+    return (Date.now() - this.t0) / 1000;
   }
 
   done(): void {

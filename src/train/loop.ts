@@ -13,13 +13,14 @@ import { removeStaleTemps } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../model/lora.js';
 import { checkResume, listCheckpoints, loadOptimizer, readTrainerState, resolveResume, runHashes, STATE_FORMAT, STATE_VERSION, type RunHashes, type TrainerState } from '../run/checkpoint.js';
 import { resetRunLogs, writeRunConfig } from '../run/files.js';
-import { checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
 import { MismatchError, describe } from '../util/errors.js';
+import { fmtTime, shortList } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { Checkpointer, Evaluator, Logger, SignalGuard, type Evaluate, type MetricsLine } from './hooks.js';
 import { adamwStep, createAdamWState, disposeAdamWState, type AdamWState } from './optimizer.js';
 import { prepareRun, usesDifficultyFor, type PrepareOptions, type RunPrep } from './prepare.js';
-import { learningRateAt } from './schedule.js';
+import { learningRateAt, warmupSteps } from './schedule.js';
 import { objectiveStep } from './step.js';
 
 export interface TrainOptions extends PrepareOptions {
@@ -56,7 +57,11 @@ function resumePoint(resume: string | null | undefined, outputDir: string, cfg: 
   if (resume) {
     const dir = resolveResume(resume, outputDir);
     const state = readTrainerState(dir);
-    checkResume(state, cfg, hashes, dir);
+    // The budget may grow (continueBudget checks the schedule once the new step count is known); a continued run may
+    // also switch to a constant learning rate. Everything else that changes the math must match.
+    const budget = { maxSteps: state.config.maxSteps, epochs: state.config.epochs };
+    const sched = cfg.lrScheduler === 'constant' ? { lrScheduler: state.config.lrScheduler } : {};
+    checkResume(state, { ...cfg, ...budget, ...sched }, hashes, dir);
     return { dir, state };
   }
   if (listCheckpoints(outputDir).length > 0) {
@@ -76,6 +81,46 @@ function openPolicy(model: LoadedModel, cfg: RunConfig, from: { dir: string; sta
   return { policy, vars, opt };
 }
 
+/** `done:` as HF Trainer's end of train: total time, the final metrics, and where each file is. */
+function doneLine(step: number, logger: Logger<MicroBatch>, outputDir: string, lastSaved: number): string {
+  const m = logger.last ?? {};
+  const shown = Object.entries(m).filter(([k]) => !['epoch', 'step', 'learning_rate'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+  return `done: ${step} steps in ${fmtTime(logger.elapsed())}${shown ? `; final ${shown}` : ''}\n`
+    + `  adapter (PEFT): ${outputDir}/${ADAPTER_WEIGHTS} + ${ADAPTER_CONFIG}\n`
+    + `  checkpoint:     ${checkpointDir(outputDir, lastSaved)}\n`
+    + `  metrics:        ${runFile(outputDir, 'metrics')}\n`
+    + `  config:         ${runFile(outputDir, 'config')}`;
+}
+
+/**
+ * A resumed run asked for another step budget (HF's resume_from_checkpoint with a larger max_steps). The steps already
+ * taken used the old budget's learning rates; the continued run equals one asked for the new budget from the start
+ * only when those are the same (the data order and dropout do not depend on the budget). Otherwise it is refused,
+ * unless --lr-scheduler constant is asked for explicitly (then the rest of the run is constant, and it is said).
+ */
+function continueBudget(from: { dir: string; state: TrainerState }, cfg: RunConfig, maxSteps: number, warmup: number, log: (l: string) => void): void {
+  const st = from.state;
+  const done = st.global_step;
+  if (maxSteps === st.max_steps && cfg.lrScheduler === st.config.lrScheduler) return;
+  if (maxSteps < done) {
+    throw new MismatchError(describe(`--max-steps ${maxSteps}`, `the run in ${from.dir} is already at step ${done}`, `a budget of at least ${done} steps`));
+  }
+  const oldWarmup = warmupSteps(st.max_steps, st.config.warmupSteps, st.config.warmupRatio);
+  for (let s = 0; s < done; s++) {
+    const was = learningRateAt(s, st.config.learningRate, st.config.lrScheduler, st.max_steps, oldWarmup);
+    const now = learningRateAt(s, cfg.learningRate, cfg.lrScheduler, maxSteps, warmup);
+    if (was === now) continue;
+    if (cfg.lrScheduler === 'constant' && st.config.lrScheduler !== 'constant') {
+      log(`continuing ${st.config.lrScheduler} run at step ${done} with a constant learning rate ${cfg.learningRate} up to step ${maxSteps} (not the same as any single run)`);
+      return;
+    }
+    throw new MismatchError(describe(`--max-steps/--epochs`, `${maxSteps} steps; the ${st.config.lrScheduler} schedule over ${st.max_steps} steps gave step ${s + 1} the learning rate ${was.toPrecision(4)}, one over ${maxSteps} steps gives ${now.toPrecision(4)}`,
+      'a schedule that does not depend on the budget',
+      'So the continued run would not match a run asked for the larger budget. Continue with --lr-scheduler constant, or start a new run (another --output-dir) with the larger budget.'));
+  }
+  log(`continuing from step ${done}: budget ${st.max_steps} -> ${maxSteps} steps (the ${cfg.lrScheduler} schedule gives the steps taken the same learning rates)`);
+}
+
 export async function runTraining(model: LoadedModel, allRecords: TokenizedRecord[], dataFile: string, cfg: RunConfig, opts: TrainOptions): Promise<TrainResult> {
   const { log } = opts;
   const outputDir = defaultOutputDir(cfg);
@@ -87,6 +132,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   const prep = opts.prepared ?? (await prepareRun(model, allRecords, dataFile, cfg, hashes, outputDir, opts));
   const { records, plan, schedule, n, spe, maxSteps, warmup, stageEnds } = prep;
   const startStep = from?.state.global_step ?? 0;
+  if (from) continueBudget(from, cfg, maxSteps, warmup, log);
   writeRunConfig(outputDir, cfg, { max_steps: maxSteps, steps_per_epoch: spe });
   resetRunLogs(outputDir, startStep);
 
@@ -105,12 +151,12 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n, plan: planFingerprint(plan) },
     rng: { kind: 'derived', seed: cfg.seed }, config: cfg, hashes, log_history: history,
   });
-  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, history, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
+  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, history, log, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
   const evaluator = new Evaluator(outputDir, opts.evaluate, evalSteps, stageEnds, spe, log);
   const checkpointer = new Checkpointer(outputDir, { saveSteps: cfg.saveSteps, maxSteps, keep: cfg.saveTotalLimit, baseModel: resolve(model.dir), startStep, state, lora: policy, opt });
   const signals = new SignalGuard(log);
 
-  log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${[...stageEnds.keys()].join(', ') || '-'}`);
+  log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${shortList([...stageEnds.keys()])}`);
   log(`train: ${n} pairs, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), LoRA r=${policy.config.r} alpha=${policy.config.alpha} on ${policy.config.targets.join(',')}, reference ${run.reference}`);
   if (from) log(`resuming from ${from.dir} at step ${startStep}`);
   let step = startStep;
@@ -133,9 +179,9 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     logger.done();
     if (step === maxSteps) {
       await checkpointer.final();
-      log(`done: ${step} steps; adapter in ${outputDir}, metrics in ${runFile(outputDir, 'metrics')}`);
+      log(doneLine(step, logger, outputDir, checkpointer.lastSaved));
     } else {
-      log(`stopped at step ${step} (${basename(checkpointDir(outputDir, checkpointer.lastSaved))} saved). Resume with: node train.js train <same flags> --output-dir ${outputDir} --resume latest`);
+      log(`stopped at step ${step} (${basename(checkpointDir(outputDir, checkpointer.lastSaved))} saved); --resume latest continues it`);
     }
   } finally {
     signals.dispose();
