@@ -2,10 +2,11 @@
 // message (the reply key and the settings), reads Pyodide once, boots one worker cold to make a memory snapshot,
 // restores the others from private copies of it, and runs the programs the host dispatches: one per worker, a
 // soft then hard timeout counted from dispatch, and respawn. Every message to the host is signed with the key,
-// which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict.
+// which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict; jobs
+// arrive sealed with a second key, so one that reads the channel learns no other program's code or stdin.
 // Leaves out: the queue (the host's), and anything the host decides (which OS layers to use).
 import { Worker } from 'node:worker_threads';
-import { createHmac } from 'node:crypto';
+import { createDecipheriv, createHmac } from 'node:crypto';
 import { readPyodideFiles, type PyodideFiles } from './realm.js';
 import type { FromWorker, Job, Reply, SandboxBody, SandboxConfig, ToSandbox, WorkerInit } from './protocol.js';
 
@@ -20,6 +21,9 @@ interface Slot {
 }
 
 let sign: (body: SandboxBody) => void = () => {};
+let unseal: (data: string) => Job = () => {
+  throw new Error('no key yet');
+};
 const log = (line: string): void => sign({ type: 'log', line });
 
 let config: SandboxConfig;
@@ -192,6 +196,13 @@ process.on('message', (msg: ToSandbox) => {
   if (msg.type === 'init') {
     if (config) return;
     const key = Buffer.from(msg.key, 'base64');
+    const sealKey = Buffer.from(msg.sealKey, 'base64');
+    unseal = (data) => {
+      const raw = Buffer.from(data, 'base64');
+      const decipher = createDecipheriv('aes-256-gcm', sealKey, raw.subarray(0, 12));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as Job;
+    };
     sign = (body) => {
       const text = JSON.stringify(body);
       process.send?.({ body: text, mac: createHmac('sha256', key).update(text).digest('base64') });
@@ -207,8 +218,14 @@ process.on('message', (msg: ToSandbox) => {
     closing = true;
     for (const s of slots) void s.worker.terminate();
     process.disconnect?.();
-  } else if (msg.type === 'run' && config) {
-    queue.push(msg);
+  } else if (msg.type === 'sealed' && config) {
+    let job: Job;
+    try {
+      job = unseal(msg.data);
+    } catch {
+      return; // not from the host: a forged or damaged job is dropped
+    }
+    queue.push(job);
     dispatch();
   }
 });

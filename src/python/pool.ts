@@ -4,7 +4,8 @@
 //   to an unprivileged uid with no groups; seccomp without socket(); RLIMIT_DATA over the whole process;
 // - permission: Node's permission model (reads only Pyodide and the sandbox code; no writes, no children);
 // - authenticated replies: the sandbox process signs each reply with a key that no worker thread ever sees, and
-//   the host takes one signed reply per dispatched job;
+//   the host takes one signed reply per dispatched job; jobs travel sealed (AES-GCM), so a worker reading the
+//   shared IPC fd learns no other program;
 // - empty-env, realm (Pyodide in an empty vm context without code generation from strings, see realm.ts);
 // - python-guard (guard.py) and rewind (the interpreter memory is restored after every program).
 // The host keeps the queue and hands the sandbox at most two jobs per worker; a job's clock starts when a worker
@@ -14,7 +15,7 @@
 // From dist that is this file's own folder; from the TypeScript sources (vitest) it is found under the package
 // root, and a stale build (older than the .ts sources) is an error rather than a silent mismatch.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -160,6 +161,7 @@ export class PythonPool {
   private absent: string[] = [];
   private closed = false;
   private key = randomBytes(32);
+  private sealKey = randomBytes(32);
 
   private constructor(
     private readonly config: SandboxConfig,
@@ -247,16 +249,16 @@ export class PythonPool {
       const timeoutMs = p.req.timeoutMs ?? this.timeoutMs;
       // The sandbox process answers every job it was given; this fires only if the process itself hangs (a job
       // waits at most for one other job per worker, each bounded by its timeout and grace).
-      const bound = 2 * (Math.max(timeoutMs, this.timeoutMs) + this.config.graceMs) + 30_000;
+      const bound = 2 * (Math.max(timeoutMs, this.timeoutMs) + this.config.graceMs) + 10_000;
       p.watchdog = setTimeout(() => this.restart('unresponsive'), bound);
       this.inFlight.add(id);
-      const msg: ToSandbox = {
-        type: 'run', id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
+      const job: Job = {
+        id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
         tests: p.req.tests ?? [], suffix: p.req.suffix ?? '', strictNames: p.req.strictNames ?? [],
         ...(p.req.outerJs !== undefined ? { outerJs: p.req.outerJs } : {}),
         ...(p.req.innerJs !== undefined ? { innerJs: p.req.innerJs } : {}),
-      } satisfies Job & { type: 'run' };
-      this.child.send(msg);
+      };
+      this.child.send(this.seal(job));
     }
   }
 
@@ -274,7 +276,8 @@ export class PythonPool {
     };
     child.stdout!.on('data', lines);
     child.stderr!.on('data', lines);
-    child.send({ type: 'init', key: this.key.toString('base64'), config: this.config, guardSource: guardSource(),
+    child.send({ type: 'init', key: this.key.toString('base64'), sealKey: this.sealKey.toString('base64'),
+      config: this.config, guardSource: guardSource(),
       guardConfig: guardConfig(this.config.recursionCap) } satisfies ToSandbox);
     await new Promise<void>((resolve, reject) => {
       child.on('message', (raw: FromSandbox) => {
@@ -309,6 +312,14 @@ export class PythonPool {
       child.on('error', reject);
     });
     this.child = child;
+  }
+
+  /** A job as the sandbox process receives it: encrypted, so the threads that share its IPC fd cannot read it. */
+  private seal(job: Job): ToSandbox {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.sealKey, iv);
+    const body = Buffer.concat([cipher.update(JSON.stringify(job), 'utf8'), cipher.final()]);
+    return { type: 'sealed', data: Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64') };
   }
 
   /** The message body if its MAC is right (signed by the sandbox process's main thread), else undefined. */

@@ -42,9 +42,14 @@ export type FromWorker =
 /** A program as the host sends it. */
 export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string; innerJs?: string };
 
+/**
+ * The first message carries the reply-signing key and the job-sealing key (both base64); every job after it is
+ * sealed: AES-256-GCM of the Job's JSON, base64 of iv (12 bytes) | tag (16) | ciphertext. The IPC fd is shared by
+ * every thread of the sandbox process: a worker that reads it gets no other program's code or stdin.
+ */
 export type ToSandbox =
-  | { type: 'init'; key: string; config: SandboxConfig; guardSource: string; guardConfig: string }
-  | ({ type: 'run' } & Job)
+  | { type: 'init'; key: string; sealKey: string; config: SandboxConfig; guardSource: string; guardConfig: string }
+  | { type: 'sealed'; data: string }
   | { type: 'close' };
 
 export interface Reply {

@@ -123,6 +123,29 @@ describe('3. forged results', () => {
   });
 });
 
+describe("3b. other programs' text", () => {
+  it('a worker that reads the IPC fd learns no other program: jobs travel sealed', async () => {
+    // Its own pool with short timeouts: the jobs it steals are lost, and the watchdog restarts the sandbox process
+    // and re-queues them once (in about 2 x (timeout + grace) + 10 s).
+    const pool = await PythonPool.create({ workers: 2, timeoutMs: 500, testHooks: true });
+    const run = (code: string, extra: Partial<RunRequest> = {}) => pool.run({ code, ...extra });
+    const js = (outerJs: string) => pool.run({ code: '', outerJs, timeoutMs: 3000 });
+    const secret = `SECRET_${randomBytes(6).toString('hex')}`;
+    const spy = js(`const fs = process.getBuiltinModule('fs'); const buf = Buffer.alloc(1 << 20); let text = '';
+      const t = Date.now();
+      while (Date.now() - t < 1500) { try { const n = fs.readSync(3, buf, 0, buf.length, null); text += buf.subarray(0, n).toString('latin1'); } catch (e) {} }
+      return text.includes(${JSON.stringify(secret)}) ? 'leaked' : 'read ' + text.length + ' bytes, nothing';`);
+    await new Promise((r) => setTimeout(r, 200));
+    const victims = Array.from({ length: 6 }, () => run(`x = ${JSON.stringify(secret)}`, { stdin: secret }));
+    const [s, ...v] = await Promise.all([spy, ...victims]);
+    await pool.close();
+    expect(s.result).not.toBe('leaked');
+    expect(s.result).toMatch(/^read [1-9]\d* bytes, nothing$/); // it did read the channel: sealed jobs
+    expect(v.map((r) => r.result)).toEqual(v.map(() => 'passed')); // stolen jobs ran again after the restart
+    await control();
+  }, 60_000);
+});
+
 describe('4. guard takeover without JS', () => {
   it('the guard is unreachable by name, by frames, by gc and through the sinks; the next program is judged', async () => {
     expect((await run("import sys\nsys.modules['_sandbox_guard']")).result).toBe("failed: KeyError: '_sandbox_guard'");
