@@ -15,6 +15,7 @@ import { listCheckpoints } from '../run/checkpoint.js';
 import { ADAPTER_WEIGHTS, RUN_FILES, runFile } from '../run/layout.js';
 import { runTraining } from '../train/loop.js';
 import { InterruptedError } from '../util/errors.js';
+import { guardPipes } from '../util/pipe.js';
 
 /** The repo root (dist/src/pipeline -> ../../..), where data/ and checkpoints/ live. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -49,6 +50,7 @@ export function prepareDefaultRun(runDir: string): { resume: 'latest' | null; ke
 
 export async function runDefaultPipeline(backend: string, log: (l: string) => void): Promise<void> {
   const t0 = Date.now();
+  guardPipes(); // `node train.js | head`: the run stops after a save, the report is still written (util/pipe.ts)
   if (!existsSync(DEFAULT_PATHS.model)) {
     log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
     await writeTinyModel(DEFAULT_PATHS.model, { seed: 0 });

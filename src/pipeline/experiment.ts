@@ -16,6 +16,7 @@ import { runTraining } from '../train/loop.js';
 import { prepareRun, type RunPrep } from '../train/prepare.js';
 import { InputError, InterruptedError, describe } from '../util/errors.js';
 import { checkRunPaths } from './preflight.js';
+import { guardPipes } from '../util/pipe.js';
 
 export function parseArms(spec: string): CurriculumName[] {
   const arms = spec.split(',').map((a) => a.trim()).filter(Boolean);
@@ -29,6 +30,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
   const arms = parseArms(armsSpec);
   if (!base.evalTasks) throw new InputError(describe('--eval-tasks', 'missing', 'a tasks file to evaluate each arm on'));
   const expDir = base.outputDir ?? defaultRunDir(base.runName ?? `experiment-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+  guardPipes(); // `| head` closing the pipe stops the arm after a save instead of crashing it (util/pipe.ts)
   checkRunPaths(base, null, expDir);
   mkdirSync(expDir, { recursive: true });
   log(`experiment: arms ${arms.join(', ')} in ${expDir}`);

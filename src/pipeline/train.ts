@@ -14,6 +14,7 @@ import { readTrainerState, resolveResume } from '../run/checkpoint.js';
 import { CHECKPOINT_FILES, RUN_FILES } from '../run/layout.js';
 import { defaultRunDir } from '../run/layout.js';
 import { checkRunPaths } from './preflight.js';
+import { guardPipes } from '../util/pipe.js';
 
 /** The command that continues a run: the rest comes from the run folder (storedRunConfig). */
 export function resumeCommand(outputDir: string): string {
@@ -34,6 +35,7 @@ export function storedRunConfig(resume: string, outputDir: string | null): { con
 }
 
 export async function train(cfg: RunConfig, resume: string | null, log: (l: string) => void): Promise<TrainResult> {
+  guardPipes(); // `| head` closing the pipe stops the run after a save instead of crashing it (util/pipe.ts)
   // The whole config goes to run_config.json (train/loop.ts); the log shows what differs from the defaults.
   log(`config: ${changedFlags(cfg).join(' ') || '(defaults)'}; the whole of it in ${join(defaultOutputDir(cfg), RUN_FILES.config)}`);
   checkRunPaths(cfg, resume, cfg.outputDir ?? (cfg.runName ? defaultRunDir(cfg.runName) : null));

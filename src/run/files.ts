@@ -184,3 +184,9 @@ export function readExperimentArms(dir: string): { name: string; runDir: string 
     return { name, runDir: isAbsolute(runDir) ? runDir : join(dir, runDir) };
   });
 }
+
+/** Whether eval.jsonl has a line for `step` (a run stopped by a signal before that evaluation has none). */
+export function evaluatedAt(dir: string, step: number): boolean {
+  const file = runFile(dir, 'eval');
+  return existsSync(file) && readJsonl(file).rows.some((r) => r.value.step === step);
+}

@@ -6,6 +6,7 @@ import { saveAdapter } from '../io/peft.js';
 import type { Lora } from '../model/lora.js';
 import { saveCheckpoint, type TrainerState } from '../run/checkpoint.js';
 import { appendRunLines } from '../run/files.js';
+import { guardPipes, onPipeClosed, pipeClosed } from '../util/pipe.js';
 import { fmtTime, progress, type Progress } from '../util/progress.js';
 import type { Objective } from './objective.js';
 import type { AdamWState } from './optimizer.js';
@@ -112,21 +113,35 @@ export class Checkpointer {
   }
 }
 
-/** SIGINT / SIGTERM during a run: the step in progress finishes, a checkpoint is saved, the loop ends. */
+/**
+ * SIGINT / SIGTERM during a run: the step in progress finishes, a checkpoint is saved, the loop ends. A second signal
+ * quits at once (exit 130): a checkpoint being written is a temp folder renamed in one synchronous step (io/atomic.ts),
+ * so it is whole or absent, and the next run removes the temp. A closed stdout/stderr (EPIPE, `| head`) stops like a
+ * first signal.
+ */
 export class SignalGuard {
   interrupted = false;
   private readonly onInt = () => this.on('SIGINT');
   private readonly onTerm = () => this.on('SIGTERM');
+  private readonly offPipe: () => void;
 
-  constructor(private readonly log: (l: string) => void) {
+  constructor(private readonly log: (l: string) => void, private readonly quit: (code: number) => void = (c) => process.exit(c)) {
     process.on('SIGINT', this.onInt);
     process.on('SIGTERM', this.onTerm);
+    guardPipes();
+    this.offPipe = onPipeClosed(() => this.on('EPIPE'));
+    if (pipeClosed()) this.on('EPIPE');
   }
 
   private on(sig: string): void {
-    if (this.interrupted) return;
+    if (this.interrupted) {
+      if (sig === 'EPIPE') return;
+      this.log(`\n${sig} again: quitting now (the last saved checkpoint is intact)`);
+      this.quit(130);
+      return;
+    }
     this.interrupted = true;
-    this.log(`\n${sig}: finishing the current step, then saving a checkpoint`);
+    this.log(`\n${sig}: finishing the current step, then saving a checkpoint (${sig === 'EPIPE' ? 'output closed' : 'press Ctrl-C again to quit now'})`);
   }
 
   /** A step is synchronous: yield once so a signal that arrived during it is handled now (else only at a save). */
@@ -138,5 +153,6 @@ export class SignalGuard {
   dispose(): void {
     process.off('SIGINT', this.onInt);
     process.off('SIGTERM', this.onTerm);
+    this.offPipe();
   }
 }

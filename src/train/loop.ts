@@ -12,7 +12,7 @@ import { loadAdapter } from '../io/peft.js';
 import { removeStaleTemps } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../model/lora.js';
 import { checkResume, listCheckpoints, loadOptimizer, readTrainerState, resolveResume, runHashes, STATE_FORMAT, STATE_VERSION, type RunHashes, type TrainerState } from '../run/checkpoint.js';
-import { resetRunLogs, writeRunConfig } from '../run/files.js';
+import { evaluatedAt, resetRunLogs, writeRunConfig } from '../run/files.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
 import { MismatchError, describe } from '../util/errors.js';
 import { fmtTime, shortList } from '../util/progress.js';
@@ -161,7 +161,8 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
   if (from) log(`resuming from ${from.dir} at step ${startStep}`);
   let step = startStep;
   try {
-    if (step === 0) await evaluator.at(0, policy);
+    // No evaluation starts after a signal; a run stopped before its evaluation at a step does it first on resume.
+    if ((step === 0 || (from && !evaluatedAt(outputDir, step))) && !(await signals.poll())) await evaluator.at(step, policy);
     while (step < maxSteps) {
       const micro: MicroBatch[] = schedule.microBatches(step).map((pos) => ({ positions: pos, pairs: pos.map((p) => records[p]) }));
       const lr = learningRateAt(step, cfg.learningRate, cfg.lrScheduler, maxSteps, warmup);
@@ -171,7 +172,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       step += 1;
       logger.step(step, lr, gradNorm, out, micro);
       // Evaluate before saving: a crash during the evaluation then repeats the step (deterministically) on resume.
-      await evaluator.at(step, policy);
+      if (!(await signals.poll())) await evaluator.at(step, policy);
       const stop = (await signals.poll()) || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
       await checkpointer.after(step, stop);
       if (stop) break;
