@@ -1,6 +1,7 @@
 // `node train.js eval`: score completions against HumanEval/MBPP/stdio tasks in the Python sandbox and print pass@k
 // (eval/run.ts); with --model they are sampled first. `eval merge` joins `--shard i/n` outputs.
 import type { Argv, CommandModule } from 'yargs';
+import { localModelDir } from '../io/hub-cache.js';
 import { BACKENDS, type BackendName } from '../backend/index.js';
 import { SAMPLING_DEFAULTS, samplingFromFlags, samplingOptions } from '../config/sampling.js';
 import { openSandbox, sandboxFromFlags, sandboxOptions } from '../config/sandbox.js';
@@ -40,7 +41,7 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
     .example('$0 eval merge --out all.jsonl part0.jsonl part1.jsonl', 'join shard outputs') as unknown as Argv<Record<string, unknown>>,
   handler: (argv) => runEval({
     samples: argv.samples as string | undefined, tasks: argv.tasks as string | undefined, format: argv.format as TaskFormat | undefined,
-    out: argv.out as string | undefined, shard: argv.shard as string | undefined, model: argv.model as string | undefined,
+    out: argv.out as string | undefined, shard: argv.shard as string | undefined, model: argv.model === undefined ? undefined : localModelDir(argv.model as string),
     adapter: argv.adapter as string | undefined, backend: (argv.backend as BackendName | undefined) ?? 'auto',
     sandbox: sandboxFromFlags(argv), sampling: samplingFromFlags(argv, SAMPLING_DEFAULTS.eval, 'n-samples'),
   }, { openRunner: openSandbox, print, log }),

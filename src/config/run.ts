@@ -12,6 +12,7 @@ import { DIFFICULTIES, DISTANCE_METRICS, DISTANCE_SIGNS } from '../curriculum/di
 import { TASK_FORMATS } from '../eval/tasks.js';
 import { SCHEDULERS } from '../train/schedule.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
+import { localModelDir } from '../io/hub-cache.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
@@ -117,6 +118,8 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
   cfg = applyLayer(RUN_SCHEMA, cfg, flags, 'flags');
   note(flags, (k) => `--${flagName(k)}`);
   parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing, at); // a bad loss list fails here, before any model loads
+  // A Hub id (`meta-llama/Llama-3.1-8B-Instruct`) is its HF-cache snapshot folder, or an error saying where the files go.
+  if (cfg.model) cfg.model = localModelDir(cfg.model);
   return cfg;
 }
 

@@ -9,6 +9,7 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
 import { hashModelDir, hashFile } from '../util/hash.js';
 import { InputError, describe } from '../util/errors.js';
 import { listModelFiles, loadModelWeights } from './hf-model.js';
+import { localModelDir } from './hub-cache.js';
 import { progress } from '../util/progress.js';
 import { selectBackend, type BackendName } from '../backend/index.js';
 
@@ -24,6 +25,7 @@ export interface LoadedModel {
 }
 
 export async function loadModel(dir: string, log: (line: string) => void = () => {}, flag = '--model'): Promise<LoadedModel> {
+  dir = localModelDir(dir, flag); // a Hub id: its HF-cache snapshot, or an error saying where the files go
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new InputError(describe(`${flag} ${dir}`, 'not a directory', 'a Hugging Face model directory', 'Run `node train.js init-tiny --out DIR` for a tiny test model.'));
   }
