@@ -16,7 +16,8 @@ const USAGE = `node dist/scripts/bench-step.js [options]
   --kernels MODE     DPO_KERNELS for our children: auto (default), blas, xnnpack or reference
   --torch-script F   the PyTorch peer (default: ../shared/bench/torch_dpo_step.py next to this repository)
   --torch-threads L  thread counts to try, best kept (default 1,2)
-  --no-torch         skip PyTorch
+  --python P         the Python with torch (default: python3 on PATH)
+  --no-torch         skip PyTorch (it is skipped anyway, with a line saying why, when the script or torch is absent)
   --profile          after timing, profile one more step per backend and print its 12 costliest kernels
   --timeout S        per child process, seconds (default 1200)`;
 
@@ -160,12 +161,19 @@ function runChild(backend: string, preset: string, steps: number, kernels: strin
   return { name: backend, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS };
 }
 
-function runTorch(script: string, preset: string, threads: number[], timeoutS: number): Row {
-  const py = '/usr/bin/python3';
-  if (!existsSync(py) || spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0) {
-    return { name: 'torch', detail: 'torch: not installed (apt-get install -y python3-torch libopenblas0-pthread)', stepS: null, tokensPerS: null };
-  }
-  if (!existsSync(script)) return { name: 'torch', detail: `torch: script not found at ${script}`, stepS: null, tokensPerS: null };
+/**
+ * Why the PyTorch peer cannot run here, or null. A clean clone has no ../shared/bench, and most machines no torch:
+ * both are reasons to skip it, not to fail the benchmark.
+ */
+function torchSkipReason(script: string, py: string): string | null {
+  if (!existsSync(script)) return `${script} not found (the peer script lives in ../shared/bench/, next to this repository; a clean clone has none: pass --torch-script FILE)`;
+  const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.error) return `${py}: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : r.error.message} (pass --python, or install python3)`;
+  if (r.status !== 0) return `${py} cannot import torch (apt-get install -y python3-torch libopenblas0-pthread, or pip install torch)`;
+  return null;
+}
+
+function runTorch(script: string, py: string, preset: string, threads: number[], timeoutS: number): Row {
   let best: Row | null = null;
   const seen: string[] = [];
   for (const t of threads) {
@@ -205,7 +213,7 @@ async function main(): Promise<void> {
     options: {
       preset: { type: 'string', default: 'small' }, steps: { type: 'string', default: '3' }, backends: { type: 'string' },
       kernels: { type: 'string', default: process.env.DPO_KERNELS ?? 'auto' }, 'torch-script': { type: 'string' },
-      'torch-threads': { type: 'string', default: '1,2' }, 'no-torch': { type: 'boolean', default: false },
+      'torch-threads': { type: 'string', default: '1,2' }, 'no-torch': { type: 'boolean', default: false }, python: { type: 'string', default: 'python3' },
       timeout: { type: 'string', default: '1200' }, child: { type: 'string' }, help: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
     },
@@ -233,12 +241,18 @@ async function main(): Promise<void> {
     }
     rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!));
   }
+  let skipped: string | null = values['no-torch'] ? 'skipping PyTorch: --no-torch' : null;
   if (!values['no-torch']) {
     const script = values['torch-script'] ?? resolve(root, '..', 'shared', 'bench', 'torch_dpo_step.py');
-    const threads = values['torch-threads']!.split(',').map(Number).filter((t) => Number.isInteger(t) && t > 0);
-    rows.push(runTorch(script, preset, threads, timeoutS));
+    const why = torchSkipReason(script, values.python!);
+    if (why) skipped = `skipping PyTorch: ${why}`;
+    else {
+      const threads = values['torch-threads']!.split(',').map(Number).filter((t) => Number.isInteger(t) && t > 0);
+      rows.push(runTorch(script, values.python!, preset, threads, timeoutS));
+    }
   }
   printTable(preset, rows);
+  if (skipped) console.log(skipped);
   if (profiles.length) console.log(['kernel time of one profiled step (ms, calls):', ...profiles].join('\n'));
 }
 
