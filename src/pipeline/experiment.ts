@@ -17,6 +17,7 @@ import { prepareRun, type RunPrep } from '../train/prepare.js';
 import { InputError, InterruptedError, describe } from '../util/errors.js';
 import { checkRunPaths } from './preflight.js';
 import { guardPipes } from '../util/pipe.js';
+import { shortList } from '../util/progress.js';
 
 export function parseArms(spec: string): CurriculumName[] {
   const arms = spec.split(',').map((a) => a.trim()).filter(Boolean);
@@ -54,7 +55,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
     }
     const maxSteps = plans[0].prep.maxSteps;
     const evalSteps = [...new Set([0, maxSteps, ...plans.flatMap((p) => [...p.prep.stageEnds.keys()])])].sort((a, b) => a - b);
-    log(`experiment: ${maxSteps} steps per arm; evaluations at steps ${evalSteps.join(', ')}`);
+    log(`experiment: ${maxSteps} steps per arm; evaluations at steps ${shortList(evalSteps)}`);
     const status = (p: (typeof plans)[number]): ExperimentArm => ({ name: p.arm, run_dir: p.arm, status: existsSync(checkpointDir(p.cfg.outputDir!, maxSteps)) ? 'done' : 'pending' });
     const writeManifest = () => writeExperiment(expDir, { arms: plans.map(status), eval_steps: evalSteps, max_steps: maxSteps, config: base });
     writeManifest();
