@@ -54,7 +54,7 @@ async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetN
   const { selectBackend } = await import('../src/backend/index.js');
   const { expectedWeightShapes } = await import('../src/model/llama.js');
   const { createLora, loraTensors, ATTN_TARGETS } = await import('../src/model/lora.js');
-  const { stepGradients, disposeStats } = await import('../src/dpo/objective.js');
+  const { stepGradients, disposeStats } = await import('../src/train/dpo-step.js');
   const { adamwStep, createAdamWState } = await import('../src/train/optimizer.js');
   const { batchLogps } = await import('../src/dpo/reference.js');
   const { collatePairs } = await import('../src/data/batch.js');

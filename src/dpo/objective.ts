@@ -9,7 +9,6 @@ import type { RunConfig } from '../config/run.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { collatePairs, type TokenizedPair } from '../data/batch.js';
-import { objectiveStep, disposeValues } from '../train/step.js';
 import type { Objective, StepValues } from '../train/objective.js';
 import type { Rng } from '../util/rng.js';
 import { batchSequenceLogprobs } from './logprobs.js';
@@ -107,24 +106,3 @@ export function runObjective(model: LoadedModel, cfg: RunConfig, table: PairLogp
 }
 
 /** Per-pair values of a DPO step, still on the device. */
-export interface StepStats {
-  losses: tf.Tensor1D;
-  chosenRewards: tf.Tensor1D;
-  rejectedRewards: tf.Tensor1D;
-  policyChosen: tf.Tensor1D;
-  policyRejected: tf.Tensor1D;
-  /** Real tokens (prompt + completion) in the step, for tokens/s. */
-  tokens: number;
-}
-
-/** One DPO step's accumulated gradients and per-pair stats (objectiveStep with the DPO objective). */
-export function stepGradients(cfg: LlamaConfig, w: Weights, lora: Lora, micro: MicroBatch[], ref: RefProvider, s: DpoSettings, padId: number,
-  dropoutRng: Rng): { grads: Map<string, tf.Tensor>; stats: StepStats } {
-  const out = objectiveStep(dpoObjective(cfg, w, padId, ref, s), lora, micro, dropoutRng);
-  return { grads: out.grads, stats: { ...(out.values as unknown as Omit<StepStats, 'tokens'>), tokens: out.tokens } };
-}
-
-export function disposeStats(s: StepStats): void {
-  const { tokens: _, ...values } = s;
-  disposeValues(values as StepValues);
-}

@@ -6,7 +6,8 @@ import { expectedWeightShapes, type Weights } from '../../src/model/llama.js';
 import { createLora, disposeLora, loraTensors } from '../../src/model/lora.js';
 import { adamwStep, createAdamWState, disposeAdamWState } from '../../src/train/optimizer.js';
 import { measurePeak } from '../../src/plan/peak.js';
-import { disposeStats, stepGradients, type RefProvider } from '../../src/dpo/objective.js';
+import type { RefProvider } from '../../src/dpo/objective.js';
+import { disposeStats, stepGradients } from '../../src/train/dpo-step.js';
 import type { TokenizedPair } from '../../src/tokenizer/pair.js';
 import { Rng } from '../../src/util/rng.js';
 
