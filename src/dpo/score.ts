@@ -1,5 +1,7 @@
 // `score`: reference log-probs of every pair under the bare base model (no adapter), their per-token distance and the
 // percentile of |distance|. One output line per kept pair, in input order, every input field passed through.
+import { checkInputFile, checkOutputFile } from '../io/paths.js';
+import { readPairs } from '../data/pairs.js';
 import type { RunConfig } from '../config/run.js';
 import { pairLengths } from '../config/run.js';
 import { pairDistance, percentileRanks, quantile } from '../curriculum/difficulty.js';
@@ -41,6 +43,12 @@ export function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log
 
 /** The `score` command: backend, model, scores file. */
 export async function runScore(cfg: RunConfig, out: string, log: (l: string) => void): Promise<void> {
+  // Every path before the model loads: the data read to its last line, and a folder for --out.
+  checkOutputFile('--out', out);
+  if (cfg.data) {
+    checkInputFile('--data', cfg.data, 'a pairs JSONL file');
+    readPairs(cfg.data);
+  }
   const model = await openModel(cfg.backend, cfg.model, log);
   try {
     log(`wrote ${writeScores(model, cfg, out, log)} scores to ${out}`);

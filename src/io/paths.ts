@@ -12,7 +12,7 @@ export function checkInputFile(flag: string, file: string, expected: string): vo
 
 /** An input folder that must exist. */
 export function checkInputDir(flag: string, dir: string, expected: string): void {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(describe(`${flag} ${dir}`, existsSync(dir) ? 'is a file' : 'not found', expected));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(describe(`${flag} ${dir}`, 'not a directory', expected));
 }
 
 /** An output file: its folder exists, and it is not itself a folder. */

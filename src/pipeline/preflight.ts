@@ -25,7 +25,7 @@ export function checkRunPaths(cfg: RunConfig, resume: string | null, outputDir: 
   if (cfg.evalTasks) checkTasksFile('--eval-tasks', cfg.evalTasks, cfg.evalFormat);
   if (cfg.scores) checkInputFile('--scores', cfg.scores, 'a scores JSONL file written by `score`');
   if (cfg.initAdapter) checkInputDir('--init-adapter', cfg.initAdapter, 'a PEFT adapter directory');
-  if (cfg.refAdapter) checkInputDir('--ref-adapter', cfg.refAdapter, 'a PEFT adapter directory');
+  if (cfg.refAdapter && cfg.refAdapter !== 'none') checkInputDir('--ref-adapter', cfg.refAdapter, 'a PEFT adapter directory (or none: the base model)');
   if (outputDir) checkOutputDir('--output-dir', outputDir);
   if (resume) {
     if (resume === 'latest' && !outputDir) throw new InputError(describe('--resume latest', 'no --output-dir', 'the run folder to resume', 'Pass --output-dir of the run.'));

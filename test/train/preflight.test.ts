@@ -94,6 +94,13 @@ describe('paths are checked before the model loads', () => {
     expect(readFileSync(file, 'utf8')).toBe('keep');
   }, 120_000);
 
+  it('score --out missing/s.jsonl is refused before the model loads', async () => {
+    const r = await cli(['score', '--model', model, '--data', data, '--backend', 'cpu', '--out', join(root, 'missing', 's.jsonl')]);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toMatch(/^error: --out .*does not exist/m);
+    expect(r.out).not.toMatch(LOADED);
+  }, 60_000);
+
   it('experiment: an --output-dir that is a file is refused before the model loads', async () => {
     const file = join(root, 'exp-file');
     writeFileSync(file, 'keep');

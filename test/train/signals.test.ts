@@ -21,6 +21,15 @@ function checkpointsWhole(out: string): number[] {
   return readdirSync(out).filter((n) => /^checkpoint-\d+$/.test(n)).map((n) => readTrainerState(join(out, n)).global_step).sort((a, b) => a - b);
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
@@ -36,6 +45,8 @@ describe('signals', () => {
     const c = spawnTrain(flags(out, 16, 200));
     await waitFor(() => /^train: /m.test(c.stderr()), 60_000, 'the training to start');
     await sleep(300);
+    // The sandbox pool's processes: they must not outlive the run.
+    const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(c.pid)], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((p) => p > 0);
     c.kill('SIGINT');
     await sleep(300);
     const t0 = Date.now();
@@ -46,6 +57,8 @@ describe('signals', () => {
     expect(c.stderr()).toMatch(/SIGINT again: quitting now/);
     expect(readJsonl(join(out, 'eval.jsonl'))).toEqual([]);
     checkpointsWhole(out);
+    expect(children.length).toBeGreaterThan(0);
+    await waitFor(() => children.every((p) => !alive(p)), 5000, `the pool processes ${children.join(', ')} to exit`);
   }, 90_000);
 
   it('no evaluation starts after SIGINT; the resumed run evaluates that step first and finishes', async () => {
