@@ -44,7 +44,7 @@ export function writeAll(fd: number, chunk: Uint8Array): void {
 }
 
 /** Names the final path in a system error that has none (writeSync's ENOSPC names no file) or names our temporary sibling. */
-function namePath(e: unknown, finalPath: string, tmpPath?: string): unknown {
+export function namePath(e: unknown, finalPath: string, tmpPath?: string): unknown {
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err === 'object' && typeof err.code === 'string') {
     if (!err.path) err.path = resolve(finalPath);

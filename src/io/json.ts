@@ -2,7 +2,7 @@
 // for append-only logs (every line a JSON object; only the last one may be torn by a crash). Typed run files: run/files.ts.
 import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync } from 'node:fs';
 import { FormatError, describe } from '../util/errors.js';
-import { writeAll } from './atomic.js';
+import { namePath, writeAll } from './atomic.js';
 
 /** FormatError for our own files and HF/PEFT files; InputError for a file the user wrote (a --config, a samples file). */
 type ErrorClass = new (message: string) => Error;
@@ -114,18 +114,27 @@ export function repairJsonl(file: string, log: (line: string) => void = () => {}
 
 /** Appends JSON lines (not fsynced: metrics are rewritten from the checkpoint on resume). */
 export function appendJsonl(file: string, rows: readonly object[]): void {
-  if (rows.length > 0) appendFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  if (rows.length === 0) return;
+  try {
+    appendFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  } catch (e) {
+    throw namePath(e, file); // a full disk names the file (util/errors systemErrorLine)
+  }
 }
 
 /** An append-only JSONL file; every line is fsynced before `append` returns, so a finished unit of work survives a crash. */
 export class AppendLog {
   private fd: number;
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.fd = openSync(file, 'a');
   }
   append(value: Record<string, unknown>): void {
-    writeAll(this.fd, Buffer.from(JSON.stringify(value) + '\n'));
-    fsyncSync(this.fd);
+    try {
+      writeAll(this.fd, Buffer.from(JSON.stringify(value) + '\n'));
+      fsyncSync(this.fd);
+    } catch (e) {
+      throw namePath(e, this.file); // a full disk names the file (util/errors systemErrorLine)
+    }
   }
   close(): void {
     closeSync(this.fd);
