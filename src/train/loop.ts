@@ -185,6 +185,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       log(`stopped at step ${step} (${basename(checkpointDir(outputDir, checkpointer.lastSaved))} saved); --resume latest continues it`);
     }
   } finally {
+    logger.done(); // an error must not leave the bar on screen for main's message to land on (a no-op after the first)
     signals.dispose();
     disposeAdamWState(opt);
     disposeLora(policy);

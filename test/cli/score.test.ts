@@ -265,7 +265,7 @@ describe('score errors', () => {
     const out = join(dir, 'usage-out.jsonl');
     const r = cli('score', '--model', tiny, '--data', DATA, '--out', out, '--backend', 'cpu', '--bogus-flag', '1');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/Unknown argument.*bogus-flag/);
+    expect(r.stderr).toMatch(/--bogus-flag: unknown flag/);
     expect(r.stderr).not.toContain('backend:'); // the handler did not start
     expectNoOutput(out);
     const r2 = cli('score', '--model', tiny, '--data', DATA);
