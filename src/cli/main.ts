@@ -52,7 +52,9 @@ export async function main(argv: string[]): Promise<void> {
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
-      if (err) throw err;
+      // yargs' own validation errors (YError: `--max-steps` with no value) are usage errors too; a handler's are not.
+      if (err && err.name !== 'YError') throw err;
+      msg = msg ?? err?.message ?? 'usage error';
       // The options of the command being parsed (yargs resets them per command on this one instance).
       const o = (cli as unknown as { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> } }).getOptions();
       const flags = [...Object.keys(o.key), ...Object.values(o.alias).flat()].filter((k) => !/[A-Z]/.test(k) && k.length > 1);

@@ -51,5 +51,8 @@ describe('cli usage (issue 12, items 14-16)', () => {
     expect(a.code).toBe(1);
     expect((await run(['train', '--model', 'nowhere', '--data', 'nothing.jsonl', '--per_device_train_batch_size', 'abc'])).err).toMatch(/--batch-size: "abc"/);
     expect((await run(['train', '--model', 'nowhere', '--data', 'nothing.jsonl', '--num_train_epochs', '0'])).err).toMatch(/--epochs: 0 \(expected > 0\)/);
+    // A number flag with no value is a usage error naming it (yargs' own error, not a stack trace).
+    const n = await run(['train', '--max-steps']);
+    expect([n.code, n.err.split('\n')[0]]).toEqual([2, 'error: Not enough arguments following: max-steps']);
   });
 });
