@@ -40,7 +40,7 @@ export class Logger<M> {
     /** Where the printed metrics line goes. */
     log?: (l: string) => void;
   }) {
-    this.bar = progress('train', o.maxSteps - o.startStep, 'steps');
+    this.bar = progress('train', o.maxSteps - o.startStep, 'steps', process.stderr, { everyS: 0 }); // off a TTY the dict lines say it
   }
 
   /** Reads the step back (and disposes what it read), writes its lines; `step` is the 1-based step just taken. */

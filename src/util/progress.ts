@@ -1,5 +1,5 @@
 // Progress for long work: on a TTY, one cli-progress bar (rate, elapsed, ETA) that log lines print above, never onto;
-// off a TTY (nohup, slurm, tee) no bar: the train logger prints its metrics dict instead (HF Trainer's log lines).
+// off a TTY (nohup, slurm, tee) no bar: a plain line every 30 s, or, for train, the logger's HF Trainer-style dicts.
 // The ETA is a moving average over the last steps after warm-up, so the first step's compile time does not skew it.
 import cliProgress from 'cli-progress';
 import { env } from '../config/env.js';
@@ -88,9 +88,12 @@ export function printLine(line: string, stream: NodeJS.WritableStream = process.
 }
 
 /** `label [bar] 12/40 steps | 3.1 steps/s | 41s | ETA 9s | extra`. `unit` names the rate (steps, pairs, tasks). */
-export function progress(label: string, total: number, unit = 'it', stream: NodeJS.WriteStream = process.stderr, o: { now?: () => number; tty?: boolean } = {}): Progress {
+export function progress(label: string, total: number, unit = 'it', stream: NodeJS.WriteStream = process.stderr,
+  o: { now?: () => number; tty?: boolean; /** Off a TTY: a plain line every this many seconds (0: none; train prints its own). */ everyS?: number } = {}): Progress {
   const meter = new EtaMeter(total, { now: o.now });
   const tty = o.tty ?? (Boolean(stream.isTTY) && !env().ci);
+  const everyS = o.everyS ?? 30;
+  let lastLine = 0;
   let bar: cliProgress.SingleBar | null = null;
   const payload = (extra: string) => {
     const r = meter.rate();
@@ -99,7 +102,15 @@ export function progress(label: string, total: number, unit = 'it', stream: Node
   return {
     tick(done, extra = '') {
       meter.tick(done);
-      if (!tty) return;
+      if (!tty) {
+        // nohup, slurm, tee: a long stage still shows it is alive, one plain line at a time.
+        if (everyS > 0 && meter.elapsed() - lastLine >= everyS && done < total) {
+          lastLine = meter.elapsed();
+          const p = payload(extra);
+          printLine(`${label} ${done}/${total} ${unit} (${p.rate} ${unit}/s, ${p.elapsed}, ETA ${p.left})${extra ? ` ${extra}` : ''}`, stream);
+        }
+        return;
+      }
       if (!bar) {
         if (active) return; // one bar at a time: a nested one (reference log-probs inside train) stays quiet
         bar = new cliProgress.SingleBar({

@@ -83,6 +83,21 @@ describe('progress bar (item 8)', () => {
     expect(lines.indexOf("{'loss': 0.6931, 'step': 4}")).toBeLessThan(lines.indexOf(bars[0]));
   });
 
+  it('off a TTY: a plain line at most every 30 s for a long stage (none for train, which prints its dicts)', () => {
+    const { stream, out } = fakeStream(false);
+    const c = clock();
+    const bar = progress('reference log-probs', 100, 'pairs', stream, { now: c.now, tty: false });
+    for (let s = 1; s <= 100; s++) { c.at(s); bar.tick(s); } // 1 pair per second
+    bar.done();
+    expect(out().split('\n').filter(Boolean)).toEqual([
+      'reference log-probs 30/100 pairs (1.00 pairs/s, 30s, ETA 1m10s)', 'reference log-probs 60/100 pairs (1.00 pairs/s, 1m00s, ETA 40s)',
+      'reference log-probs 90/100 pairs (1.00 pairs/s, 1m30s, ETA 10s)']);
+    const quiet = fakeStream(false);
+    const train = progress('train', 100, 'steps', quiet.stream, { now: c.now, tty: false, everyS: 0 });
+    for (let s = 1; s <= 100; s++) { c.at(100 + s); train.tick(s); }
+    expect(quiet.out()).toBe('');
+  });
+
   it('off a TTY: no bar, no escapes; log lines are plain lines', () => {
     const { stream, out } = fakeStream(false);
     const bar = progress('train', 10, 'steps', stream, { tty: false });
