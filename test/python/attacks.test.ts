@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PythonPool, type RunRequest } from '../../src/python/index.js';
+import { PythonPool, type RunRequest, type RunResult } from '../../src/python/index.js';
 import { evaluateCompletions, referenceSamples } from '../../src/eval/execute.js';
 import { loadTasks } from '../../src/eval/tasks.js';
 
@@ -129,19 +129,24 @@ describe("3b. other programs' text", () => {
     // and re-queues them once (in about 2 x (timeout + grace) + 10 s).
     const pool = await PythonPool.create({ workers: 2, timeoutMs: 500, testHooks: true });
     const run = (code: string, extra: Partial<RunRequest> = {}) => pool.run({ code, ...extra });
-    const js = (outerJs: string) => pool.run({ code: '', outerJs, timeoutMs: 3000 });
+    const js = (outerJs: string) => pool.run({ code: '', outerJs, timeoutMs: 6000 });
     const secret = `SECRET_${randomBytes(6).toString('hex')}`;
     const spy = js(`const fs = process.getBuiltinModule('fs'); const buf = Buffer.alloc(1 << 20); let text = '';
       const t = Date.now();
-      while (Date.now() - t < 1500) { try { const n = fs.readSync(3, buf, 0, buf.length, null); text += buf.subarray(0, n).toString('latin1'); } catch (e) {} }
+      while (Date.now() - t < 2500 && text.length < 2000) { try { const n = fs.readSync(3, buf, 0, buf.length, null); text += buf.subarray(0, n).toString('latin1'); } catch (e) {} }
       return text.includes(${JSON.stringify(secret)}) ? 'leaked' : 'read ' + text.length + ' bytes, nothing';`);
-    await new Promise((r) => setTimeout(r, 200));
-    const victims = Array.from({ length: 6 }, () => run(`x = ${JSON.stringify(secret)}`, { stdin: secret }));
+    // Victims in waves while the spy reads, so that some of their jobs cross the channel during its loop.
+    const victims: Promise<RunResult>[] = [];
+    for (let wave = 0; wave < 4; wave++) {
+      await new Promise((r) => setTimeout(r, 250));
+      for (let i = 0; i < 4; i++) victims.push(run(`x = ${JSON.stringify(secret)}`, { stdin: secret }));
+    }
     const [s, ...v] = await Promise.all([spy, ...victims]);
     await pool.close();
     expect(s.result).not.toBe('leaked');
     expect(s.result).toMatch(/^read [1-9]\d* bytes, nothing$/); // it did read the channel: sealed jobs
-    expect(v.map((r) => r.result)).toEqual(v.map(() => 'passed')); // stolen jobs ran again after the restart
+    // A stolen job runs again after the watchdog's restart (or, stolen twice, fails): never a wrong verdict.
+    for (const r of v) expect(r.result === 'passed' || r.result.startsWith('failed: sandbox process')).toBe(true);
     await control();
   }, 60_000);
 });
