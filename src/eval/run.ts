@@ -4,9 +4,8 @@
 import { selectBackend, type BackendName } from '../backend/index.js';
 import type { SamplingConfig } from '../config/sampling.js';
 import type { OpenSandbox, SandboxConfig } from '../config/sandbox.js';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemps, unlinkIfExists, writeFileAtomic } from '../io/atomic.js';
 import { AppendLog, repairJsonl } from '../io/json.js';
 import { checkInputDir, checkInputFile, checkOutputFile } from '../io/paths.js';
 import { partialPath } from '../run/layout.js';
@@ -63,18 +62,6 @@ function writeJsonl(file: string, rows: Record<string, unknown>[]): void {
   writeFileAtomic(file, rows.map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
-/** Removes `.<out>.tmp-*` siblings that a crash left behind (writeFileAtomic's temporary files). */
-function removeStaleTemps(out: string, log: (line: string) => void): void {
-  const dir = path.dirname(path.resolve(out));
-  const prefix = `.${path.basename(out)}.tmp-`;
-  if (!existsSync(dir)) return;
-  for (const name of readdirSync(dir)) {
-    if (!name.startsWith(prefix)) continue;
-    rmSync(path.join(dir, name), { force: true });
-    log(`eval: removed ${path.join(dir, name)}, left by an interrupted run`);
-  }
-}
-
 /** The samples an interrupted run judged, by sample index; empty for a new run. Other inputs: an InputError. */
 function resumePartial(partial: string, key: string, log: (line: string) => void): Map<number, SampleResult> {
   const lines = repairJsonl(partial, log);
@@ -121,7 +108,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   // Crash-safe and resumable: each judged sample is appended (fsynced) to `<out>.partial.jsonl`; a rerun with the
   // same inputs takes the judged ones from it and runs the rest; the results file is written whole at the end.
   const partial = partialPath(out);
-  removeStaleTemps(out, deps.log);
+  for (const p of removeStaleTemps(path.dirname(path.resolve(out)))) deps.log(`eval: removed ${p}, left by an interrupted run`);
   const key = hashJson({ tasks: hashFile(job.tasks), samples: job.samples ? hashFile(job.samples) : null,
     model: job.model ?? null, adapter: job.adapter ?? null, sampling: job.model ? job.sampling : null, shard: job.shard ?? null,
     strict: job.sandbox.strictResults, stdioCompare: job.sandbox.stdioCompare ?? 'deepmind' });

@@ -192,12 +192,12 @@ del _ns
       // The rewind: every byte of the interpreter back to its state before the first program, and the heap the
       // program grew past it zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a
       // lot). Above the heap's end nothing was written.
-      if (opts.noRewind) return { result: String(result), stdout: String(stdout) + String(fdOut),
-        stderr: String(stderr) + String(fdErr), testsPassed: Number(passed), dirty: String(dirty) };
-      const end = Math.min(Number(sbrk(0)), memoryBuffer.call(memory).byteLength);
-      const now = heap();
-      now.set(pristine!);
-      if (end > pristine!.length) now.fill(0, pristine!.length, end);
+      if (!opts.noRewind) {
+        const end = Math.min(Number(sbrk(0)), memoryBuffer.call(memory).byteLength);
+        const now = heap();
+        now.set(pristine!);
+        if (end > pristine!.length) now.fill(0, pristine!.length, end);
+      }
       return {
         result: String(result),
         stdout: String(stdout) + String(fdOut),

@@ -64,7 +64,7 @@ describe('eval resume', () => {
     await expect(runEval(job(out), deps([]))).rejects.toThrow(InputError);
     await expect(runEval(job(out), deps([]))).rejects.toThrow(/other inputs/);
     rmSync(`${out}.partial.jsonl`);
-    const stale = join(dir, `.other.jsonl.tmp-1-abcd`);
+    const stale = join(dir, `.other.jsonl.tmp-4194303-deadbeef`); // a pid no process has
     writeFileSync(stale, 'half a file');
     await runEval(job(out), deps([]));
     expect(existsSync(stale)).toBe(false);

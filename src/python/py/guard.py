@@ -36,9 +36,9 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             del sys.modules[name]
 
     _type, _str, _len, _isinstance, _id, _tuple = type, str, len, isinstance, id, tuple
-    _BaseException, _SystemExit, _KeyboardInterrupt = BaseException, SystemExit, KeyboardInterrupt
+    _BaseException, _SystemExit = BaseException, SystemExit
     _exec, _compile, _getframe, _modules = exec, compile, sys._getframe, sys.modules
-    str_partition, str_startswith, str_rpartition = str.partition, str.startswith, str.rpartition
+    str_partition, str_startswith = str.partition, str.startswith
     get_name = type.__dict__['__name__'].__get__
     ALLOWED, DENY = frozenset(allowed), frozenset(deny)
     BLOCK_EVENTS, BLOCK_PREFIXES, WRITE_EVENTS = frozenset(block_events), tuple(block_prefixes), frozenset(write_events)
