@@ -4,35 +4,24 @@
 // `--resume latest --output-dir X` alone (the rest from the run folder) finishes the run as an uninterrupted one.
 // (Before: the continued run was refused as "maxSteps: 6 -> 10", and --resume without --model/--data stopped at
 // "--model: not set"; the printed command read "<same flags>".)
-import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.js';
-import { disposeModel, loadModel, type LoadedModel } from '../../src/io/model-dir.js';
+import type { LoadedModel } from '../../src/io/model-dir.js';
 import { storedRunConfig } from '../../src/pipeline/train.js';
 import { runTraining } from '../../src/train/loop.js';
 import { InputError, MismatchError } from '../../src/util/errors.js';
-import { pairsFile, readJsonl, ROOT, runConfig, spawnTrain, tempDir, tinyModelDir, tokenized, waitFor } from './helpers.js';
+import { readJsonl, ROOT, runConfig, spawnTrain, tokenized, waitFor, openTinyRun, closeTinyRun } from './helpers.js';
 
 let root: string;
 let modelDir: string;
 let model: LoadedModel;
 let data: string;
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  root = tempDir('continue');
-  modelDir = await tinyModelDir(root);
-  model = await loadModel(modelDir);
-  data = pairsFile(root, 8);
-});
-
-afterAll(() => {
-  disposeModel(model);
-  rmSync(root, { recursive: true, force: true });
-});
+beforeAll(async () => ({ root, modelDir, model, data } = await openTinyRun('continue')));
+afterAll(() => closeTinyRun({ root, model }));
 
 async function train(flags: Record<string, unknown>, opts: { resume?: string; stopAfterSteps?: number; log?: (l: string) => void } = {}) {
   const cfg = runConfig({ model: modelDir, data, 'lora-dropout': 0.1, 'learning-rate': 1e-3, ...flags });

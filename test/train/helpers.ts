@@ -1,14 +1,15 @@
 // Shared set-up of the training tests: a small tiny-model dir, pair files cut from data/sample-pairs.jsonl, run
 // configs built as the CLI builds them, file readers, and a spawner for `node train.js` (which needs dist/ built).
+import * as tf from '@tensorflow/tfjs';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveRunConfig, type RunConfig } from '../../src/config/run.js';
 import { readPairs } from '../../src/data/pairs.js';
 import { tokenizeRecords, type TokenizedRecord } from '../../src/data/tokenize.js';
-import type { LoadedModel } from '../../src/io/model-dir.js';
+import { disposeModel, loadModel, type LoadedModel } from '../../src/io/model-dir.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { writeTinyModel } from '../../src/io/tiny-model.js';
 
@@ -48,6 +49,26 @@ export function pairsFile(dir: string, n: number, from = 0, name = 'pairs.jsonl'
 }
 
 /** A run config as `train` resolves it from flags (kebab-case keys), over FAST_FLAGS. */
+/** The set-up most training tests share: the cpu backend, a tiny model loaded from a fresh folder, 8 pairs. */
+export interface TinyRun {
+  root: string;
+  modelDir: string;
+  model: LoadedModel;
+  data: string;
+}
+
+export async function openTinyRun(tag: string, pairs = 8): Promise<TinyRun> {
+  await tf.setBackend('cpu');
+  const root = tempDir(tag);
+  const modelDir = await tinyModelDir(root);
+  return { root, modelDir, model: await loadModel(modelDir), data: pairsFile(root, pairs) };
+}
+
+export function closeTinyRun(run: Pick<TinyRun, 'root' | 'model'>): void {
+  disposeModel(run.model);
+  rmSync(run.root, { recursive: true, force: true });
+}
+
 export function runConfig(flags: Record<string, unknown>): RunConfig {
   return resolveRunConfig({ ...FAST_FLAGS, ...flags });
 }

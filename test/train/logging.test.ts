@@ -2,33 +2,22 @@
 // (default 10, as TRL) with the TRL metrics, epoch, step, elapsed and ETA; metrics.jsonl still has every step;
 // `done:` gives the total time, the final metrics and where each file is; the config is logged as a short diff from
 // the defaults. (Before: nothing was printed between start and end off a TTY, and `done:` named two paths only.)
-import * as tf from '@tensorflow/tfjs';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedFlags, resolveRunConfig, shellWord } from '../../src/config/run.js';
-import { disposeModel, loadModel, type LoadedModel } from '../../src/io/model-dir.js';
+import type { LoadedModel } from '../../src/io/model-dir.js';
 import { formatLogLine } from '../../src/train/hooks.js';
 import { runTraining } from '../../src/train/loop.js';
-import { pairsFile, readJsonl, runConfig, tempDir, tinyModelDir, tokenized } from './helpers.js';
+import { readJsonl, runConfig, tokenized, openTinyRun, closeTinyRun } from './helpers.js';
 
 let root: string;
 let model: LoadedModel;
 let modelDir: string;
 let data: string;
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  root = tempDir('logging');
-  modelDir = await tinyModelDir(root);
-  model = await loadModel(modelDir);
-  data = pairsFile(root, 8);
-});
-
-afterAll(() => {
-  disposeModel(model);
-  rmSync(root, { recursive: true, force: true });
-});
+beforeAll(async () => ({ root, modelDir, model, data } = await openTinyRun('logging')));
+afterAll(() => closeTinyRun({ root, model }));
 
 async function run(flags: Record<string, unknown>): Promise<{ lines: string[]; out: string }> {
   const out = join(root, `run${Math.random().toString(36).slice(2, 8)}`);

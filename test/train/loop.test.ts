@@ -2,13 +2,13 @@
 // byte-identical after training, no tensor leaked, exact resume (bytes and metrics lines), and refused resumes.
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disposeModel, loadModel, type LoadedModel } from '../../src/io/model-dir.js';
+import type { LoadedModel } from '../../src/io/model-dir.js';
 import { runTraining } from '../../src/train/loop.js';
 import { MismatchError } from '../../src/util/errors.js';
-import { adapterDiff, pairsFile, readJsonl, readTensors, runConfig, tempDir, tinyModelDir, tokenized } from './helpers.js';
+import { adapterDiff, pairsFile, readJsonl, readTensors, runConfig, tokenized, openTinyRun, closeTinyRun } from './helpers.js';
 
 let root: string;
 let modelDir: string;
@@ -16,18 +16,8 @@ let model: LoadedModel;
 let data: string;
 const quiet = () => {};
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-  root = tempDir('loop');
-  modelDir = await tinyModelDir(root);
-  model = await loadModel(modelDir);
-  data = pairsFile(root, 8);
-});
-
-afterAll(() => {
-  disposeModel(model);
-  rmSync(root, { recursive: true, force: true });
-});
+beforeAll(async () => ({ root, modelDir, model, data } = await openTinyRun('loop')));
+afterAll(() => closeTinyRun({ root, model }));
 
 async function train(flags: Record<string, unknown>, opts: { resume?: string; stopAfterSteps?: number; file?: string } = {}) {
   const file = opts.file ?? data;
