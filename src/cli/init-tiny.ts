@@ -1,6 +1,7 @@
 // `init-tiny`: writes a tiny Llama 3.1-shaped HF model directory (deterministic for a seed) for tests and demos.
 // The weights are random: the model exercises every code path but writes no useful text.
 import type { CommandModule } from 'yargs';
+import { checkOutDir, removeStaleOutTemps } from '../io/out-dir.js';
 import { writeTinyModel } from '../io/tiny-model.js';
 import { InputError, describe } from '../util/errors.js';
 import { log } from './common.js';
@@ -17,6 +18,9 @@ export const initTinyCommand: CommandModule<object, { out: string; seed: number;
     }) as never,
   handler: async (argv) => {
     if (!Number.isSafeInteger(argv.seed)) throw new InputError(describe('--seed', String(argv.seed), 'an integer'));
+    // The same check writeTinyModel runs, first here so that a refused --out is left exactly as it was.
+    checkOutDir(argv.out, { flag: '--out', overwrite: argv.overwrite });
+    for (const p of removeStaleOutTemps(argv.out)) log(`removed ${p}, left by an interrupted write`);
     await writeTinyModel(argv.out, { seed: argv.seed, tieWordEmbeddings: argv.tied, overwrite: argv.overwrite });
     log(`wrote tiny model to ${argv.out}`);
   },

@@ -5,7 +5,7 @@ import { BACKENDS, type BackendName } from '../backend/index.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
 import { writeMergedModel } from '../io/merge.js';
-import { checkOutDir } from '../io/out-dir.js';
+import { checkOutDir, removeStaleOutTemps } from '../io/out-dir.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
 import { log } from './common.js';
@@ -28,6 +28,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     if (!(argv['max-shard-size'] > 0)) throw new InputError(describe('--max-shard-size', String(argv['max-shard-size']), 'a positive number of bytes'));
     // Before the model loads: a refused --out costs nothing.
     checkOutDir(argv.out, { flag: '--out', overwrite: argv.overwrite, inputs: [{ flag: '--model', dir: argv.model }] });
+    for (const p of removeStaleOutTemps(argv.out)) log(`removed ${p}, left by an interrupted write`);
     const model = await openModel(argv.backend as BackendName, argv.model, log);
     try {
       const lora = loadAdapter(argv.adapter, model.cfg);

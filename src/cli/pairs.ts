@@ -6,6 +6,7 @@ import { SAMPLING_DEFAULTS, samplingFromFlags, samplingOptions } from '../config
 import { openSandbox, sandboxFromFlags, sandboxOptions } from '../config/sandbox.js';
 import { TASK_FORMATS, type TaskFormat } from '../eval/tasks.js';
 import { openModel } from '../io/model-dir.js';
+import { checkOutputFile } from '../io/paths.js';
 import { runPairs, runPairsMerge, type PairsDeps, type PairsMergeJob } from '../pairs/job.js';
 import { progressPath } from '../run/layout.js';
 import { log } from './common.js';
@@ -20,7 +21,10 @@ const mergeCommand: CommandModule<object, PairsMergeJob> = {
     .option('out', { type: 'string', demandOption: true, describe: 'merged pairs file' })
     .option('tasks', { type: 'string', describe: 'order the pairs as this tasks file (default: input order)' })
     .option('format', { choices: TASK_FORMATS, describe: 'task format (detected when absent)' }) as unknown as Argv<PairsMergeJob>,
-  handler: (argv) => runPairsMerge({ files: argv.files, out: argv.out, tasks: argv.tasks, format: argv.format }, deps),
+  handler: (argv) => {
+    checkOutputFile('--out', argv.out); // before the tasks file is parsed or a shard read
+    return runPairsMerge({ files: argv.files, out: argv.out, tasks: argv.tasks, format: argv.format }, deps);
+  },
 };
 
 export const pairsCommand: CommandModule<object, Record<string, unknown>> = {

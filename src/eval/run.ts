@@ -173,6 +173,7 @@ async function sampleWithModel(job: EvalJob, tasks: Task[], shard: [number, numb
 /** Joins shard outputs (in any order) into one results file equal to an unsharded run's, and prints pass@k. */
 export async function runEvalMerge(job: EvalMergeJob, deps: Pick<EvalDeps, 'print'>): Promise<void> {
   if (job.files.length === 0) throw new InputError(describe('eval merge', 'no shard files', 'one or more results files'));
+  checkOutputFile('--out', job.out); // before any shard is read
   const rows: { index: number; record: Record<string, unknown>; where: string }[] = [];
   for (const file of job.files) {
     for (const r of parseRecords(readText(file), file)) {

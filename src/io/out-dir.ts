@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { InputError, describe } from '../util/errors.js';
-import { OUTPUT_MANIFEST, readOutputManifest } from './atomic.js';
+import { OUTPUT_MANIFEST, readOutputManifest, removeStaleTemps } from './atomic.js';
 
 export interface OutDirCheck {
   /** The flag that named the folder, for the message. */
@@ -45,4 +45,12 @@ export function checkOutDir(out: string, o: OutDirCheck): void {
   const shown = names.filter((n) => n !== OUTPUT_MANIFEST).slice(0, 3).join(', ');
   throw new InputError(describe(`${o.flag} ${out}`, `a non-empty folder this tool did not write (${shown}${names.length > 3 ? ', ...' : ''})`,
     'a new or empty folder', `Pick another ${o.flag}, or pass --overwrite to replace only the files this command writes and keep the rest.`));
+}
+
+/**
+ * Removes the `.<name>.tmp-<pid>-*` folders and files that a crashed or killed write left beside `out` (writeDirAtomic
+ * and writeFileAtomic stage there), of dead processes only: a live writer's temp stays. Returns the removed paths.
+ */
+export function removeStaleOutTemps(out: string): string[] {
+  return removeStaleTemps(dirname(resolve(out)));
 }

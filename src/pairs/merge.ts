@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { parsePairObject } from '../data/pairs.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputFile } from '../io/paths.js';
 import { InputError, describe } from '../util/errors.js';
 import { readJsonl, type JsonlLine } from '../io/json.js';
 import { canonicalJson } from '../util/hash.js';
@@ -22,6 +23,7 @@ export interface MergeSummary {
  */
 export function mergePairFiles(files: string[], out: string, taskOrder?: string[]): MergeSummary {
   if (files.length === 0) throw new InputError(describe('pairs merge', 'no input files', 'one or more pairs files'));
+  checkOutputFile('--out', out);
   const taken = new Map<string, { line: JsonlLine; key: string }>();
   let duplicates = 0;
   for (const file of files) {
