@@ -1,5 +1,5 @@
 // Registers the fast matmul kernels of kernels/ for the chosen backend, once, and says which are active.
-// wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow: untouched. DPO_KERNELS overrides.
+// wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow and webgpu: untouched. DPO_KERNELS overrides.
 import * as tf from '@tensorflow/tfjs';
 import { blasBatchMatMulConfig, loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { xnnpackBatchMatMulConfig } from '../../kernels/matmul-wasm.js';
@@ -57,8 +57,8 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
  * Called once by selectBackend after the backend is chosen. Returns the line it logs, e.g.
  * `kernels: BatchMatMul=blas (cblas via ...)`; the tensorflow backend keeps its own kernels.
  */
-export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu', mode: KernelMode = env().kernels): string {
-  if (backend === 'tensorflow') return 'kernels: tensorflow built-ins';
+export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu' | 'webgpu', mode: KernelMode = env().kernels): string {
+  if (backend === 'tensorflow' || backend === 'webgpu') return `kernels: ${backend} built-ins`;
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
     return 'kernels: BatchMatMul=stock (DPO_KERNELS=reference)';

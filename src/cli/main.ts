@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 import { closest } from '../config/schema.js';
 import { InputError, FormatError, BackendError, MismatchError, InterruptedError, systemErrorLine } from '../util/errors.js';
 import { commands } from './commands.js';
+import { closeBackend } from '../backend/index.js';
 
 const KNOWN = [InputError, FormatError, BackendError, MismatchError];
 
@@ -82,5 +83,7 @@ export async function main(argv: string[]): Promise<void> {
     else if (sys) console.error(`error: ${sys}`);
     else console.error(err.stack ?? String(err));
     process.exitCode = 1;
+  } finally {
+    await closeBackend(); // webgpu: Node does not exit while Dawn's navigator.gpu is referenced
   }
 }

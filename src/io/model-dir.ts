@@ -11,7 +11,7 @@ import { InputError, describe } from '../util/errors.js';
 import { listModelFiles, loadModelWeights } from './hf-model.js';
 import { localModelDir } from './hub-cache.js';
 import { progress } from '../util/progress.js';
-import { selectBackend, type BackendName } from '../backend/index.js';
+import { assertWeightsFit, selectBackend, type BackendName } from '../backend/index.js';
 
 export interface LoadedModel {
   dir: string;
@@ -38,6 +38,7 @@ export async function loadModel(dir: string, log: (line: string) => void = () =>
   const modelHash = hashModelDir(dir, files.files.map((f) => basename(f)));
   const tokenizerHash = hashFile(join(dir, 'tokenizer.json')).slice(0, 16) + hashFile(join(dir, 'tokenizer_config.json')).slice(0, 16);
   const expected = expectedWeightShapes(cfg);
+  assertWeightsFit(expected); // webgpu: a weight above the adapter's binding limit is refused by name, before reading
   const bar = progress('loading weights', Object.keys(expected).length, 'tensors');
   const weights = await loadModelWeights(dir, cfg, expected, { onTensor: (i) => bar.tick(i.index + 1) });
   const params = Object.values(weights).reduce((n, t) => n + t.size, 0);

@@ -22,7 +22,7 @@ const hasTfNode = resolves('@tensorflow/tfjs-node') || resolves('@tensorflow/tfj
 describe('selectBackend', () => {
   it('--backend accepts exactly the backends selectBackend knows, and nothing is chosen before a call', () => {
     for (const b of BACKENDS) expect(resolveRunConfig({ backend: b }).backend).toBe(b);
-    expect(() => resolveRunConfig({ backend: 'gpu' })).toThrow(/^--backend: "gpu" \(expected one of auto\|tensorflow\|wasm\|cpu\)/);
+    expect(() => resolveRunConfig({ backend: 'gpu' })).toThrow(/^--backend: "gpu" \(expected one of auto\|tensorflow\|wasm\|cpu\|webgpu\)/);
     expect(currentBackend()).toBeNull();
   });
 

@@ -72,7 +72,7 @@ describe('resolveRunConfig', () => {
     expect(() => resolveRunConfig({ 'batch-size': 'abc' })).toThrow(/--batch-size: "abc" \(expected a number\)/);
     expect(() => resolveRunConfig({ 'batch-size': 0 })).toThrow(/--batch-size: 0 \(expected >= 1\)/);
     expect(() => resolveRunConfig({ 'max-length': 1.5 })).toThrow(/--max-length: 1\.5 \(expected an integer\)/);
-    expect(() => resolveRunConfig({ backend: 'gpu' })).toThrow(/--backend: "gpu" \(expected one of auto\|tensorflow\|wasm\|cpu\)/);
+    expect(() => resolveRunConfig({ backend: 'gpu' })).toThrow(/--backend: "gpu" \(expected one of auto\|tensorflow\|wasm\|cpu\|webgpu\)/);
     expect(() => resolveRunConfig({ 'use-rslora': 'true' })).toThrow(/--use-rslora/);
     // Numeric strings from yargs are numbers.
     expect(resolveRunConfig({ beta: '0.25' }).beta).toBe(0.25);
@@ -103,7 +103,7 @@ describe('schema helpers', () => {
     const opts = yargsOptions(RUN_SCHEMA, ['batchSize', 'backend']);
     expect(Object.keys(opts)).toEqual(['backend', 'batch-size']);
     expect(opts['batch-size']).not.toHaveProperty('default');
-    expect(opts.backend!.choices).toEqual(['auto', 'tensorflow', 'wasm', 'cpu']);
+    expect(opts.backend!.choices).toEqual(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']);
   });
 
   it('loraTargets expands all-linear and rejects unknown modules', () => {
