@@ -11,6 +11,7 @@ import { pairsCommand } from './pairs.js';
 import { planCommand } from './plan.js';
 import { doctorCommand } from './doctor.js';
 import { experimentCommand } from './experiment.js';
+import { worldCommand } from './world.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, initTinyCommand, planCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, worldCommand, initTinyCommand, planCommand, doctorCommand];
