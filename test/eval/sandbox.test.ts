@@ -181,7 +181,7 @@ describe('eval --samples end to end, with its own pool', () => {
     const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows.map((r) => r.passed)).toEqual(lines.map((_, i) => i % 2 === 0));
     expect(rows[0]).toEqual({ ...lines[0], result: 'passed', passed: true, passed_tests: 3, total_tests: 3 });
-    expect(rows[1]).toMatchObject({ task_id: 1, result: 'failed: AssertionError', passed: false, passed_tests: 0 });
+    expect(rows[1]).toMatchObject({ task_id: 1, result: 'failed: ', error: 'AssertionError', passed: false, passed_tests: 0 });
     expect(printed.join('\n')).toContain(`${lines.length} samples over ${tasks.length} tasks (n = 2 per task): passed ${tasks.length}, failed ${tasks.length}`);
     expect(printed.join('\n')).toContain('  1      0.5000');
   });
