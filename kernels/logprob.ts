@@ -6,7 +6,17 @@
 // forward saves only the inputs; the backward recomputes one chunk's logits at a time:
 //   d out_b / d z_{b,t} = dy_b * mask_{b,t+1} * (onehot(token_{t+1}) - softmax(z_{b,t})),  dh_{b,t} = dz_{b,t} W.
 // The head weight gets no gradient (LoRA never adapts lm_head or the tied embedding): pass only frozen heads.
+// The *Stats variants also return, per row and without gradient, the sum over completion tokens of the mean logit
+// (TRL's logits/chosen numerator) and the count of tokens whose argmax is the label (mean_token_accuracy's), taken
+// from the same chunk logits, so no [B, T, V] tensor is ever built for the metrics.
 import * as tf from '@tensorflow/tfjs';
+
+/** Per row [B]: summed completion log-probs; sum over completion tokens of mean_v z; completion tokens predicted by argmax. */
+export interface CompletionStats {
+  logps: tf.Tensor1D;
+  logitSums: tf.Tensor1D;
+  correct: tf.Tensor1D;
+}
 
 interface Chunk {
   h: tf.Tensor2D; // [B*c, H] predicts tokens t0+1 .. t0+c
@@ -38,6 +48,13 @@ function chunkStarts(T: number, chunk: number): number[] {
  * saved for the backward. hidden [B, T, H], headW [V, H], inputIds [B, T], lossMask [B, T] (column 0 ignored) -> [B].
  */
 export function completionLogprobsReference(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk: number): tf.Tensor1D {
+  const s = completionStatsReference(hidden, headW, inputIds, lossMask, chunk);
+  tf.dispose([s.logitSums, s.correct]);
+  return s.logps;
+}
+
+/** completionLogprobsReference plus the two metric sums of CompletionStats (plain ops; the stats carry no gradient). */
+export function completionStatsReference(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk: number): CompletionStats {
   const [B, T] = hidden.shape;
   const V = headW.shape[0];
   const parts = chunkStarts(T, chunk).map((t0) => tf.tidy(() => {
@@ -46,37 +63,53 @@ export function completionLogprobsReference(hidden: tf.Tensor3D, headW: tf.Tenso
     const lse = tf.logSumExp(logits, -1); // [B*c]
     // oneHot, not gather: gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks.
     const picked = tf.sum(tf.mul(logits, tf.oneHot(labels, V)), -1); // [B*c]
-    return tf.sum(tf.mul(tf.reshape(tf.sub(picked, lse), [B, c]), mask), 1) as tf.Tensor1D; // [B]
+    const rows = (x: tf.Tensor) => tf.sum(tf.mul(tf.reshape(x, [B, c]), mask), 1) as tf.Tensor1D; // [B]
+    const hit = tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'float32'); // [B*c]
+    return [rows(tf.sub(picked, lse)), rows(tf.mean(logits, -1)), rows(hit)];
   }));
-  if (parts.length === 0) return tf.zeros([B]);
-  if (parts.length === 1) return parts[0];
-  const total = tf.addN(parts) as tf.Tensor1D;
-  for (const p of parts) p.dispose();
-  return total;
+  if (parts.length === 0) return { logps: tf.zeros([B]), logitSums: tf.zeros([B]), correct: tf.zeros([B]) };
+  const sum = (k: number): tf.Tensor1D => (parts.length === 1 ? parts[0][k] : (tf.addN(parts.map((p) => p[k])) as tf.Tensor1D));
+  const out = { logps: sum(0), logitSums: tf.tidy(() => detachTensor(sum(1))), correct: tf.tidy(() => detachTensor(sum(2))) };
+  if (parts.length > 1) for (const p of parts) tf.dispose(p);
+  return out;
 }
+
+/** Identity with a zero gradient: the metric sums must never carry one. */
+const detachTensor = (x: tf.Tensor1D): tf.Tensor1D => tf.customGrad((t) => ({ value: (t as tf.Tensor).clone(), gradFunc: (dy) => tf.zerosLike(dy) }))(x) as tf.Tensor1D;
 
 /**
  * exp(z - max z) of one chunk's logits and its row max, freeing each [B*c, V] step as soon as the next exists, so
  * at most two are live. Runs without a tape (customGrad forward or backward). -> e, z - max z: [B*c, V]
  */
-function shiftedExp(h: tf.Tensor2D, headW: tf.Tensor2D): { e: tf.Tensor2D; shifted: tf.Tensor2D } {
+function shiftedExp(h: tf.Tensor2D, headW: tf.Tensor2D, keepMax = false): { e: tf.Tensor2D; shifted: tf.Tensor2D; mx?: tf.Tensor2D } {
   const logits = tf.matMul(h, headW, false, true); // [B*c, V]
   const mx = tf.max(logits, -1, true) as tf.Tensor2D; // [B*c, 1]
   const shifted = tf.sub(logits, mx) as tf.Tensor2D; // [B*c, V]
   logits.dispose();
-  return { e: tf.exp(shifted) as tf.Tensor2D, shifted };
+  return { e: tf.exp(shifted) as tf.Tensor2D, shifted, ...(keepMax ? { mx } : {}) };
 }
 
-/** Forward of one chunk: sum over its positions of mask * (z[label] - lse). -> [B] */
-function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number): tf.Tensor1D {
+/**
+ * Forward of one chunk: sum over its positions of mask * (z[label] - lse) -> [1, B]; with `stats` also the masked sums
+ * of mean_v z and of [argmax z == label] -> [3, B]. mean z = mean(z - max) + max; the argmax is that of z - max.
+ */
+function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): tf.Tensor2D {
   const V = headW.shape[0];
-  const { e, shifted } = shiftedExp(k.h, headW);
+  const { e, shifted, mx } = shiftedExp(k.h, headW, stats);
   const logZ = tf.log(tf.sum(e, -1)); // [B*c] lse - max
   e.dispose();
   const rows = tf.mul(tf.range(0, B * k.c, 1, 'int32'), tf.scalar(V, 'int32')); // [B*c] row offsets into the flat logits
   const picked = tf.gather(tf.reshape(shifted, [-1]), tf.add(rows, k.labels)); // [B*c] z[label] - max
+  const masked = (x: tf.Tensor) => tf.sum(tf.mul(tf.reshape(x, [B, k.c]), k.mask), 1); // [B]
+  const lp = masked(tf.sub(picked, logZ));
+  if (!stats) {
+    shifted.dispose();
+    return tf.reshape(lp, [1, B]) as tf.Tensor2D;
+  }
+  const meanZ = tf.add(tf.mean(shifted, -1), tf.reshape(mx!, [-1])); // [B*c]
+  const hit = tf.cast(tf.equal(tf.argMax(shifted, -1), k.labels), 'float32'); // [B*c]
   shifted.dispose();
-  return tf.sum(tf.mul(tf.reshape(tf.sub(picked, logZ), [B, k.c]), k.mask), 1) as tf.Tensor1D; // [B]
+  return tf.stack([lp, masked(meanZ), masked(hit)]) as tf.Tensor2D; // [3, B]
 }
 
 /**
@@ -100,30 +133,46 @@ function chunkBackward(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number)
  * hidden, ids and mask; the backward holds one chunk's [B, c, V] at a time and returns dHidden [B, T, H].
  */
 export function completionLogprobs(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk: number): tf.Tensor1D {
+  return tf.tidy(() => tf.reshape(chunkedOp(hidden, headW, inputIds, lossMask, chunk, false), [-1]) as tf.Tensor1D);
+}
+
+/** completionLogprobs plus the metric sums of CompletionStats, from the same chunk logits (one head matmul per chunk). */
+export function completionStats(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk: number): CompletionStats {
+  const all = chunkedOp(hidden, headW, inputIds, lossMask, chunk, true); // [3, B]
+  const [logps, logitSums, correct] = tf.unstack(all) as tf.Tensor1D[];
+  all.dispose();
+  return { logps, logitSums, correct };
+}
+
+/** The customGrad op: value [1, B] (or [3, B] with stats); only row 0 (the log-probs) carries a gradient. */
+function chunkedOp(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk: number, stats: boolean): tf.Tensor2D {
   const [B, T, H] = hidden.shape;
+  const rowsOut = stats ? 3 : 1;
   const starts = chunkStarts(T, chunk);
   const size = (t0: number) => Math.min(chunk, T - 1 - t0);
   const op = tf.customGrad((...args: unknown[]) => {
     const [hid, ids, mask] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
     const save = args[3] as tf.GradSaveFunc;
     save([hid, ids, mask]);
-    let value: tf.Tensor1D = tf.zeros([B]);
+    let value: tf.Tensor2D = tf.zeros([rowsOut, B]);
     for (const t0 of starts) {
-      const next = tf.tidy(() => tf.add(value, chunkForward(chunkAt(hid, ids, mask, t0, size(t0)), headW, B)) as tf.Tensor1D);
+      const next = tf.tidy(() => tf.add(value, chunkForward(chunkAt(hid, ids, mask, t0, size(t0)), headW, B, stats)) as tf.Tensor2D);
       value.dispose();
       value = next;
     }
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
       const [sh, si, sm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
+      const dLogp = tf.reshape(tf.slice(dy, [0, 0], [1, B]), [B]) as tf.Tensor1D; // the stats rows get no gradient
       // Each chunk's tidy frees its [B*c, V] tensors before the next chunk starts.
-      const parts = starts.map((t0) => tf.tidy(() => chunkBackward(chunkAt(sh, si, sm, t0, size(t0)), headW, dy as tf.Tensor1D, B)));
+      const parts = starts.map((t0) => tf.tidy(() => chunkBackward(chunkAt(sh, si, sm, t0, size(t0)), headW, dLogp, B)));
       parts.push(tf.zeros([B, 1, H])); // position T-1 predicts nothing
       const dh = tf.concat(parts, 1); // [B, T, H]
       for (const p of parts) p.dispose();
+      dLogp.dispose();
       // ids and mask are data, never on a path from the variables: tfjs never reads their gradient.
       return [dh, tf.scalar(0), tf.scalar(0)];
     };
     return { value, gradFunc };
   });
-  return op(hidden, inputIds, lossMask) as tf.Tensor1D;
+  return op(hidden, inputIds, lossMask) as tf.Tensor2D;
 }
