@@ -7,6 +7,8 @@ export interface AdamWSettings {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** Names that weight decay applies to; absent: all (one torch param group). nanoGPT's configure_optimizers decays matrices only. */
+  decay?: ReadonlySet<string>;
 }
 
 export interface AdamWState {
@@ -56,7 +58,7 @@ export function adamwStep(vars: Map<string, tf.Variable>, grads: Map<string, tf.
       const v = tf.add(tf.mul(state.v.get(name)!, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
       // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom, after p *= 1 - lr * wd.
       const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), s.eps);
-      const decayed = s.weightDecay > 0 ? tf.mul(p, 1 - lr * s.weightDecay) : p;
+      const decayed = s.weightDecay > 0 && (!s.decay || s.decay.has(name)) ? tf.mul(p, 1 - lr * s.weightDecay) : p;
       p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
       state.m.get(name)!.dispose();
       state.v.get(name)!.dispose();

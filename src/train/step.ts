@@ -14,8 +14,9 @@ export interface StepOutput {
   tokens: number;
 }
 
-export function objectiveStep<M>(objective: Objective<M>, lora: Lora, micro: readonly M[], dropoutRng: Rng): StepOutput {
-  const vars = loraTensors(lora);
+/** `trainable`: the Variables to differentiate, keyed as the grads come back; default the adapters (full SFT passes the weights). */
+export function objectiveStep<M>(objective: Objective<M>, lora: Lora, micro: readonly M[], dropoutRng: Rng, trainable?: Record<string, tf.Variable>): StepOutput {
+  const vars = trainable ?? loraTensors(lora);
   const names = Object.keys(vars);
   const plans = micro.map((m) => objective.microBatch(m, micro, { lora, dropoutRng }));
   const total = plans.reduce((n, p) => n + p.size, 0);
