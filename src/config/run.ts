@@ -13,6 +13,7 @@ import { TASK_FORMATS } from '../eval/tasks.js';
 import { SCHEDULERS } from '../train/schedule.js';
 import { DEFAULT_TIMEOUT_S, MIN_TIMEOUT_S } from './sandbox.js';
 import { localModelDir } from '../io/hub-cache.js';
+import { parseReportTo } from '../run/report-to.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
@@ -75,6 +76,7 @@ export const RUN_SCHEMA = {
   saveSteps: { type: 'int', default: 50, min: 0, describe: 'save a checkpoint every N steps (0: only at the end)' },
   saveTotalLimit: { type: 'int', default: null, nullable: true, min: 1, describe: 'keep at most N checkpoints' },
   loggingSteps: { type: 'int', default: 10, min: 1, describe: 'print a metrics line (and a log_history entry) every N steps, as TRL; metrics.jsonl has every step' },
+  reportTo: { type: 'string', default: 'jsonl', list: true, describe: 'where metrics go (HF report_to): jsonl (metrics.jsonl), tensorboard (event files under runs/), all, none; a comma list' },
 } satisfies Schema;
 
 export type RunConfig = Values<typeof RUN_SCHEMA>;
@@ -118,6 +120,7 @@ export function resolveRunConfig(argv: Record<string, unknown>, only?: readonly 
   cfg = applyLayer(RUN_SCHEMA, cfg, flags, 'flags');
   note(flags, (k) => `--${flagName(k)}`);
   parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing, at); // a bad loss list fails here, before any model loads
+  parseReportTo(cfg.reportTo); // likewise a --report-to target we do not write
   // A Hub id (`meta-llama/Llama-3.1-8B-Instruct`) is its HF-cache snapshot folder, or an error saying where the files go.
   if (cfg.model) cfg.model = localModelDir(cfg.model);
   return cfg;

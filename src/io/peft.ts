@@ -1,8 +1,11 @@
-// The PEFT contract, and the only place it is spelled: module path <-> PEFT tensor keys, adapter_config.json, the two
-// adapter file names, and the optimizer-moment names of a checkpoint. As PEFT's save_pretrained writes and
-// from_pretrained reads: keys `base_model.model.<module>.lora_{A|B}.weight`, F32. Leaves out DoRA and per-module ranks.
+// The PEFT contract, and the only place it is spelled: module path <-> PEFT tensor keys, adapter_config.json, the
+// adapter file names (README.md model card included), and the optimizer-moment names of a checkpoint. As PEFT's
+// save_pretrained writes and from_pretrained reads: keys `base_model.model.<module>.lora_{A|B}.weight`, F32; the card
+// as TRL's create_model_card and then PEFT's create_or_update_model_card leave it. Leaves out DoRA and per-module ranks.
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { dump as dumpYaml } from 'js-yaml';
+import { isHubId } from './hub-cache.js';
 import type { LlamaConfig } from '../model/types.js';
 import { ALL_LINEAR, type Lora, type LoraConfig, loraFromTensors, loraTensors } from '../model/lora.js';
 import { FormatError, describe } from '../util/errors.js';
@@ -14,6 +17,14 @@ import { checkPeftVariants, resolveTargetRegex } from './peft-variants.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+/** The model card PEFT's save_pretrained writes beside the adapter (create_or_update_model_card). */
+export const ADAPTER_CARD = 'README.md';
+
+/**
+ * `peft_version` of the adapter_config.json we write: the PEFT release whose adapter format ours is (PEFT PR #2782
+ * added the key, first released in 0.18.0). PEFT older than that drops the unknown key with a warning (PR #2038).
+ */
+export const PEFT_FORMAT_VERSION = '0.18.0';
 
 /** PEFT key of a LoRA matrix: `<module path>.lora_A` (model/lora.ts's key) -> `base_model.model.<module path>.lora_A.weight`. */
 export function peftKey(key: string): string {
@@ -46,6 +57,21 @@ export function adapterWeightsSha256(dir: string): string {
   return hashFile(join(dir, ADAPTER_WEIGHTS));
 }
 
+/**
+ * `base_model_name_or_path` as PEFT's save_pretrained sets it, from the base model's `name_or_path`: the Hub id when the
+ * model was given as one (or as its HF-cache snapshot folder), else config.json's `_name_or_path` when it is a Hub id, else the path
+ * exactly as given (never made absolute: PEFT keeps what from_pretrained was called with).
+ */
+export function baseModelName(given: string, modelDir: string): string {
+  if (isHubId(given)) return given;
+  // A Hub id resolved to its HF-cache snapshot (config/run.ts does so): huggingface_hub's models--org--name/snapshots/<rev>.
+  const snap = /(?:^|[\\/])models--([^\\/]+?)--([^\\/]+)[\\/]snapshots[\\/][^\\/]+[\\/]?$/.exec(given);
+  if (snap) return `${snap[1]}/${snap[2]}`;
+  const file = join(modelDir, 'config.json');
+  const named = existsSync(file) ? readJsonObject(file, 'a config.json')._name_or_path : undefined;
+  return typeof named === 'string' && isHubId(named) ? named : given;
+}
+
 /** The adapter_config.json PEFT writes for a causal LM LoRA. */
 export function peftConfig(lc: LoraConfig, baseModel: string): Record<string, unknown> {
   return {
@@ -62,6 +88,7 @@ export function peftConfig(lc: LoraConfig, baseModel: string): Record<string, un
     lora_dropout: lc.dropout,
     modules_to_save: null,
     peft_type: 'LORA',
+    peft_version: PEFT_FORMAT_VERSION,
     r: lc.r,
     rank_pattern: {},
     revision: null,
@@ -130,11 +157,40 @@ export function loadAdapter(dir: string, cfg: LlamaConfig): Lora {
   }
 }
 
-/** Writes adapter_config.json + adapter_model.safetensors (F32) into `dir`, created if missing (each file atomically). */
-export async function saveAdapter(dir: string, lora: Lora, baseModel: string): Promise<void> {
+/**
+ * The README.md a TRL DPOTrainer + PEFT save leaves: TRL's create_model_card writes the card (tags `trl`, `dpo` from
+ * DPOTrainer._tag_names), then PEFT's create_or_update_model_card sets `library_name: peft`, `base_model` (the model's
+ * `_name_or_path`), `pipeline_tag: text-generation` (a causal LM) and `tags` = sorted(model tags ∪ PEFT's: `transformers`,
+ * `lora`, `base_model:adapter:<name>`), and appends the PEFT version under "### Framework versions".
+ */
+export function modelCard(baseModel: string, modelName: string): string {
+  const header = {
+    base_model: baseModel,
+    library_name: 'peft',
+    model_name: modelName,
+    pipeline_tag: 'text-generation',
+    tags: [`base_model:adapter:${baseModel}`, 'dpo', 'lora', 'transformers', 'trl'].sort(),
+  };
+  const link = isHubId(baseModel) ? `[${baseModel}](https://huggingface.co/${baseModel})` : `\`${baseModel}\``;
+  return `---\n${dumpYaml(header, { lineWidth: -1 })}---\n\n# Model Card for ${modelName}\n\n`
+    + `This model is a LoRA adapter for ${link}, trained with DPO, a method introduced in `
+    + '[Direct Preference Optimization: Your Language Model is Secretly a Reward Model](https://huggingface.co/papers/2305.18290), '
+    + 'by dpo-trainer (a TypeScript trainer that follows TRL\'s DPOTrainer).\n\n'
+    + '## Quick start\n\n```python\nfrom peft import AutoPeftModelForCausalLM\n\n'
+    + `model = AutoPeftModelForCausalLM.from_pretrained("${modelName}")\n\`\`\`\n\n`
+    + `### Framework versions\n\n- PEFT ${PEFT_FORMAT_VERSION}\n`;
+}
+
+/**
+ * Writes what PEFT's save_pretrained writes into `dir` (created if missing, each file atomically): adapter_config.json,
+ * adapter_model.safetensors (F32) and the README.md model card. `baseModel` is base_model_name_or_path (baseModelName);
+ * `modelName` the card's model_name (TRL: the output folder's name).
+ */
+export async function saveAdapter(dir: string, lora: Lora, baseModel: string, modelName = basename(resolve(dir))): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const named = Object.entries(loraTensors(lora));
   const tensors = named.map(([k, v]) => ({ name: peftKey(k), shape: v.shape as number[], data: () => v.dataSync() as Float32Array }));
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { dtype: 'F32' });
   writeFileAtomic(join(dir, ADAPTER_CONFIG), JSON.stringify(peftConfig(lora.config, baseModel), null, 2) + '\n');
+  writeFileAtomic(join(dir, ADAPTER_CARD), modelCard(baseModel, modelName));
 }

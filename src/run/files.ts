@@ -48,6 +48,18 @@ export function resetRunLogs(dir: string, startStep: number): void {
   }
 }
 
+/**
+ * HF Trainer.save_metrics(split, metrics, combined=True): `<split>_results.json` (json.dump indent 4, sorted keys), and
+ * all_results.json updated with the same keys. Only `train` is a split here.
+ */
+export function saveMetrics(dir: string, split: 'train', metrics: Record<string, number>): void {
+  const sorted = (o: Record<string, unknown>) => JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1))), null, 4);
+  writeFileAtomic(runFile(dir, split === 'train' ? 'trainResults' : split), sorted(metrics));
+  const all = runFile(dir, 'allResults');
+  const prev = existsSync(all) ? parseObject(readFileSync(all, 'utf8')) ?? {} : {};
+  writeFileAtomic(all, sorted({ ...prev, ...metrics }));
+}
+
 /** run_config.json: the resolved config plus the derived step budget. */
 export function writeRunConfig(dir: string, cfg: object, derived: { max_steps: number; steps_per_epoch: number }): void {
   writeFileAtomic(runFile(dir, 'config'), JSON.stringify({ ...cfg, ...derived }, null, 2) + '\n');

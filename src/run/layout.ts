@@ -2,14 +2,17 @@
 // The PEFT adapter's two file names belong to io/peft.ts (PEFT's contract) and are re-exported here for the layout.
 //
 //   <run>/run_config.json  metrics.jsonl  pair_losses.jsonl  eval.jsonl  difficulty.json  ref_logps.json
-//   <run>/adapter_config.json  adapter_model.safetensors          (the final adapter, when the run finished)
-//   <run>/checkpoint-<step>/  adapter_config.json  adapter_model.safetensors  optimizer.safetensors  trainer_state.json
+//   <run>/adapter_config.json  adapter_model.safetensors  README.md  (the final adapter, when the run finished)
+//   <run>/train_results.json  all_results.json                     (Trainer.save_metrics, when the run finished)
+//   <run>/runs/events.out.tfevents.*                               (--report-to tensorboard)
+//   <run>/checkpoint-<step>/  adapter_config.json  adapter_model.safetensors  README.md  optimizer.safetensors
+//                             trainer_state.json (transformers' TrainerState)  resume_state.json (ours: order, hashes, config)
 //   <run>/report.html + figures;  <experiment>/experiment.json  eval.jsonl  <arm>/ (a run folder per arm)
 //   <out>.progress.jsonl beside a `pairs` output, <out>.partial.jsonl beside an `eval` one: the resumable jobs' sidecars
 import { join } from 'node:path';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../io/peft.js';
+import { ADAPTER_CARD, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../io/peft.js';
 
-export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
+export { ADAPTER_CARD, ADAPTER_CONFIG, ADAPTER_WEIGHTS };
 
 /** Files at the top of a run folder. */
 export const RUN_FILES = {
@@ -30,7 +33,14 @@ export const RUN_FILES = {
   /** The experiment manifest (experiment folders only). */
   experiment: 'experiment.json',
   report: 'report.html',
+  /** Trainer.save_metrics("train", ...): train_runtime, train_samples_per_second, ..., train_loss, epoch. */
+  trainResults: 'train_results.json',
+  /** Trainer.save_metrics's combined file: all_results.json updated with each split's metrics. */
+  allResults: 'all_results.json',
 } as const;
+
+/** TensorBoard event files (--report-to tensorboard) go under here, as HF's default logging_dir `output_dir/runs/`. */
+export const TENSORBOARD_DIR = 'runs';
 
 export type RunFile = keyof typeof RUN_FILES;
 
@@ -45,7 +55,10 @@ export const FIGURE_FILES = {
 /** Files inside checkpoint-<step>/ besides the PEFT adapter. */
 export const CHECKPOINT_FILES = {
   optimizer: 'optimizer.safetensors',
+  /** transformers' TrainerState (TrainerState.load_from_json reads it): only its fields. */
   state: 'trainer_state.json',
+  /** This trainer's resume state (format, version, position, order, seeds, hashes, config). */
+  resume: 'resume_state.json',
 } as const;
 
 /** Path of a run-folder file. */

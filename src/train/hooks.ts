@@ -1,11 +1,16 @@
 // What happens around each optimizer step, one small class each: the logger (the one place step values are read back
-// from the device), the evaluator (eval.jsonl), the checkpointer (checkpoint-N/ and the final adapter) and the signal
-// guard (SIGINT/SIGTERM finish the step, then save). The loop calls them in that order.
+// from the device; metrics.jsonl and TensorBoard as --report-to says), the evaluator (eval.jsonl), the checkpointer
+// (checkpoint-N/ and the final adapter) and the signal guard (SIGINT/SIGTERM finish the step, then save). The loop calls
+// them in that order.
 import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
 import { saveAdapter } from '../io/peft.js';
 import type { Lora } from '../model/lora.js';
 import { saveCheckpoint, type TrainerState } from '../run/checkpoint.js';
-import { appendRunLines } from '../run/files.js';
+import { appendRunLines, saveMetrics } from '../run/files.js';
+import { TENSORBOARD_DIR } from '../run/layout.js';
+import { EventFileWriter } from '../run/tensorboard.js';
+import { parseReportTo } from '../run/report-to.js';
 import { guardPipes, onPipeClosed, pipeClosed } from '../util/pipe.js';
 import { fmtTime, progress, type Progress } from '../util/progress.js';
 import type { Objective } from './objective.js';
@@ -13,6 +18,16 @@ import type { AdamWState } from './optimizer.js';
 import type { StepOutput } from './step.js';
 
 export type MetricsLine = Record<string, number>;
+
+/** HF's rewrite_logs (integration_utils.py): `eval_x` -> `eval/x`, everything else -> `train/x`; `step` is the event's. */
+export function tensorboardTags(line: Record<string, number>, split: 'train' | 'eval' = 'train'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(line)) {
+    if (k === 'step' || k === 'timestamp' || typeof v !== 'number') continue;
+    out[split === 'eval' ? `eval/${k.replace(/^eval_/, '')}` : k.startsWith('eval_') ? `eval/${k.slice(5)}` : `train/${k}`] = v;
+  }
+  return out;
+}
 
 /** A metrics line as HF Trainer prints it: a Python-style dict (`{'loss': 0.6931, ..., 'epoch': 0.5}`). */
 export function formatLogLine(line: Record<string, number | string>): string {
@@ -30,9 +45,15 @@ export class Logger<M> {
   private readonly bar: Progress;
   private readonly t0 = Date.now();
   private tokens = 0;
+  private lossSum = 0;
+  private steps = 0;
+  private readonly jsonl: boolean;
+  private tb: EventFileWriter | null = null;
 
   constructor(private readonly dir: string, private readonly objective: Objective<M>, private readonly o: {
     spe: number; maxSteps: number; startStep: number; loggingSteps: number;
+    /** --report-to: metrics.jsonl (every step) and/or TensorBoard scalars (every --logging-steps, as HF's callback). */
+    reportTo?: string;
     /** The data-file index of each item the step trained, in order (pair_losses.jsonl's `index`). */
     itemIndex: (micro: readonly M[]) => number[];
     /** Logged lines so far (trainer_state.json's log_history), appended to. */
@@ -41,6 +62,12 @@ export class Logger<M> {
     log?: (l: string) => void;
   }) {
     this.bar = progress('train', o.maxSteps - o.startStep, 'steps', process.stderr, { everyS: 0 }); // off a TTY the dict lines say it
+    const targets = parseReportTo(o.reportTo ?? 'jsonl');
+    this.jsonl = targets.has('jsonl');
+    if (targets.has('tensorboard')) {
+      this.tb = new EventFileWriter(join(dir, TENSORBOARD_DIR));
+      if (o.startStep > 0) this.tb.sessionStart(o.startStep);
+    }
   }
 
   /** Reads the step back (and disposes what it read), writes its lines; `step` is the 1-based step just taken. */
@@ -49,13 +76,16 @@ export class Logger<M> {
     const line: MetricsLine = { ...r.metrics, grad_norm: gradNorm.dataSync()[0], learning_rate: lr, epoch: step / this.o.spe, step };
     tf.dispose([gradNorm, ...Object.values(out.values)]);
     this.tokens += out.tokens;
+    this.lossSum += line.loss;
+    this.steps += 1;
     this.last = line;
-    appendRunLines(this.dir, 'metrics', [line]);
+    if (this.jsonl) appendRunLines(this.dir, 'metrics', [line]);
     const secs = (Date.now() - this.t0) / 1000;
     const shown = ['loss', ...this.objective.progressKeys].map((k) => `${k} ${(line[k] ?? NaN).toFixed(4)}`).join(' ');
     this.bar.tick(step - this.o.startStep, `step ${step} ${shown} ${(this.tokens / secs).toFixed(0)} tok/s`);
     if (step % this.o.loggingSteps === 0 || step === this.o.maxSteps) {
       this.o.history.push(line);
+      this.tb?.scalars(step, tensorboardTags(line));
       const eta = this.bar.eta();
       this.o.log?.(formatLogLine({ ...line, epoch: Number(line.epoch.toFixed(4)), elapsed: fmtTime(secs), eta: step === this.o.maxSteps ? '0s' : fmtTime(eta) }));
     }
@@ -68,8 +98,34 @@ export class Logger<M> {
     return (Date.now() - this.t0) / 1000;
   }
 
+  /** An evaluation's values as TensorBoard `eval/<key>` scalars at `step`. */
+  evalScalars(step: number, res: Record<string, number>): void {
+    this.tb?.scalars(step, tensorboardTags(res, 'eval'));
+  }
+
+  /**
+   * train_results.json + all_results.json at the end of a run, as HF Trainer's train() metrics and save_metrics:
+   * speed_metrics("train", ...) (runtime rounded to 4 places, rates to 3) + train_loss + epoch. Runtime, samples, steps
+   * and the loss mean are this invocation's (HF counts a resumed run's samples over the whole budget).
+   */
+  saveTrainResults(pairsPerStep: number): Record<string, number> {
+    const secs = this.elapsed();
+    const r = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+    const m: Record<string, number> = { train_runtime: r(secs, 4) };
+    if (secs > 0) {
+      m.train_samples_per_second = r((this.steps * pairsPerStep) / secs, 3);
+      m.train_steps_per_second = r(this.steps / secs, 3);
+    }
+    m.train_loss = this.steps > 0 ? this.lossSum / this.steps : NaN;
+    m.epoch = this.o.maxSteps / this.o.spe;
+    saveMetrics(this.dir, 'train', m);
+    return m;
+  }
+
   done(): void {
     this.bar.done();
+    this.tb?.close();
+    this.tb = null;
   }
 }
 
@@ -78,13 +134,16 @@ export type Evaluate = (lora: Lora, step: number) => Promise<Record<string, numb
 /** Evaluates the policy at the chosen steps (step 0, stage ends, every --eval-steps, the end) into eval.jsonl. */
 export class Evaluator {
   constructor(private readonly dir: string, private readonly evaluate: Evaluate | undefined, private readonly steps: Set<number>,
-    private readonly stageEnds: Map<number, number>, private readonly spe: number, private readonly log: (l: string) => void) {}
+    private readonly stageEnds: Map<number, number>, private readonly spe: number, private readonly log: (l: string) => void,
+    /** Also told each result (the logger's TensorBoard `eval/` scalars). */
+    private readonly onResult?: (step: number, res: Record<string, number>) => void) {}
 
   async at(step: number, lora: Lora): Promise<void> {
     if (!this.evaluate || !this.steps.has(step)) return;
     const stage = step === 0 ? null : this.stageEnds.get(step) ?? null;
     const res = await this.evaluate(lora, step);
     appendRunLines(this.dir, 'eval', [{ step, epoch: step / this.spe, stage, ...res }]);
+    this.onResult?.(step, res);
     this.log(`eval at step ${step}${stage !== null ? ` (end of stage ${stage})` : ''}: ${Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
   }
 }

@@ -2,13 +2,13 @@
 // Every step's content (pairs, dropout seeds) is a pure function of (seed, step), so a resumed run repeats bytes.
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { loraTargets, type RunConfig } from '../config/run.js';
 import { planFingerprint } from '../curriculum/order.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
 import { runObjective, type MicroBatch } from '../dpo/objective.js';
 import type { LoadedModel } from '../io/model-dir.js';
-import { loadAdapter } from '../io/peft.js';
+import { baseModelName, loadAdapter } from '../io/peft.js';
 import { removeStaleTemps } from '../io/atomic.js';
 import { createLora, disposeLora, loraTensors, type Lora } from '../model/lora.js';
 import { checkResume, listCheckpoints, loadOptimizer, readTrainerState, resolveResume, runHashes, STATE_FORMAT, STATE_VERSION, type RunHashes, type TrainerState } from '../run/checkpoint.js';
@@ -151,9 +151,9 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n, plan: planFingerprint(plan) },
     rng: { kind: 'derived', seed: cfg.seed }, config: cfg, hashes, log_history: history,
   });
-  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, history, log, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
-  const evaluator = new Evaluator(outputDir, opts.evaluate, evalSteps, stageEnds, spe, log);
-  const checkpointer = new Checkpointer(outputDir, { saveSteps: cfg.saveSteps, maxSteps, keep: cfg.saveTotalLimit, baseModel: resolve(model.dir), startStep, state, lora: policy, opt });
+  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, reportTo: cfg.reportTo, history, log, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
+  const evaluator = new Evaluator(outputDir, opts.evaluate, evalSteps, stageEnds, spe, log, (s, res) => logger.evalScalars(s, res));
+  const checkpointer = new Checkpointer(outputDir, { saveSteps: cfg.saveSteps, maxSteps, keep: cfg.saveTotalLimit, baseModel: baseModelName(cfg.model ?? model.dir, model.dir), startStep, state, lora: policy, opt });
   const signals = new SignalGuard(log);
 
   log(`curriculum: ${cfg.curriculum}${usesDifficultyFor(cfg) ? ` by ${cfg.difficulty}` : ''}; stage ends at steps ${shortList([...stageEnds.keys()])}`);
@@ -180,6 +180,7 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     logger.done();
     if (step === maxSteps) {
       await checkpointer.final();
+      logger.saveTrainResults(cfg.batchSize * cfg.gradAccum);
       log(doneLine(step, logger, outputDir, checkpointer.lastSaved));
     } else {
       log(`stopped at step ${step} (${basename(checkpointDir(outputDir, checkpointer.lastSaved))} saved); --resume latest continues it`);

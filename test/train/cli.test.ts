@@ -25,7 +25,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const CHECKPOINT_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer_state.json'];
+// As PEFT's save_pretrained (README.md card) + HF Trainer (trainer_state.json) + ours (resume_state.json): issue 13 items 5, 6.
+const CHECKPOINT_FILES = ['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'resume_state.json', 'trainer_state.json'];
 
 function args(out: string, extra: string[] = []): string[] {
   return ['train', '--model', modelDir, '--data', data, '--output-dir', out, '--backend', 'cpu', '--max-length', '64', '--max-prompt-length', '32',

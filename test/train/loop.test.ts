@@ -119,10 +119,11 @@ describe('resume', () => {
     expect(lines.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(lines[0].learning_rate).toBe(0); // warmup from 0, as transformers
     expect(lines[2].learning_rate).toBeCloseTo(2e-3, 12);
+    // trainer_state.json (HF's TrainerState) and our resume_state.json (issue 13 item 6) both.
     const state = (d: string) => {
-      const s = JSON.parse(readFileSync(join(d, 'checkpoint-6', 'trainer_state.json'), 'utf8'));
+      const s = JSON.parse(readFileSync(join(d, 'checkpoint-6', 'resume_state.json'), 'utf8'));
       delete s.config.outputDir;
-      return s;
+      return { hf: JSON.parse(readFileSync(join(d, 'checkpoint-6', 'trainer_state.json'), 'utf8')), s };
     };
     expect(state(resumed)).toEqual(state(straight));
     // The checkpoint-4 of the straight run was written by the resumed run too, from the same state.
