@@ -31,9 +31,12 @@ interface GpuAdapter {
 interface Gpu { requestAdapter(o?: { powerPreference?: string }): Promise<GpuAdapter | null> }
 interface DawnModule { create(flags: string[]): Gpu; globals: Record<string, unknown> }
 
-/** The limits tfjs-backend-webgpu's own factory asks for, plus maxBufferSize; all at the adapter's values. */
+/**
+ * The limits tfjs-backend-webgpu's own factory asks for, plus maxStorageBuffersPerShaderStage (the default 8 makes
+ * an AddN of 8+ tensors an invalid pipeline); all at the adapter's values.
+ */
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension',
-  'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup'] as const;
+  'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage'] as const;
 
 interface Session { gpu: Gpu; device: GpuDevice | null; adapter: WebGpuAdapter | null; hadNavigator: boolean }
 let session: Session | null = null;
@@ -149,6 +152,40 @@ function guardUploads(backend: tf.KernelBackend, limit: number): void {
 }
 
 /**
+ * tfjs-backend-webgpu's AddN binds every input at once (Concat splits, AddN does not), so a sum of more tensors than
+ * maxStorageBuffersPerShaderStage - 1 (globalNorm over hundreds of LoRA gradients) is an invalid pipeline. This sums
+ * in groups that fit, then sums the partial sums; the gradient is AddN's own (registered by kernel name).
+ */
+function chunkAddN(): void {
+  const stock = tf.getKernel('AddN', 'webgpu');
+  if (!stock || (stock.kernelFunc as { chunked?: boolean }).chunked) return;
+  const kernelFunc = ((args: { inputs: tf.TensorInfo[]; backend: { device: GpuDevice; disposeData(id: object): void }; attrs?: object }) => {
+    const max = Math.max(2, args.backend.device.limits.maxStorageBuffersPerShaderStage - 1);
+    let xs = [...args.inputs];
+    const temps: tf.TensorInfo[] = [];
+    while (xs.length > max) {
+      const next: tf.TensorInfo[] = [];
+      for (let i = 0; i < xs.length; i += max) {
+        const part = xs.slice(i, i + max);
+        if (part.length === 1) next.push(part[0]);
+        else {
+          const sum = stock.kernelFunc({ ...args, inputs: part } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+          temps.push(sum);
+          next.push(sum);
+        }
+      }
+      xs = next;
+    }
+    const out = stock.kernelFunc({ ...args, inputs: xs } as unknown as Parameters<tf.KernelFunc>[0]);
+    for (const t of temps) args.backend.disposeData(t.dataId);
+    return out;
+  }) as unknown as tf.KernelFunc & { chunked?: boolean };
+  kernelFunc.chunked = true;
+  tf.unregisterKernel('AddN', 'webgpu');
+  tf.registerKernel({ ...stock, kernelFunc });
+}
+
+/**
  * Makes 'webgpu' registrable: loads Dawn and the tfjs backend (navigator.gpu first: the package checks it at import),
  * then replaces the package's factory by one that requests the adapter's limits, makes a device error throw, guards
  * uploads and keeps the device so releaseWebGpu can destroy it. Throws a BackendError when no adapter exists.
@@ -166,6 +203,7 @@ export async function registerWebGpu(): Promise<WebGpuAdapter> {
       throw new BackendError(describe('--backend webgpu', `@tensorflow/tfjs-backend-webgpu could not be loaded (${(e as Error).message.split('\n')[0]})`,
         'the optional package installed', 'Run `npm install @tensorflow/tfjs-backend-webgpu@4.22`.'));
     }
+    chunkAddN();
     const a = await s.gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!a) throw new BackendError(describe('--backend webgpu', 'Dawn found no WebGPU adapter', 'a GPU adapter', noAdapterHint()));
     s.adapter = describeAdapter(a);
