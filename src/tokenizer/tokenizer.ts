@@ -1,5 +1,9 @@
 // Loads a Hugging Face tokenizer folder (tokenizer.json + tokenizer_config.json, optional generation_config.json
 // and chat_template.jinja) into one small interface: encode, decode, chat template, special ids.
+// Chat templates as transformers renders them: chat_template.jinja beside tokenizer_config.json wins over its
+// "chat_template" (tokenization_utils_base.py _from_pretrained); the template sees messages, tools and documents
+// (None), add_generation_prompt, the special tokens, and the globals strftime_now (local time, C locale) and
+// raise_exception (chat_template_utils.py _compile_jinja_template; tojson is @huggingface/jinja's, without HTML escaping).
 // Follows transformers' PreTrainedTokenizerFast: encode adds the post-processor's special tokens (for Llama 3.1 that
 // is <|begin_of_text|>) unless addSpecialTokens is false; added tokens written in the text are always recognized.
 // Leaves out: padding, truncation, batch encoding (see ./pair.ts and data/batch.ts) and decode's space clean-up.
@@ -8,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readJsonObject } from '../io/json.js';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { FormatError, InputError, describe } from '../util/errors.js';
 
 export interface ChatMessage {
@@ -50,9 +54,11 @@ export interface TokenizerFiles {
   tokenizerJson: unknown;
   tokenizerConfig: unknown;
   generationConfig?: unknown;
-  /** chat_template.jinja, which newer transformers versions write beside tokenizer_config.json. */
+  /** chat_template.jinja, which newer transformers versions write beside tokenizer_config.json; it wins over the config's. */
   chatTemplate?: string;
   source?: string;
+  /** The clock strftime_now reads (tests pin it); default: now. */
+  now?: () => Date;
 }
 
 type Json = Record<string, unknown>;
@@ -157,13 +163,21 @@ export function tokenizerFromFiles(files: TokenizerFiles): Tokenizer {
   let vocabSize = 0;
   for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
 
-  const templateText = pickTemplate(cfg.chat_template) ?? files.chatTemplate ?? null;
+  // transformers >= 4.47: "If independent chat template file(s) exist, they take priority over template entries in
+  // the tokenizer config".
+  const templateText = files.chatTemplate ?? pickTemplate(cfg.chat_template) ?? null;
   let compiled: Template | null = null;
-  const specialStrings: Record<string, string> = {};
-  for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {
+  // The special_tokens_map transformers passes to the template: the ones that are set.
+  const specialStrings: Record<string, string | string[]> = {};
+  for (const key of ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token']) {
     const content = tokenContent(cfg[key]);
     if (content !== null) specialStrings[key] = content;
   }
+  if (Array.isArray(cfg.additional_special_tokens)) {
+    const extra = cfg.additional_special_tokens.map(tokenContent).filter((t): t is string => t !== null);
+    if (extra.length > 0) specialStrings.additional_special_tokens = extra;
+  }
+  const now = files.now ?? (() => new Date());
 
   return {
     bosId,
@@ -195,17 +209,66 @@ export function tokenizerFromFiles(files: TokenizerFiles): Tokenizer {
       if (opts.addGenerationPrompt && opts.continueFinalMessage) {
         throw new InputError(describe('applyChatTemplate', 'addGenerationPrompt and continueFinalMessage both set', 'at most one'));
       }
-      compiled ??= new Template(templateText);
       let rendered: string;
       try {
-        rendered = compiled.render({ ...specialStrings, messages, add_generation_prompt: opts.addGenerationPrompt });
+        compiled ??= new Template(templateText);
+        rendered = renderTemplate(compiled, { ...specialStrings, messages, tools: null, documents: null, add_generation_prompt: opts.addGenerationPrompt }, now);
       } catch (e) {
+        if (e instanceof TemplateError) throw new InputError(describe('chat template', `raise_exception: ${e.message}`, 'messages the template accepts'));
         throw new InputError(describe('chat template', `failed: ${(e as Error).message}`, 'messages the template accepts'));
       }
       if (opts.continueFinalMessage) rendered = cutAfterFinalMessage(rendered, messages);
       return rendered;
     },
   };
+}
+
+// ---- rendering as transformers' _compile_jinja_template ----
+
+/** What the template's raise_exception(message) throws (jinja2.exceptions.TemplateError in transformers). */
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
+
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/** Python's `datetime.strftime` in the C locale (what transformers' strftime_now calls), for local time `d`. */
+export function strftime(d: Date, format: string): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const start = new Date(d.getFullYear(), 0, 1);
+  const yday = Math.round((new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime() - start.getTime()) / 86_400_000) + 1;
+  const h12 = d.getHours() % 12 === 0 ? 12 : d.getHours() % 12;
+  const codes: Record<string, () => string> = {
+    a: () => DAYS[d.getDay()]!.slice(0, 3), A: () => DAYS[d.getDay()]!, w: () => String(d.getDay()),
+    d: () => p(d.getDate()), b: () => MONTHS[d.getMonth()]!.slice(0, 3), B: () => MONTHS[d.getMonth()]!, m: () => p(d.getMonth() + 1),
+    y: () => p(d.getFullYear() % 100), Y: () => String(d.getFullYear()), H: () => p(d.getHours()), I: () => p(h12),
+    p: () => (d.getHours() < 12 ? 'AM' : 'PM'), M: () => p(d.getMinutes()), S: () => p(d.getSeconds()), j: () => p(yday, 3),
+    '%': () => '%',
+  };
+  return format.replace(/%(.)/g, (all, c: string) => (codes[c] ? codes[c]() : all));
+}
+
+/** The globals transformers' environment adds to Jinja's, over @huggingface/jinja's own (its globals, with
+ * strftime_now and raise_exception as transformers defines them: a fixed C locale and a TemplateError). */
+function renderTemplate(t: Template, items: Record<string, unknown>, now: () => Date): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null,
+    range: (start: number, stop?: number, step = 1) => {
+      const [a, b] = stop === undefined ? [0, start] : [start, stop];
+      if (step === 0) throw new Error('range() step must not be zero');
+      const out: number[] = [];
+      for (let i = a; step > 0 ? i < b : i > b; i += step) out.push(i);
+      return out;
+    },
+    raise_exception: (message: unknown) => {
+      throw new TemplateError(String(message));
+    },
+    strftime_now: (format: unknown) => strftime(now(), String(format)),
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...items })) env.set(k, v);
+  return new Interpreter(env).run(t.parsed).value as string;
 }
 
 /** transformers' continue_final_message: cut the render right after the last message's content. */
