@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 import { closest } from '../config/schema.js';
 import { InputError, FormatError, BackendError, MismatchError, InterruptedError, systemErrorLine } from '../util/errors.js';
 import { commands } from './commands.js';
+import { installPipeExit, notePipeCommand } from './pipe-exit.js';
 import { closeBackend } from '../backend/index.js';
 
 const KNOWN = [InputError, FormatError, BackendError, MismatchError];
@@ -47,6 +48,7 @@ function usageMessage(msg: string, argv: string[], flags: string[]): string {
 export async function main(argv: string[]): Promise<void> {
   // Before any command touches tf: PROD silences tfjs' "looks like you are running TensorFlow.js in Node.js" banner.
   tf.env().set('PROD', true);
+  installPipeExit(); // `<command> | head`: a closed reader stops the command with exit 0, no stack (pipe-exit.ts)
   const cli = yargs(argv)
     .scriptName('node train.js')
     .strict()
@@ -61,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
       const flags = [...Object.keys(o.key), ...Object.values(o.alias).flat()].filter((k) => !/[A-Z]/.test(k) && k.length > 1);
       throw new UsageError(usageMessage(msg, argv, flags));
     })
+    .middleware(notePipeCommand)
     .help()
     .version(packageVersion());
   for (const c of commands) cli.command(c as CommandModule);
