@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
+import { dropoutKeepMask } from './dropout.js';
 
 export interface LoraConfig {
   r: number;
@@ -35,7 +36,10 @@ export interface Lora {
   enabled: boolean;
 }
 
-/** Dropout for the adapter input: a fresh seed is drawn from `rng` at every call, so a seeded run is repeatable. */
+/**
+ * Dropout for the adapter input: a fresh seed is drawn from `rng` at every call (one per layer and module, in order), so
+ * a seeded run is repeatable; the mask itself is made on the device from that seed (model/dropout.ts).
+ */
 export interface LoraDropout {
   rate: number;
   rng: Rng;
@@ -192,8 +196,11 @@ export function loraLinear(
     let y = tf.matMul(x2, weight, false, true); // [M, out]
     if (bias) y = tf.add(y, bias);
     if (adapter) {
-      const xd = dropout && dropout.rate > 0 ? tf.dropout(x2, dropout.rate, undefined, dropout.rng.nextU32()) : x2;
-      const down = tf.mul(tf.matMul(xd, adapter.A, false, true), scale); // [M, r]
+      // Dropout keeps each input element with probability 1 - rate (model/dropout.ts: a mask hashed on the device);
+      // nn.Dropout's 1 / (1 - rate) is folded into the rank-r scale.
+      const drop = dropout && dropout.rate > 0 ? dropout : null;
+      const xd = drop ? tf.mul(x2, dropoutKeepMask(x2.shape[0], inp, drop.rate, drop.rng.nextU32())) : x2; // [M, in]
+      const down = tf.mul(tf.matMul(xd, adapter.A, false, true), drop ? scale / (1 - drop.rate) : scale); // [M, r]
       y = tf.add(y, tf.matMul(down, adapter.B, false, true)); // [M, out]
     }
     return tf.reshape(y, [...lead, out]); // [..., out]
