@@ -1,12 +1,14 @@
 // The `doctor` report: what to know before a long run. The backend, whether a GPU really computes (a timed matmul), the CUDA 11 /
 // cuDNN 8 libraries libtensorflow 2.9.1 needs, the CUDA JIT cache settings, the tfjs-node(-gpu) install, the memory plan.
 // Also the guard the train command calls: no long run on a silent CPU fallback when `--backend tensorflow` was asked.
+// For webgpu: the Dawn adapter (vendor, architecture, limits) and the Vulkan ICDs the loader would read.
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { selectBackend, type BackendInfo, type BackendName } from './index.js';
+import { formatBytes, probeWebGpu } from './webgpu.js';
 import { loraTargets, RUN_SCHEMA } from '../config/run.js';
 import { defaults } from '../config/schema.js';
 import { env, type Env } from '../config/env.js';
@@ -166,12 +168,18 @@ export async function timeMatmul(n: number): Promise<MatmulTiming> {
   const b = tf.randomNormal([n, n]);
   try {
     let t0 = performance.now();
-    tf.tidy(() => tf.matMul(a, b)).dataSync();
+    // `await data()`, not dataSync: webgpu has no synchronous read in Node.
+    const run = async () => {
+      const c = tf.tidy(() => tf.matMul(a, b));
+      await c.data();
+      c.dispose();
+    };
+    await run();
     const firstMs = performance.now() - t0;
     let reps = 0;
     t0 = performance.now();
     while (reps < 50 && (reps === 0 || performance.now() - t0 < 1000)) {
-      tf.tidy(() => tf.matMul(a, b)).dataSync();
+      await run();
       reps++;
     }
     const ms = (performance.now() - t0) / reps;
@@ -195,6 +203,83 @@ export function queryGpus(): GpuQuery[] | null {
     const [name, mem, cap] = l.split(',').map((s) => s.trim());
     return { name, memoryGiB: Number(mem) / 1024, computeCap: cap };
   });
+}
+
+export interface VulkanIcd {
+  file: string;
+  /** ICD.library_path, or null when the file is missing or not an ICD manifest. */
+  library: string | null;
+  apiVersion: string | null;
+  problem: string | null;
+}
+
+/** One Vulkan ICD manifest ({"ICD": {"library_path", "api_version"}}), as the loader reads it. Pure but for the read. */
+export function readIcd(file: string): VulkanIcd {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return { file, library: null, apiVersion: null, problem: 'missing' };
+  }
+  try {
+    const icd = (JSON.parse(text) as { ICD?: { library_path?: string; api_version?: string } }).ICD;
+    if (!icd?.library_path) return { file, library: null, apiVersion: null, problem: 'no ICD.library_path' };
+    return { file, library: icd.library_path, apiVersion: icd.api_version ?? null, problem: null };
+  } catch (e) {
+    return { file, library: null, apiVersion: null, problem: `not JSON (${(e as Error).message})` };
+  }
+}
+
+/** The ICD manifests the Vulkan loader would use: VK_DRIVER_FILES / VK_ICD_FILENAMES when set, else the standard folders. */
+export function findVulkanIcds(env: NodeJS.ProcessEnv = process.env): { source: string; icds: VulkanIcd[] } {
+  const forced = env.VK_DRIVER_FILES ? 'VK_DRIVER_FILES' : env.VK_ICD_FILENAMES ? 'VK_ICD_FILENAMES' : null;
+  if (forced) return { source: forced, icds: (env[forced] as string).split(':').filter(Boolean).map(readIcd) };
+  const dirs = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+  const icds: VulkanIcd[] = [];
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d).filter((n) => n.endsWith('.json')).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) icds.push(readIcd(join(d, n)));
+  }
+  return { source: dirs.join(', '), icds };
+}
+
+/** NVIDIA_DRIVER_CAPABILITIES without graphics (or all): the container runtime mounts no Vulkan ICD. Null when fine or unset. */
+export function nvidiaCapabilityProblem(env: NodeJS.ProcessEnv = process.env): string | null {
+  const caps = env.NVIDIA_DRIVER_CAPABILITIES;
+  if (caps === undefined) return null;
+  const list = caps.split(',').map((c) => c.trim());
+  if (list.includes('all') || list.includes('graphics')) return null;
+  return `NVIDIA_DRIVER_CAPABILITIES=${caps} lacks graphics: the NVIDIA container runtime then mounts no Vulkan ICD (set compute,utility,graphics or all)`;
+}
+
+/** The doctor's webgpu and vulkan sections, as lines. */
+export async function webgpuReport(env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const out: string[] = [];
+  const probe = await probeWebGpu();
+  if (probe.ok) {
+    const a = probe.adapter;
+    out.push(`adapter: ${a.description}`);
+    out.push(`vendor ${a.vendor}, architecture ${a.architecture}, device ${a.device}${a.fallback ? ' (fallback/software adapter)' : ''}`);
+    out.push(`limits: maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize)} (${a.limits.maxStorageBufferBindingSize}), ` +
+      `maxBufferSize ${formatBytes(a.limits.maxBufferSize)} (${a.limits.maxBufferSize}), maxComputeWorkgroupStorageSize ${a.limits.maxComputeWorkgroupStorageSize}, ` +
+      `maxComputeWorkgroupsPerDimension ${a.limits.maxComputeWorkgroupsPerDimension}`);
+    out.push(a.fallback
+      ? 'verdict: only a software adapter: --backend webgpu computes correctly but slower than wasm'
+      : 'verdict: --backend webgpu can run here (tensors above maxStorageBufferBindingSize are refused by name)');
+  } else out.push(`adapter: none (${probe.reason})`);
+  const { source, icds } = findVulkanIcds(env);
+  out.push(`vulkan icds (${source}):${icds.length === 0 ? ' none' : ''}`);
+  for (const i of icds) out.push(`  ${i.file}: ${i.problem ?? `${i.library}${i.apiVersion ? `, api ${i.apiVersion}` : ''}`}`);
+  if (!icds.some((i) => /nvidia/i.test(i.file)) && queryGpus()) out.push('  no nvidia_icd.json: the NVIDIA driver\'s Vulkan ICD is not installed or not mounted, so Dawn cannot see the GPU');
+  const caps = nvidiaCapabilityProblem(env);
+  if (caps) out.push(`  ${caps}`);
+  out.push('check: `vulkaninfo --summary` lists the devices the Vulkan loader finds');
+  return out;
 }
 
 /**
@@ -224,7 +309,9 @@ export async function runDoctor(o: DoctorOptions): Promise<string[]> {
 
   section('backend');
   const info = await selectBackend(o.backend);
-  out.push(`backend: ${info.name} (${info.package}); TensorFlow reports a GPU device: ${info.gpu ? 'yes' : 'no'}`);
+  out.push(info.name === 'webgpu'
+    ? `backend: webgpu (${info.package}); hardware adapter: ${info.gpu ? 'yes' : 'no (software)'}`
+    : `backend: ${info.name} (${info.package}); TensorFlow reports a GPU device: ${info.gpu ? 'yes' : 'no'}`);
   out.push(`tfjs ${tf.version.tfjs}, node ${process.version}, ${process.platform}-${process.arch}`);
 
   section('gpu check');
@@ -241,6 +328,9 @@ export async function runDoctor(o: DoctorOptions): Promise<string[]> {
   if (gpus?.some((g) => Number(g.computeCap) > 7.5)) {
     out.push('note: libtensorflow 2.9.1 ships GPU code up to sm_75; this GPU JIT-compiles PTX at first use (minutes) unless the CUDA cache keeps it');
   }
+
+  section('webgpu');
+  out.push(...(await webgpuReport(env)));
 
   section('cuda libraries');
   const { entries, sources } = listLibraries(env);

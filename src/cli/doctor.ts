@@ -5,7 +5,7 @@ import { runDoctor } from '../backend/doctor.js';
 
 export const doctorCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'doctor',
-  describe: 'check the environment before a long run: backend, GPU use, CUDA/cuDNN, JIT cache, tfjs-node, memory plan',
+  describe: 'check the environment before a long run: backend, GPU use, WebGPU adapter and Vulkan ICDs, CUDA/cuDNN, JIT cache, tfjs-node, memory plan',
   builder: (y) => y.options({
     backend: { type: 'string', choices: [...BACKENDS], default: 'auto', describe: 'tfjs backend to check' },
     model: { type: 'string', describe: 'HF model directory or llama-3.1-8b: end with its memory plan at the default settings' },
