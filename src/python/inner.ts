@@ -1,7 +1,7 @@
 // JavaScript source text that runs inside the sandbox realm (realm.ts evaluates it there, so every object it makes
 // belongs to the realm, never to Node): the few host objects Pyodide's shell mode needs, and the glue that feeds a
-// program its stdin, captures fd 1/2, and checks after each program that the file system and the realm's
-// built-ins are as they were. Leaves out: booting (realm.ts) and the Python side (py/guard.py).
+// program its stdin, captures fd 1/2, and checks after each program that the file system is as it was (realm.ts
+// seals and checks the realm's built-ins from outside). Leaves out: booting (realm.ts) and the Python side (py/guard.py).
 
 /**
  * Source run first in the context: the few host objects Pyodide's shell mode needs, written in plain JS.
@@ -164,39 +164,6 @@ export const GLUE = String.raw`(py, runner) => {
     return out;
   }
   const baseline = nodes();
-  // The realm's built-ins, property by property: code that reached JS could leave a polluted Object.prototype for
-  // the next program (the rewind restores the interpreter's memory, not this realm's objects). Freezing them
-  // instead breaks Pyodide (assignments that shadow a frozen prototype's property throw).
-  const intrinsics = [];
-  const seen = new Set();
-  const add = (o) => {
-    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
-    seen.add(o);
-    intrinsics.push(o);
-    if (typeof o === 'function' && o.prototype) add(o.prototype);
-    add(Object.getPrototypeOf(o));
-  };
-  for (const n of ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt', 'Promise',
-    'Map', 'Set', 'WeakMap', 'WeakSet', 'Reflect', 'JSON', 'Math', 'Date', 'RegExp', 'ArrayBuffer',
-    'SharedArrayBuffer', 'DataView', 'Atomics', 'Uint8Array', 'Int32Array', 'Float64Array', 'WebAssembly',
-    'TextDecoder', 'TextEncoder', 'Error', 'TypeError', 'RangeError']) add(globalThis[n]);
-  add(globalThis);
-  const realmBaseline = intrinsics.map((o) => {
-    const keys = Reflect.ownKeys(o);
-    const props = keys.map((k) => { const d = Reflect.getOwnPropertyDescriptor(o, k); return [k, d.value, d.get, d.set]; });
-    return { o, count: keys.length, proto: Object.getPrototypeOf(o), extensible: Object.isExtensible(o), props };
-  });
-  function realmChanged() {
-    for (const b of realmBaseline) {
-      if (Reflect.ownKeys(b.o).length !== b.count || Object.getPrototypeOf(b.o) !== b.proto ||
-        Object.isExtensible(b.o) !== b.extensible) return true;
-      for (const [k, v, g, s] of b.props) {
-        const d = Reflect.getOwnPropertyDescriptor(b.o, k);
-        if (!d || !Object.is(d.value, v) || d.get !== g || d.set !== s) return true;
-      }
-    }
-    return false;
-  }
   const streams = FS.streams.slice();
   function fsChanged() {
     for (const e of baseline) {
@@ -232,7 +199,7 @@ export const GLUE = String.raw`(py, runner) => {
       const r = proxy.toJs();
       proxy.destroy();
       restoreStreams();
-      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '') || (realmChanged() ? 'JS realm changed' : '');
+      const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '');
       return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join('')];
     },
   };

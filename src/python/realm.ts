@@ -131,6 +131,87 @@ export function importedModules(sources: string[]): string[] {
 /** The outer realm's own accessors, applied to inner objects (a program cannot redefine these). */
 const memoryBuffer = Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, 'buffer')!.get!;
 
+/** Inner source: the realm's built-ins that Pyodide's JS and the glue use, beyond what `globalThis` names. */
+const INTRINSIC_ROOTS = `[globalThis, Object.getPrototypeOf(function* () {}), Object.getPrototypeOf(async function () {}),
+  Object.getPrototypeOf(async function* () {}), Object.getPrototypeOf([][Symbol.iterator]()),
+  Object.getPrototypeOf(new Map().entries()), Object.getPrototypeOf(new Set().values()),
+  Object.getPrototypeOf(''[Symbol.iterator]()), Object.getPrototypeOf(/a/[Symbol.matchAll]('')),
+  Object.getPrototypeOf(Uint8Array)]`;
+
+/**
+ * Seals the realm's built-ins (every object and function reachable from the roots through prototypes and own data
+ * properties) and returns the check run after each program. A program that reached JS can then add or delete
+ * nothing on them, turn no property into an accessor and swap no prototype; what it can still do is assign a new
+ * value to a writable property (`Array.prototype.push = …`), which the check sees, and the pool replaces the
+ * instance. Freezing instead breaks Pyodide (assigning `this.name` in an Error subclass shadows a frozen
+ * prototype's property and throws). The check runs here, with this realm's functions on inner objects: inner code
+ * could redefine the inner `Reflect` that a check written in the realm would call. Typed arrays keep their
+ * elements writable (a view with elements cannot be sealed); they hold data, not behaviour.
+ */
+function sealIntrinsics(roots: unknown[]): () => boolean {
+  const seen = new Set<object>();
+  const writable: { o: Record<PropertyKey, unknown>; keys: PropertyKey[]; values: unknown[] }[] = [];
+  const visit = (o: unknown): void => {
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
+    seen.add(o);
+    const next: unknown[] = [Object.getPrototypeOf(o)];
+    const keys: PropertyKey[] = [];
+    const values: unknown[] = [];
+    for (const k of Reflect.ownKeys(o)) {
+      const d = Reflect.getOwnPropertyDescriptor(o, k)!;
+      if ('value' in d) {
+        next.push(d.value);
+        if (d.writable) {
+          keys.push(k);
+          values.push(d.value);
+        }
+      } else next.push(d.get, d.set);
+    }
+    if (o === roots[0]) {
+      const all = Reflect.ownKeys(o);
+      global = { o, proto: Object.getPrototypeOf(o), keys: all, props: all.map((k) => Reflect.getOwnPropertyDescriptor(o, k)!) };
+    }
+    else if (!ArrayBuffer.isView(o)) Object.seal(o);
+    if (keys.length > 0 && o !== roots[0]) writable.push({ o: o as Record<PropertyKey, unknown>, keys, values });
+    for (const n of next) visit(n);
+  };
+  // The context's global cannot be sealed (V8 refuses it for a vm context): its properties are compared whole.
+  let global: { o: object; proto: unknown; keys: PropertyKey[]; props: PropertyDescriptor[] } | undefined;
+  for (const r of roots) visit(r);
+  const same = (a: PropertyDescriptor | undefined, b: PropertyDescriptor): boolean =>
+    a !== undefined && Object.is(a.value, b.value) && a.get === b.get && a.set === b.set &&
+    a.writable === b.writable && a.configurable === b.configurable;
+  return () => {
+    const g = global!;
+    if (Reflect.ownKeys(g.o).length !== g.keys.length || Object.getPrototypeOf(g.o) !== g.proto) return true;
+    for (let i = 0; i < g.keys.length; i++) if (!same(Reflect.getOwnPropertyDescriptor(g.o, g.keys[i]!), g.props[i]!)) return true;
+    for (const { o, keys, values } of writable) {
+      // Own data properties of sealed objects: reading one runs no code.
+      for (let i = 0; i < keys.length; i++) if (!Object.is(o[keys[i]!], values[i])) return true;
+    }
+    return false;
+  };
+}
+
+/**
+ * The rewind as runs of 64 KiB pages: where the pristine bytes are all zero (about two fifths of them: free heap,
+ * the unused stack), filling with zero writes what copying would read and write.
+ */
+function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: boolean }[] {
+  const PAGE = 65536;
+  const words = new Float64Array(pristine.buffer, pristine.byteOffset, Math.floor(pristine.length / 8));
+  const runs: { start: number; end: number; zero: boolean }[] = [];
+  for (let start = 0; start < pristine.length; start += PAGE) {
+    const end = Math.min(start + PAGE, pristine.length);
+    let zero = end - start === PAGE;
+    for (let w = start / 8; zero && w < end / 8; w++) if (words[w] !== 0 || Object.is(words[w], -0)) zero = false;
+    const last = runs[runs.length - 1];
+    if (last && last.zero === zero) last.end = end;
+    else runs.push({ start, end, zero });
+  }
+  return runs;
+}
+
 export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promise<Realm> {
   const context = vm.createContext(Object.create(null), {
     name: 'python-sandbox',
@@ -168,6 +249,8 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
   const call = inner('(py, src) => String(py.runPython(src))') as (py: unknown, src: string) => string;
   let glue: any;
   let pristine: Uint8Array | undefined;
+  let plan: { start: number; end: number; zero: boolean }[] = [];
+  let realmChanged: () => boolean = () => true;
   return {
     install(guard, config) {
       // In Python alone (no JS value may be left referenced from Python when the snapshot is taken).
@@ -184,6 +267,8 @@ del _ns
       // Only the bytes below the heap's end: above it nothing has been written (the stack sits below the heap).
       const now = heap();
       pristine = now.slice(0, Math.min(Number(sbrk(0)), now.length));
+      plan = rewindPlan(pristine);
+      realmChanged = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
     },
     run(job) {
       const [result, stdout, stderr, passed, dirty, fdOut, fdErr] = glue.run(job.code, job.stdin, job.asMain,
@@ -195,7 +280,10 @@ del _ns
       if (!opts.noRewind) {
         const end = Math.min(Number(sbrk(0)), memoryBuffer.call(memory).byteLength);
         const now = heap();
-        now.set(pristine!);
+        for (const r of plan) {
+          if (r.zero) now.fill(0, r.start, r.end);
+          else now.set(pristine!.subarray(r.start, r.end), r.start);
+        }
         if (end > pristine!.length) now.fill(0, pristine!.length, end);
       }
       return {
@@ -203,7 +291,7 @@ del _ns
         stdout: String(stdout) + String(fdOut),
         stderr: String(stderr) + String(fdErr),
         testsPassed: Number(passed),
-        dirty: String(dirty),
+        dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : ''),
       };
     },
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
