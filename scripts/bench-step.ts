@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 const USAGE = `node dist/scripts/bench-step.js [options]
   --preset P         small (default) or tiny: the shapes of torch_dpo_step.py's presets
   --steps N          timed steps after one warm-up step (default 3; 1 when the warm-up takes over 20 s)
+  --lora-dropout P   LoRA dropout in the timed steps (default 0; PEFT's usual 0.05 makes a mask per adapter input)
   --backends LIST    comma-separated, of cpu,wasm,tensorflow (default: all; tensorflow only when installed)
   --kernels MODE     DPO_KERNELS for our children: auto (default), blas, xnnpack or reference
   --torch-script F   the PyTorch peer (default: ../shared/bench/torch_dpo_step.py next to this repository)
@@ -36,6 +37,8 @@ interface ChildResult {
   tokensPerS: number;
   steps: number;
   loss: number;
+  /** Peak resident set of the child process, MiB (process.resourceUsage().maxRSS). */
+  peakRssMiB: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -49,7 +52,7 @@ function median(xs: number[]): number {
 }
 
 /** Child: one backend, the preset's model built in memory, warm-up + timed steps; prints `RESULT <json>`. */
-async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetName, steps: number, profile: boolean): Promise<void> {
+async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetName, steps: number, profile: boolean, dropout = 0): Promise<void> {
   const tf = await import('@tensorflow/tfjs');
   const { selectBackend } = await import('../src/backend/index.js');
   const { expectedWeightShapes } = await import('../src/model/llama.js');
@@ -77,7 +80,7 @@ async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetN
   for (const [name, shape] of Object.entries(shapes)) {
     w[name] = name.endsWith('norm.weight') ? tf.ones(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', seed++);
   }
-  const lora = createLora(cfg, { r: p.r, alpha: 2 * p.r, dropout: 0, targets: [...ATTN_TARGETS], useRslora: false }, 0);
+  const lora = createLora(cfg, { r: p.r, alpha: 2 * p.r, dropout, targets: [...ATTN_TARGETS], useRslora: false }, 0);
   const vars = new Map(Object.entries(loraTensors(lora)));
   const opt = createAdamWState(vars);
   // The torch script's batch: P pairs of seq tokens, the first quarter prompt, the rest completion.
@@ -113,7 +116,8 @@ async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetN
   const n = warm > 20 ? 1 : steps;
   const times = Array.from({ length: n }, step);
   const stepS = median(times);
-  const out: ChildResult = { backend, kernels, stepS, tokensPerStep, tokensPerS: tokensPerStep / stepS, steps: n, loss };
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  const out: ChildResult = { backend, kernels, stepS, tokensPerStep, tokensPerS: tokensPerStep / stepS, steps: n, loss, peakRssMiB };
   console.log(`RESULT ${JSON.stringify(out)}`);
   if (profile) {
     const info = await tf.profile(() => { step(); });
@@ -143,10 +147,10 @@ function tensorflowInstalled(): boolean {
 /** Profile lines of the children, printed below the table. */
 const profiles: string[] = [];
 
-type Row = { name: string; detail: string; stepS: number | null; tokensPerS: number | null };
+type Row = { name: string; detail: string; stepS: number | null; tokensPerS: number | null; rssMiB?: number };
 
-function runChild(backend: string, preset: string, steps: number, kernels: string, timeoutS: number, profile: boolean): Row {
-  const args = [fileURLToPath(import.meta.url), '--child', backend, '--preset', preset, '--steps', String(steps), ...(profile ? ['--profile'] : [])];
+function runChild(backend: string, preset: string, steps: number, kernels: string, timeoutS: number, profile: boolean, dropout = 0): Row {
+  const args = [fileURLToPath(import.meta.url), '--child', backend, '--preset', preset, '--steps', String(steps), '--lora-dropout', String(dropout), ...(profile ? ['--profile'] : [])];
   const r = spawnSync(process.execPath, args, {
     encoding: 'utf8', timeout: timeoutS * 1000, env: { ...process.env, DPO_KERNELS: kernels }, maxBuffer: 1 << 26,
   });
@@ -158,7 +162,7 @@ function runChild(backend: string, preset: string, steps: number, kernels: strin
   const c = JSON.parse(line.slice(7)) as ChildResult;
   const prof = r.stdout.split('\n').filter((l) => l.startsWith('PROFILE ')).map((l) => `  ${backend} ${l.slice(8)}`);
   if (prof.length) profiles.push(...prof);
-  return { name: backend, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS };
+  return { name: backend, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS, rssMiB: c.peakRssMiB };
 }
 
 /**
@@ -177,13 +181,18 @@ function runTorch(script: string, py: string, preset: string, threads: number[],
   let best: Row | null = null;
   const seen: string[] = [];
   for (const t of threads) {
-    const r = spawnSync(py, [script, '--preset', preset, '--threads', String(t)], { encoding: 'utf8', timeout: timeoutS * 1000 });
-    const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+    // The peer script prints one JSON line; the wrapper adds its process's peak RSS (ru_maxrss, KiB on Linux) after it.
+    const wrap = 'import resource, runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__"); ' +
+      'print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)';
+    const r = spawnSync(py, ['-c', wrap, script, '--preset', preset, '--threads', String(t)], { encoding: 'utf8', timeout: timeoutS * 1000 });
+    const lines = (r.stdout ?? '').trim().split('\n');
+    const rss = Number(lines.find((l) => l.startsWith('RSS '))?.slice(4)) / 1024;
+    const line = lines.filter((l) => l.startsWith('{')).pop() ?? '';
     try {
       const j = JSON.parse(line) as { step_s_median: number; tokens_per_s: number; torch: string; threads: number };
       seen.push(`${t}t ${j.tokens_per_s.toFixed(0)}`);
       if (!best || j.tokens_per_s > (best.tokensPerS ?? 0)) {
-        best = { name: 'torch', detail: `torch ${j.torch}, best of threads`, stepS: j.step_s_median, tokensPerS: j.tokens_per_s };
+        best = { name: 'torch', detail: `torch ${j.torch}, best of threads`, stepS: j.step_s_median, tokensPerS: j.tokens_per_s, rssMiB: rss };
       }
     } catch {
       seen.push(`${t}t failed`);
@@ -199,12 +208,13 @@ function printTable(preset: PresetName, rows: Row[]): void {
   const torch = rows.find((r) => r.name === 'torch')?.tokensPerS ?? null;
   console.log(`DPO step, preset ${preset}: hidden ${p.hidden}, ${p.layers} layers, ${p.heads}/${p.kv} heads, inter ${p.inter}, vocab ${p.vocab}, ` +
     `seq ${p.seq}, ${p.pairs} pairs (${2 * p.pairs * p.seq} tokens/step), LoRA r=${p.r} on q/k/v/o, float32`);
-  console.log(`${'backend'.padEnd(11)} ${'step s'.padStart(8)} ${'tokens/s'.padStart(9)} ${'vs torch'.padStart(8)}  details`);
+  console.log(`${'backend'.padEnd(11)} ${'step s'.padStart(8)} ${'tokens/s'.padStart(9)} ${'vs torch'.padStart(8)} ${'peak MiB'.padStart(8)}  details`);
   for (const r of rows) {
     const step = r.stepS === null ? '-' : r.stepS.toFixed(3);
     const tps = r.tokensPerS === null ? '-' : r.tokensPerS.toFixed(1);
     const ratio = r.tokensPerS !== null && torch ? `${(r.tokensPerS / torch).toFixed(2)}x` : '-';
-    console.log(`${r.name.padEnd(11)} ${step.padStart(8)} ${tps.padStart(9)} ${ratio.padStart(8)}  ${r.detail}`);
+    const rss = r.rssMiB === undefined || !Number.isFinite(r.rssMiB) ? '-' : r.rssMiB.toFixed(0);
+    console.log(`${r.name.padEnd(11)} ${step.padStart(8)} ${tps.padStart(9)} ${ratio.padStart(8)} ${rss.padStart(8)}  ${r.detail}`);
   }
 }
 
@@ -215,7 +225,7 @@ async function main(): Promise<void> {
       kernels: { type: 'string', default: process.env.DPO_KERNELS ?? 'auto' }, 'torch-script': { type: 'string' },
       'torch-threads': { type: 'string', default: '1,2' }, 'no-torch': { type: 'boolean', default: false }, python: { type: 'string', default: 'python3' },
       timeout: { type: 'string', default: '1200' }, child: { type: 'string' }, help: { type: 'boolean', default: false },
-      profile: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false }, 'lora-dropout': { type: 'string', default: '0' },
     },
   });
   if (values.help) {
@@ -226,8 +236,10 @@ async function main(): Promise<void> {
   if (!(preset in PRESETS)) throw new Error(`--preset ${values.preset}: unknown (expected small or tiny)`);
   const steps = Number(values.steps);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps ${values.steps}: expected an integer >= 1`);
+  const dropout = Number(values['lora-dropout']);
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`--lora-dropout ${values['lora-dropout']}: expected a number in [0, 1)`);
   if (values.child) {
-    await child(values.child as 'cpu' | 'wasm' | 'tensorflow', preset, steps, values.profile!);
+    await child(values.child as 'cpu' | 'wasm' | 'tensorflow', preset, steps, values.profile!, dropout);
     return;
   }
   const timeoutS = Number(values.timeout);
@@ -239,7 +251,7 @@ async function main(): Promise<void> {
       if (values.backends) rows.push({ name: b, detail: 'not installed', stepS: null, tokensPerS: null });
       continue;
     }
-    rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!));
+    rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!, dropout));
   }
   let skipped: string | null = values['no-torch'] ? 'skipping PyTorch: --no-torch' : null;
   if (!values['no-torch']) {

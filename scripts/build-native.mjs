@@ -1,4 +1,4 @@
-// Builds the optional CBLAS matmul addon (native/blas/sgemm.cc -> native/build/blas.node) with the system C++ compiler:
+// Builds the optional CBLAS matmul + fused-kernel addon (native/blas/sgemm.cc, fused.cc -> native/build/blas.node) with the system C++ compiler:
 // OpenBLAS (or another CBLAS) on Linux, Accelerate on macOS. Never fails: any problem prints "skipped (reason)", exit 0.
 // Run by `npm install` (the prepare script) and `npm run build:native`. DPO_NATIVE=0 skips it.
 import { spawnSync } from 'node:child_process';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'native', 'blas', 'sgemm.cc');
+const fused = join(root, 'native', 'blas', 'fused.cc');
 const outDir = join(root, 'native', 'build');
 const out = join(outDir, 'blas.node');
 
@@ -38,7 +39,9 @@ function nodeHeaders() {
 function selfTest(file) {
   const code = `const m = require(${JSON.stringify(file)}); const a = new Float32Array([1,2,3,4]), c = new Float32Array(4);
 m.sgemm(false, true, 2, 2, 2, a, 0, 0, a, 0, 0, c, 0, 1);
-if (String(Array.from(c)) !== '5,11,11,25') throw new Error('wrong product ' + Array.from(c));`;
+if (String(Array.from(c)) !== '5,11,11,25') throw new Error('wrong product ' + Array.from(c));
+const y = new Float32Array(4), r = new Float32Array(2); m.rmsNormForward(a, new Float32Array([1, 1]), y, r, 2, 2, 0);
+if (Math.abs(y[3] - 4 / Math.sqrt(12.5)) > 1e-6) throw new Error('wrong rmsnorm ' + Array.from(y));`;
   return run(process.execPath, ['-e', code]);
 }
 
@@ -52,7 +55,7 @@ function build() {
   if (!inc) return 'skipped (Node headers with node_api.h not found)';
   mkdirSync(outDir, { recursive: true });
   const tmp = join(outDir, `blas-${process.pid}.tmp.node`); // require() loads addons by the .node suffix
-  const common = ['-O2', '-std=c++17', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=blas', `-I${inc}`, src, '-o', tmp];
+  const common = ['-O3', '-std=c++17', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=blas', `-I${inc}`, src, fused, '-o', tmp];
   const links = process.platform === 'darwin'
     ? [['-framework', 'Accelerate', '-undefined', 'dynamic_lookup']]
     : [['-I/usr/include/openblas', '-lopenblas'], ['-lcblas'], ['-lblas']];

@@ -1,5 +1,6 @@
-// Node-API addon: batched float32 GEMM through CBLAS (OpenBLAS on Linux, Accelerate on macOS) for tfjs kernels.
-// It reads and writes caller-owned Float32Arrays in place (the wasm heap or cpu-backend buffers); no copies, no allocation.
+// Node-API addon: batched float32 GEMM through CBLAS (OpenBLAS on Linux, Accelerate on macOS) for tfjs kernels, and
+// the fused kernels of fused.cc. It reads and writes caller-owned Float32Arrays in place (the wasm heap or cpu-backend
+// buffers); no copies, no allocation.
 #include <node_api.h>
 #include <stdint.h>
 #include <string.h>
@@ -83,7 +84,10 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+void RegisterFused(napi_env env, napi_value exports);  // fused.cc
+
 static napi_value Init(napi_env env, napi_value exports) {
+  RegisterFused(env, exports);
   napi_value fn;
   napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &fn);
   napi_set_named_property(env, exports, "sgemm", fn);

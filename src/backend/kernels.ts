@@ -1,8 +1,17 @@
 // Registers the fast matmul kernels of kernels/ for the chosen backend, once, and says which are active.
 // wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow and webgpu: untouched. DPO_KERNELS overrides.
+// With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax) and, on wasm, a zero-copy
+// Identity are registered too, and their threads are chosen (DPO_THREADS, else the idle cores).
 import * as tf from '@tensorflow/tfjs';
+import { availableParallelism, loadavg } from 'node:os';
 import { blasBatchMatMulConfig, loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { xnnpackBatchMatMulConfig } from '../../kernels/matmul-wasm.js';
+import { asFusedAddon, nativeKernelConfig, type NativeOp } from '../../kernels/native.js';
+import { rmsNormOps } from '../../kernels/rmsnorm.js';
+import { ropeOps } from '../../kernels/rope.js';
+import { swigluOps } from '../../kernels/swiglu.js';
+import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
+import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
 import { env, type KernelMode } from '../config/env.js';
 
 export type { KernelMode };
@@ -53,6 +62,47 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
   active.set(backend, impl);
 }
 
+/** Every fused op of kernels/ (each file's forward and backward kernels). */
+export const FUSED_OPS: readonly NativeOp[] = [...rmsNormOps, ...ropeOps, ...swigluOps, ...maskedSoftmaxOps];
+
+const stockIdentity = new Map<string, tf.KernelConfig>();
+
+/**
+ * Registers (on = true) or removes the fused kernels for 'wasm' or 'cpu'; without them every op of kernels/ takes its
+ * reference path. Returns false when the addon (or its fused exports) is missing. On wasm it also swaps Identity.
+ */
+export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
+  const addon = on ? asFusedAddon(loadBlasAddon(env().blasAddon).addon) : null;
+  for (const op of FUSED_OPS) {
+    if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
+    if (addon) tf.registerKernel(nativeKernelConfig(addon, op, backend));
+  }
+  if (backend === 'wasm') {
+    const base = stockIdentity.get(backend) ?? tf.getKernel('Identity', backend);
+    if (base) {
+      stockIdentity.set(backend, base);
+      install(addon ? sharedIdentityConfig(base) : base);
+    }
+  }
+  return addon !== null;
+}
+
+/**
+ * Threads for the fused kernels and OpenBLAS: `requested` (DPO_THREADS) when set, else the cores that are idle now
+ * (cores minus the 1-minute load average, rounded, at least 1): 2 on an idle 2-core machine, 1 on a busy one.
+ */
+export function chooseThreads(requested: number | null, cores = availableParallelism(), load = loadavg()[0]): { threads: number; why: string } {
+  if (requested !== null) return { threads: requested, why: 'DPO_THREADS' };
+  const idle = Math.max(1, Math.min(cores, Math.round(cores - load)));
+  return { threads: idle, why: `${cores} cores, load ${load.toFixed(1)}` };
+}
+
+/** Sets the addon's thread count (fused pool and OpenBLAS); returns it, or null without the addon. */
+export function setKernelThreads(n: number): number | null {
+  const addon = asFusedAddon(loadBlasAddon(env().blasAddon).addon);
+  return addon ? addon.setThreads(n) : null;
+}
+
 /**
  * Called once by selectBackend after the backend is chosen. Returns the line it logs, e.g.
  * `kernels: BatchMatMul=blas (cblas via ...)`; the tensorflow backend keeps its own kernels.
@@ -61,12 +111,18 @@ export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu' | 'we
   if (backend === 'tensorflow' || backend === 'webgpu') return `kernels: ${backend} built-ins`;
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
-    return 'kernels: BatchMatMul=stock (DPO_KERNELS=reference)';
+    useFusedKernels(backend, false);
+    return 'kernels: BatchMatMul=stock, fused=reference (DPO_KERNELS=reference)';
   }
   const blas = loadBlasAddon(env().blasAddon);
   if (blas.addon && mode !== 'xnnpack') {
     useMatMul(backend, 'blas');
-    return `kernels: BatchMatMul=blas (${blas.reason})`;
+    let fused = 'fused=reference (the addon predates the fused kernels: npm run build:native)';
+    if (useFusedKernels(backend, true)) {
+      const t = chooseThreads(env().threads);
+      fused = `fused=native, ${setKernelThreads(t.threads)} thread(s) (${t.why})`;
+    }
+    return `kernels: BatchMatMul=blas (${blas.reason}); ${fused}`;
   }
   const why = mode === 'xnnpack' ? 'DPO_KERNELS=xnnpack' : blas.reason;
   if (backend === 'wasm') {

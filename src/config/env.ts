@@ -15,6 +15,8 @@ export interface Env {
   allowCpuFallback: boolean;
   /** CI=true: no TTY progress lines. */
   ci: boolean;
+  /** DPO_THREADS: threads of the fused kernels and OpenBLAS (default: the idle cores, see backend/kernels.ts). */
+  threads: number | null;
 }
 
 /** Parses the switches from an environment (process.env, or a test's object). */
@@ -23,7 +25,11 @@ export function readEnv(e: Record<string, string | undefined> = process.env): En
   if (!(KERNEL_MODES as readonly string[]).includes(kernels)) {
     throw new InputError(describe('DPO_KERNELS', JSON.stringify(e.DPO_KERNELS), `one of ${KERNEL_MODES.join(', ')}`));
   }
-  return { kernels: kernels as KernelMode, blasAddon: e.DPO_BLAS_ADDON || null, allowCpuFallback: e.DPO_ALLOW_CPU_FALLBACK === '1', ci: e.CI === 'true' };
+  const threads = e.DPO_THREADS ? Number(e.DPO_THREADS) : null;
+  if (threads !== null && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) {
+    throw new InputError(describe('DPO_THREADS', JSON.stringify(e.DPO_THREADS), 'an integer from 1 to 64'));
+  }
+  return { kernels: kernels as KernelMode, blasAddon: e.DPO_BLAS_ADDON || null, allowCpuFallback: e.DPO_ALLOW_CPU_FALLBACK === '1', ci: e.CI === 'true', threads };
 }
 
 let current: Env | null = null;

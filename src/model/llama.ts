@@ -1,5 +1,6 @@
 // Llama 3.1 forward as pure functions over an HF-keyed weights record: embedding, decoder layers, final norm, LM head.
-// Follows HF `modeling_llama` (eager attention, float32 throughout); leaves out sliding windows, tensor parallel and fused kernels.
+// Follows HF `modeling_llama` (eager attention, float32 throughout); leaves out sliding windows and tensor parallel.
+// RMSNorm, RoPE, the masked softmax and SiLU*up are kernels/ ops: fused where the backend has them, else plain ops.
 //
 // Dimension letters, used in every shape comment below:
 //   B batch, T tokens in this call, S key slots (cached + this call's), H hidden, N query heads, K kv heads,
@@ -10,9 +11,13 @@ import { kvGroups } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { checkpointed } from '../../kernels/checkpoint.js';
+import { rmsNorm as rmsNormOp } from '../../kernels/rmsnorm.js';
+import { ropeHeadsFirst } from '../../kernels/rope.js';
+import { maskedSoftmax } from '../../kernels/attention-softmax.js';
+import { swiglu } from '../../kernels/swiglu.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
-import { applyRope, ropeCosSin, ropeInvFreq } from './rope.js';
+import { ropeCosSin, ropeInvFreq } from './rope.js';
 import { cacheCommit, cacheExtend, cacheKeyMask } from './kvcache.js';
 import type { KVCache } from './kvcache.js';
 
@@ -61,12 +66,9 @@ function need(w: Weights, key: string): tf.Tensor {
   return t;
 }
 
-/** HF `LlamaRMSNorm`: x * rsqrt(mean(x^2) + eps) * w, in float32. x [..., H]. */
+/** HF `LlamaRMSNorm`: x * rsqrt(mean(x^2) + eps) * w, in float32. x [..., H]. (kernels/rmsnorm.ts) */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true); // [..., 1]
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight);
-  });
+  return rmsNormOp(x, weight, eps);
 }
 
 /**
@@ -125,25 +127,24 @@ function attention(
   const q = tf.reshape(lin(`${p}.q_proj`, h, withBias), [B, T, N, D]) as tf.Tensor4D; // [B, T, N, D]
   const k = tf.reshape(lin(`${p}.k_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
   const v = tf.reshape(lin(`${p}.v_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
-  const qr = applyRope(q, cos, sin);
-  const kr = applyRope(k, cos, sin);
-  const qg = tf.reshape(tf.transpose(tf.reshape(qr, [B, T, K, G, D]), [0, 2, 3, 1, 4]), [B, K, G * T, D]); // [B, K, G*T, D]
-  let kAll = tf.transpose(kr, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
+  // Query head n = k*G + g, so [B, N, T, D] is [B, K, G, T, D]: the G heads of kv head k stacked along rows.
+  const qg = tf.reshape(ropeHeadsFirst(q, cos, sin), [B, K, G * T, D]); // [B, K, G*T, D]
+  let kAll = ropeHeadsFirst(k, cos, sin); // [B, K, T, D]
   let vAll = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
   if (cache) ({ k: kAll, v: vAll } = cacheExtend(cache, layer, kAll, vAll)); // [B, K, S, D]
   const S = kAll.shape[2];
   const scores = tf.reshape(tf.matMul(qg, kAll, false, true), [B, N, T, S]); // [B, N, T, S]
-  const probs = tf.softmax(tf.add(tf.mul(scores, 1 / Math.sqrt(D)), bias)); // [B, N, T, S], float32
+  const probs = maskedSoftmax(scores as tf.Tensor4D, bias, 1 / Math.sqrt(D)); // [B, N, T, S], float32
   const ctx = tf.matMul(tf.reshape(probs, [B, K, G * T, S]), vAll); // [B, K, G*T, D]
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [B, K, G, T, D]), [0, 3, 1, 2, 4]), [B, T, N * D]); // [B, T, N*D]
   return { out: lin(`${p}.o_proj`, merged, withBias) as tf.Tensor3D, k: kAll, v: vAll };
 }
 
-/** HF `LlamaMLP`: down(silu(gate(x)) * up(x)); silu(x) = x * sigmoid(x) since tfjs has no silu op. */
+/** HF `LlamaMLP`: down(silu(gate(x)) * up(x)) (kernels/swiglu.ts). */
 function mlp(cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D): tf.Tensor3D {
   const gate = lin(`${p}.gate_proj`, h, cfg.mlpBias); // [B, T, I]
   const up = lin(`${p}.up_proj`, h, cfg.mlpBias); // [B, T, I]
-  const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // [B, T, I]
+  const act = swiglu(gate, up); // [B, T, I]
   return lin(`${p}.down_proj`, act, cfg.mlpBias) as tf.Tensor3D; // [B, T, H]
 }
 

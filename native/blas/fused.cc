@@ -1,0 +1,461 @@
+// Fused float32 CPU kernels for what is not a matmul in a Llama step (RMSNorm, RoPE, SiLU*up, the masked softmax of
+// attention, log-softmax + gather), forward and backward, on caller-owned Float32Arrays (the wasm heap or cpu-backend
+// buffers): no copies, no allocation in JS. The math follows the plain tfjs references in kernels/*.ts. Work is split
+// into tasks of whole rows whose size does not depend on the thread count (pool.h), so 1 and N threads agree bit for
+// bit. Leaves out: other dtypes, strides (every operand is dense row-major).
+#include <node_api.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <vector>
+
+#include "pool.h"
+
+#ifndef __APPLE__
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+#endif
+
+// One binary runs everywhere: the hot loops get AVX-512 and AVX2 clones picked at load time (GCC/Clang ifunc).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
+static Pool pool;
+
+// ---- argument plumbing ----
+
+struct Args {
+  napi_env env;
+  napi_value argv[12];
+  size_t argc = 12;
+  bool ok = true;
+  Args(napi_env e, napi_callback_info info, size_t want, const char* name) : env(e) {
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != want) fail(name, "wrong number of arguments");
+  }
+  void fail(const char* name, const char* what) {
+    if (!ok) return;
+    ok = false;
+    char msg[160];
+    snprintf(msg, sizeof msg, "fused addon %s: %s", name, what);
+    napi_throw_range_error(env, nullptr, msg);
+  }
+  template <typename T>
+  T* array(size_t i, napi_typedarray_type want, size_t len, const char* name) {
+    if (!ok) return nullptr;
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* ptr = nullptr;
+    napi_value buf;
+    size_t off = 0;
+    if (napi_get_typedarray_info(env, argv[i], &type, &n, &ptr, &buf, &off) != napi_ok || type != want) {
+      fail(name, "an operand is not a Float32Array (Int32Array for labels)");
+      return nullptr;
+    }
+    if (n != len) {
+      fail(name, "an operand has the wrong length");
+      return nullptr;
+    }
+    return static_cast<T*>(ptr);
+  }
+  float* f32(size_t i, size_t len, const char* name) { return array<float>(i, napi_float32_array, len, name); }
+  int32_t* i32(size_t i, size_t len, const char* name) { return array<int32_t>(i, napi_int32_array, len, name); }
+  int64_t size(size_t i, const char* name) {
+    int64_t x = -1;
+    if (ok && (napi_get_value_int64(env, argv[i], &x) != napi_ok || x < 0)) fail(name, "a size is not a non-negative integer");
+    return x;
+  }
+  double num(size_t i, const char* name) {
+    double x = 0;
+    if (ok && napi_get_value_double(env, argv[i], &x) != napi_ok) fail(name, "a scalar is not a number");
+    return x;
+  }
+};
+
+/** Rows per task: about 16K elements, never split a row; a function of the shape only. */
+static int64_t rowsPerTask(int64_t width) { return width >= 16384 ? 1 : 16384 / (width > 0 ? width : 1); }
+
+/** Runs f(row0, row1) over [0, rows) in thread-count-independent blocks. */
+template <typename F>
+static void forRows(int64_t rows, int64_t width, F f) {
+  const int64_t per = rowsPerTask(width);
+  const int64_t tasks = (rows + per - 1) / per;
+  pool.run(tasks, [&](int64_t t) {
+    const int64_t r0 = t * per, r1 = r0 + per < rows ? r0 + per : rows;
+    f(r0, r1);
+  });
+}
+
+// ---- math helpers (vectorizable: lane arrays instead of a reassociated sum) ----
+
+constexpr int L = 16;
+
+HOT static float sumSq(const float* x, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) acc[l] += x[i + l] * x[i + l];
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) s += x[i] * x[i];
+  return s;
+}
+
+HOT static float dot3(const float* a, const float* b, const float* c, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l] * c[i + l];
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) s += a[i] * b[i] * c[i];
+  return s;
+}
+
+HOT static float dot2(const float* a, const float* b, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l];
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/**
+ * exp(x) for float32 as Cephes `expf`: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, then 2^n through
+ * the exponent bits. About 2 ulp; below -87 it returns 0 (no denormals), above 88 it saturates at e^88.
+ */
+static inline float expFast(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest, |n| < 2^22
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, 4);
+  return x <= -87.0f ? 0.0f : y * scale;
+}
+
+HOT static float rowMax(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+/** out[i] = exp(x[i] - shift), returns the sum (lane order fixed). */
+HOT static float expShifted(const float* x, float shift, float* out, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) {
+      const float e = expFast(x[i + l] - shift);
+      out[i + l] = e;
+      acc[l] += e;
+    }
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) {
+    out[i] = expFast(x[i] - shift);
+    s += out[i];
+  }
+  return s;
+}
+
+// ---- RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w over rows of H ----
+
+// rmsNormForward(x, w, y, rinv, rows, H, eps)
+static napi_value RmsNormForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7, "rmsNormForward");
+  const int64_t R = a.size(4, "rmsNormForward"), H = a.size(5, "rmsNormForward");
+  const float eps = (float)a.num(6, "rmsNormForward");
+  const float *x = a.f32(0, R * H, "rmsNormForward"), *w = a.f32(1, H, "rmsNormForward");
+  float *y = a.f32(2, R * H, "rmsNormForward"), *rinv = a.f32(3, R, "rmsNormForward");
+  if (!a.ok) return nullptr;
+  forRows(R, H, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * H;
+      float* yr = y + r * H;
+      const float ri = 1.0f / sqrtf(sumSq(xr, H) / (float)H + eps);
+      rinv[r] = ri;
+      for (int64_t i = 0; i < H; i++) yr[i] = xr[i] * ri * w[i];
+    }
+  });
+  return nullptr;
+}
+
+// rmsNormBackward(x, w, rinv, dy, dx, dw, rows, H):
+//   dx = rinv * w * dy - x * rinv^3 * mean(w * dy * x),  dw = sum over rows of dy * x * rinv.
+static napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8, "rmsNormBackward");
+  const int64_t R = a.size(6, "rmsNormBackward"), H = a.size(7, "rmsNormBackward");
+  const float *x = a.f32(0, R * H, "rmsNormBackward"), *w = a.f32(1, H, "rmsNormBackward");
+  const float *rinv = a.f32(2, R, "rmsNormBackward"), *dy = a.f32(3, R * H, "rmsNormBackward");
+  float *dx = a.f32(4, R * H, "rmsNormBackward"), *dw = a.f32(5, H, "rmsNormBackward");
+  if (!a.ok) return nullptr;
+  const int64_t per = rowsPerTask(H), tasks = (R + per - 1) / per;
+  std::vector<float> part((size_t)(tasks * H), 0.0f);  // per-task dw, added in task order below
+  pool.run(tasks, [&](int64_t t) {
+    float* pw = part.data() + t * H;
+    const int64_t r1 = (t + 1) * per < R ? (t + 1) * per : R;
+    for (int64_t r = t * per; r < r1; r++) {
+      const float *xr = x + r * H, *gr = dy + r * H;
+      float* dr = dx + r * H;
+      const float ri = rinv[r];
+      const float c = dot3(w, gr, xr, H) / (float)H * ri * ri * ri;
+      for (int64_t i = 0; i < H; i++) {
+        dr[i] = ri * w[i] * gr[i] - xr[i] * c;
+        pw[i] += gr[i] * xr[i] * ri;
+      }
+    }
+  });
+  for (int64_t i = 0; i < H; i++) dw[i] = 0.0f;
+  for (int64_t t = 0; t < tasks; t++)
+    for (int64_t i = 0; i < H; i++) dw[i] += part[t * H + i];
+  return nullptr;
+}
+
+// ---- RoPE (rotate-half) fused with the [B, T, heads, D] -> [B, heads, T, D] transpose of attention ----
+
+// ropeForward(x [B,T,Nh,D], cos [B,T,D], sin [B,T,D], y [B,Nh,T,D], B, T, Nh, D)
+static napi_value RopeForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8, "ropeForward");
+  const int64_t B = a.size(4, "ropeForward"), T = a.size(5, "ropeForward"), Nh = a.size(6, "ropeForward"), D = a.size(7, "ropeForward");
+  const float *x = a.f32(0, B * T * Nh * D, "ropeForward"), *cs = a.f32(1, B * T * D, "ropeForward"), *sn = a.f32(2, B * T * D, "ropeForward");
+  float* y = a.f32(3, B * T * Nh * D, "ropeForward");
+  if (!a.ok) return nullptr;
+  if (D % 2) { a.fail("ropeForward", "head_dim must be even"); return nullptr; }
+  const int64_t h2 = D / 2;
+  forRows(B * T, Nh * D, [&](int64_t r0, int64_t r1) {
+    for (int64_t bt = r0; bt < r1; bt++) {
+      const int64_t b = bt / T, t = bt % T;
+      const float *c = cs + bt * D, *s = sn + bt * D;
+      for (int64_t h = 0; h < Nh; h++) {
+        const float* xr = x + (bt * Nh + h) * D;
+        float* yr = y + ((b * Nh + h) * T + t) * D;
+        for (int64_t i = 0; i < h2; i++) {
+          yr[i] = xr[i] * c[i] + (-xr[i + h2]) * s[i];
+          yr[i + h2] = xr[i + h2] * c[i + h2] + xr[i] * s[i + h2];
+        }
+      }
+    }
+  });
+  return nullptr;
+}
+
+// ropeBackward(dy [B,Nh,T,D], cos, sin, dx [B,T,Nh,D], B, T, Nh, D): dx_j = dy_j c_j + (j < D/2 ? dy_{j+D/2} s_{j+D/2}
+// : -dy_{j-D/2} s_{j-D/2}), the transpose of the rotation.
+static napi_value RopeBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8, "ropeBackward");
+  const int64_t B = a.size(4, "ropeBackward"), T = a.size(5, "ropeBackward"), Nh = a.size(6, "ropeBackward"), D = a.size(7, "ropeBackward");
+  const float *dy = a.f32(0, B * T * Nh * D, "ropeBackward"), *cs = a.f32(1, B * T * D, "ropeBackward"), *sn = a.f32(2, B * T * D, "ropeBackward");
+  float* dx = a.f32(3, B * T * Nh * D, "ropeBackward");
+  if (!a.ok) return nullptr;
+  if (D % 2) { a.fail("ropeBackward", "head_dim must be even"); return nullptr; }
+  const int64_t h2 = D / 2;
+  forRows(B * T, Nh * D, [&](int64_t r0, int64_t r1) {
+    for (int64_t bt = r0; bt < r1; bt++) {
+      const int64_t b = bt / T, t = bt % T;
+      const float *c = cs + bt * D, *s = sn + bt * D;
+      for (int64_t h = 0; h < Nh; h++) {
+        const float* g = dy + ((b * Nh + h) * T + t) * D;
+        float* dr = dx + (bt * Nh + h) * D;
+        for (int64_t i = 0; i < h2; i++) {
+          dr[i] = g[i] * c[i] + g[i + h2] * s[i + h2];
+          dr[i + h2] = g[i + h2] * c[i + h2] - g[i] * s[i];
+        }
+      }
+    }
+  });
+  return nullptr;
+}
+
+// ---- SiLU(gate) * up ----
+
+HOT static void swigluRange(const float* g, const float* u, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float sg = 1.0f / (1.0f + expFast(-g[i]));
+    y[i] = g[i] * sg * u[i];
+  }
+}
+
+HOT static void swigluGradRange(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float sg = 1.0f / (1.0f + expFast(-g[i]));
+    const float silu = g[i] * sg;
+    du[i] = dy[i] * silu;
+    dg[i] = dy[i] * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
+  }
+}
+
+constexpr int64_t ELEMS = 16384;
+
+// swigluForward(gate, up, y, n)
+static napi_value SwigluForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 4, "swigluForward");
+  const int64_t n = a.size(3, "swigluForward");
+  const float *g = a.f32(0, n, "swigluForward"), *u = a.f32(1, n, "swigluForward");
+  float* y = a.f32(2, n, "swigluForward");
+  if (!a.ok) return nullptr;
+  pool.run((n + ELEMS - 1) / ELEMS, [&](int64_t t) {
+    const int64_t i0 = t * ELEMS, len = i0 + ELEMS < n ? ELEMS : n - i0;
+    swigluRange(g + i0, u + i0, y + i0, len);
+  });
+  return nullptr;
+}
+
+// swigluBackward(gate, up, dy, dGate, dUp, n): dUp = dy silu(g), dGate = dy up sig(g) (1 + g (1 - sig(g))).
+static napi_value SwigluBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6, "swigluBackward");
+  const int64_t n = a.size(5, "swigluBackward");
+  const float *g = a.f32(0, n, "swigluBackward"), *u = a.f32(1, n, "swigluBackward"), *dy = a.f32(2, n, "swigluBackward");
+  float *dg = a.f32(3, n, "swigluBackward"), *du = a.f32(4, n, "swigluBackward");
+  if (!a.ok) return nullptr;
+  pool.run((n + ELEMS - 1) / ELEMS, [&](int64_t t) {
+    const int64_t i0 = t * ELEMS, len = i0 + ELEMS < n ? ELEMS : n - i0;
+    swigluGradRange(g + i0, u + i0, dy + i0, dg + i0, du + i0, len);
+  });
+  return nullptr;
+}
+
+// ---- masked softmax of attention: p = softmax(scores * scale + bias), bias [B, 1, T, S] broadcast over heads ----
+
+// softmaxForward(scores [B,N,T,S], bias [B,T,S], p [B,N,T,S], B, N, T, S, scale)
+static napi_value SoftmaxForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8, "softmaxForward");
+  const int64_t B = a.size(3, "softmaxForward"), N = a.size(4, "softmaxForward"), T = a.size(5, "softmaxForward"), S = a.size(6, "softmaxForward");
+  const float scale = (float)a.num(7, "softmaxForward");
+  const float *x = a.f32(0, B * N * T * S, "softmaxForward"), *bias = a.f32(1, B * T * S, "softmaxForward");
+  float* p = a.f32(2, B * N * T * S, "softmaxForward");
+  if (!a.ok) return nullptr;
+  forRows(B * N * T, S, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* br = bias + ((r / (N * T)) * T + r % T) * S;
+      const float* xr = x + r * S;
+      float* pr = p + r * S;
+      for (int64_t j = 0; j < S; j++) pr[j] = xr[j] * scale + br[j];
+      const float inv = 1.0f / expShifted(pr, rowMax(pr, S), pr, S);
+      for (int64_t j = 0; j < S; j++) pr[j] *= inv;
+    }
+  });
+  return nullptr;
+}
+
+// softmaxBackward(p, dp, dScores, rows, S, scale): dScores = scale * p * (dp - sum(dp * p)).
+static napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6, "softmaxBackward");
+  const int64_t R = a.size(3, "softmaxBackward"), S = a.size(4, "softmaxBackward");
+  const float scale = (float)a.num(5, "softmaxBackward");
+  const float *p = a.f32(0, R * S, "softmaxBackward"), *dp = a.f32(1, R * S, "softmaxBackward");
+  float* ds = a.f32(2, R * S, "softmaxBackward");
+  if (!a.ok) return nullptr;
+  forRows(R, S, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float *pr = p + r * S, *gr = dp + r * S;
+      float* dr = ds + r * S;
+      const float d = dot2(gr, pr, S);
+      for (int64_t j = 0; j < S; j++) dr[j] = scale * pr[j] * (gr[j] - d);
+    }
+  });
+  return nullptr;
+}
+
+// ---- log-softmax + gather over rows of V logits ----
+
+// logSoftmaxPick(z [R,V], labels [R], lse [R], picked [R], R, V): lse = logsumexp(z), picked = z[label].
+static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6, "logSoftmaxPick");
+  const int64_t R = a.size(4, "logSoftmaxPick"), V = a.size(5, "logSoftmaxPick");
+  const float* z = a.f32(0, R * V, "logSoftmaxPick");
+  const int32_t* labels = a.i32(1, R, "logSoftmaxPick");
+  float *lse = a.f32(2, R, "logSoftmaxPick"), *picked = a.f32(3, R, "logSoftmaxPick");
+  if (!a.ok) return nullptr;
+  for (int64_t r = 0; r < R; r++)
+    if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPick", "a label is outside [0, V)"); return nullptr; }
+  forRows(R, V, [&](int64_t r0, int64_t r1) {
+    std::vector<float> e((size_t)V);
+    for (int64_t r = r0; r < r1; r++) {
+      const float* zr = z + r * V;
+      const float m = rowMax(zr, V);
+      lse[r] = m + logf(expShifted(zr, m, e.data(), V));
+      picked[r] = zr[labels[r]];
+    }
+  });
+  return nullptr;
+}
+
+// logSoftmaxPickGrad(z, labels, lse, scale [R], g [R,V], R, V): g = scale * (onehot(label) - exp(z - lse)).
+static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7, "logSoftmaxPickGrad");
+  const int64_t R = a.size(5, "logSoftmaxPickGrad"), V = a.size(6, "logSoftmaxPickGrad");
+  const float* z = a.f32(0, R * V, "logSoftmaxPickGrad");
+  const int32_t* labels = a.i32(1, R, "logSoftmaxPickGrad");
+  const float *lse = a.f32(2, R, "logSoftmaxPickGrad"), *scale = a.f32(3, R, "logSoftmaxPickGrad");
+  float* g = a.f32(4, R * V, "logSoftmaxPickGrad");
+  if (!a.ok) return nullptr;
+  for (int64_t r = 0; r < R; r++)
+    if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPickGrad", "a label is outside [0, V)"); return nullptr; }
+  forRows(R, V, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      float* gr = g + r * V;
+      const float s = scale[r];
+      if (s == 0.0f) {
+        memset(gr, 0, sizeof(float) * V);
+        continue;
+      }
+      expShifted(z + r * V, lse[r], gr, V);
+      for (int64_t j = 0; j < V; j++) gr[j] *= -s;
+      gr[labels[r]] += s;
+    }
+  });
+  return nullptr;
+}
+
+// ---- threads ----
+
+// setThreads(n): the pool's size and OpenBLAS's thread count. Returns the pool's size.
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1, "setThreads");
+  int64_t n = a.size(0, "setThreads");
+  if (!a.ok) return nullptr;
+  if (n < 1) n = 1;
+  if (n > 64) n = 64;
+  pool.resize((int)n);
+#ifndef __APPLE__
+  if (openblas_set_num_threads) openblas_set_num_threads((int)n);
+#endif
+  napi_value out;
+  napi_create_int32(env, pool.threads(), &out);
+  return out;
+}
+
+static napi_value GetThreads(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_int32(env, pool.threads(), &out);
+  return out;
+}
+
+void RegisterFused(napi_env env, napi_value exports) {
+  const struct { const char* name; napi_callback fn; } fns[] = {
+      {"rmsNormForward", RmsNormForward}, {"rmsNormBackward", RmsNormBackward},
+      {"ropeForward", RopeForward}, {"ropeBackward", RopeBackward},
+      {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
+      {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
+      {"logSoftmaxPick", LogSoftmaxPick}, {"logSoftmaxPickGrad", LogSoftmaxPickGrad},
+      {"setThreads", SetThreads}, {"getThreads", GetThreads},
+  };
+  for (const auto& f : fns) {
+    napi_value v;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
+    napi_set_named_property(env, exports, f.name, v);
+  }
+}
