@@ -2,12 +2,14 @@
 // step's LoRA gradients, and two AdamW steps with a resume between them (state read back with `await data()`, rebuilt,
 // stepped again) against two uninterrupted cpu steps. Every read is `await t.data()`: dataSync throws on webgpu.
 // Skips, saying why, only where Dawn finds no adapter; DPO_REQUIRE_WEBGPU=1 (CI, after installing lavapipe) fails instead.
+// DPO_PARITY_BACKEND=tensorflow runs the same comparisons on tfjs-node(-gpu) (scripts/gpu-check.sh, on every GPU backend).
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeBackend, selectBackend } from '../../src/backend/index.js';
-import { probeWebGpu, webgpuAdapter } from '../../src/backend/webgpu.js';
+import { probeWebGpu, webgpuAdapter, type WebGpuAdapter } from '../../src/backend/webgpu.js';
 import { BackendError } from '../../src/util/errors.js';
 import type { LlamaConfig } from '../../src/config/llama.js';
 import { forwardLogits, type Weights } from '../../src/model/llama.js';
@@ -28,12 +30,28 @@ interface GradFixture {
 }
 
 tf.env().set('PROD', true);
-const probe = await probeWebGpu();
-const required = process.env.DPO_REQUIRE_WEBGPU === '1';
-if (probe.ok) {
+const target = (process.env.DPO_PARITY_BACKEND ?? 'webgpu') as 'webgpu' | 'tensorflow';
+const probe: { ok: true; adapter?: WebGpuAdapter } | { ok: false; reason: string } = target === 'webgpu' ? await probeWebGpu() : await tensorflowProbe();
+const required = process.env.DPO_REQUIRE_WEBGPU === '1' && target === 'webgpu';
+if (!probe.ok) {
+  if (!required) console.log(`webgpu parity: SKIPPED on ${target}: ${probe.reason}`);
+} else if (probe.adapter) {
   const a = probe.adapter;
   console.log(`webgpu parity: adapter ${a.description} (${a.vendor}, ${a.architecture}), maxStorageBufferBindingSize ${a.limits.maxStorageBufferBindingSize}`);
-} else if (!required) console.log(`webgpu parity: SKIPPED, no WebGPU adapter: ${probe.reason}`);
+}
+
+/** Whether tfjs-node(-gpu) resolves; selectBackend('tensorflow') then says the rest. */
+async function tensorflowProbe(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      createRequire(import.meta.url).resolve(pkg);
+      return { ok: true };
+    } catch {
+      // next
+    }
+  }
+  return { ok: false, reason: 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed' };
+}
 
 const base = readFixture<ModelFixture>('base.json');
 const fx = JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/dpo/grad.json', import.meta.url)), 'utf8')) as GradFixture;
@@ -135,9 +153,10 @@ describe.skipIf(!probe.ok && !required)('webgpu parity with cpu (tiny fixture mo
     await tf.setBackend('cpu');
     cpu = await compute(false);
     started = performance.now();
-    const info = await selectBackend('webgpu');
-    expect(tf.getBackend()).toBe('webgpu');
-    expect(info.name).toBe('webgpu');
+    const info = await selectBackend(target);
+    expect(tf.getBackend()).toBe(target);
+    expect(info.name).toBe(target);
+    console.log(`webgpu parity: backend ${info.name} (${info.package}), GPU ${info.gpu ? 'yes' : 'no'}`);
     gpu = await compute(true);
   }, 300_000);
 
@@ -189,7 +208,7 @@ describe.skipIf(!probe.ok && !required)('webgpu parity with cpu (tiny fixture mo
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it('an AddN of more tensors than the device binds at once (globalNorm over many gradients) equals the cpu sum', async () => {
+  it.skipIf(target !== 'webgpu')('an AddN of more tensors than the device binds at once (globalNorm over many gradients) equals the cpu sum', async () => {
     const n = 40; // lavapipe binds 16 storage buffers per stage; the stock kernel would be an invalid pipeline
     const xs = Array.from({ length: n }, (_, i) => tf.fill([3, 5], i + 0.25));
     const sum = tf.addN(xs);
@@ -199,7 +218,7 @@ describe.skipIf(!probe.ok && !required)('webgpu parity with cpu (tiny fixture mo
     expect(Array.from(got)).toEqual(new Array(15).fill(want));
   });
 
-  it('a tensor above maxStorageBufferBindingSize throws a BackendError instead of coming back as zeros', () => {
+  it.skipIf(target !== 'webgpu')('a tensor above maxStorageBufferBindingSize throws a BackendError instead of coming back as zeros', () => {
     const limit = webgpuAdapter()!.limits.maxStorageBufferBindingSize;
     const before = tf.memory().numTensors;
     let err: unknown;
