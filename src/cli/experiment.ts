@@ -4,7 +4,8 @@ import type { CommandModule } from 'yargs';
 import { resolveRunConfig, RUN_SCHEMA, PRESETS } from '../config/run.js';
 import { yargsOptions } from '../config/schema.js';
 import { CURRICULA } from '../curriculum/order.js';
-import { runExperiment } from '../pipeline/experiment.js';
+import { runExperiment, storedExperiment } from '../pipeline/experiment.js';
+import { defaultRunDir } from '../run/layout.js';
 import { log } from './common.js';
 
 export const experimentCommand: CommandModule<object, Record<string, unknown>> = {
@@ -12,11 +13,17 @@ export const experimentCommand: CommandModule<object, Record<string, unknown>> =
   describe: 'train several curriculum arms with the same seed and budget, evaluate them at the same steps, report',
   builder: (y) => y.options({
     ...yargsOptions(RUN_SCHEMA),
-    arms: { type: 'string', default: 'stages,shuffle', describe: `comma list of curricula (${CURRICULA.join(', ')})` },
+    arms: { type: 'string', describe: `comma list of curricula (${CURRICULA.join(', ')}); default stages,shuffle, or the resumed experiment's` },
     config: { type: 'string', describe: 'YAML or JSON file of settings, TRL-style keys welcome (applied before flags)' },
     preset: { type: 'string', choices: Object.keys(PRESETS), describe: 'named settings (applied before --config)' },
+    resume: { type: 'string', describe: 'continue an experiment: latest (in --output-dir) or its folder; its stored settings and arms apply, then any flags given' },
   }),
   handler: async (argv) => {
-    await runExperiment(resolveRunConfig(argv), (argv.arms as string | undefined) ?? 'stages,shuffle', log);
+    const resume = argv.resume as string | undefined;
+    // `--resume` alone continues the experiment as it was asked for: its stored config and arms, then the flags given now.
+    const asked = resolveRunConfig(argv);
+    const stored = resume ? storedExperiment(resume, asked.outputDir ?? (asked.runName ? defaultRunDir(asked.runName) : null)) : null;
+    const cfg = stored ? resolveRunConfig(argv, undefined, stored.base) : asked;
+    await runExperiment(cfg, (argv.arms as string | undefined) ?? stored?.arms ?? 'stages,shuffle', log);
   },
 };

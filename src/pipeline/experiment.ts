@@ -1,16 +1,17 @@
 // An experiment: each curriculum arm trained from the same initial adapter, seed and step budget, every arm evaluated at
 // the same steps (the union of all arms' stage ends), experiment.json and a report written; resumable arm by arm.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { RunConfig } from '../config/run.js';
-import { pairLengths } from '../config/run.js';
+import { pairLengths, shellWord } from '../config/run.js';
 import { CURRICULA, type CurriculumName } from '../curriculum/order.js';
 import { loadPairsFile } from '../data/load.js';
 import { openRunServices } from '../eval/stage.js';
+import { readJsonObject } from '../io/json.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
 import { runReport } from '../report/run.js';
 import { listCheckpoints, runHashes } from '../run/checkpoint.js';
-import { writeExperiment, type ExperimentArm } from '../run/files.js';
+import { readExperimentArms, writeExperiment, type ExperimentArm } from '../run/files.js';
 import { checkpointDir, defaultRunDir, runFile } from '../run/layout.js';
 import { runTraining } from '../train/loop.js';
 import { prepareRun, type RunPrep } from '../train/prepare.js';
@@ -24,6 +25,32 @@ export function parseArms(spec: string): CurriculumName[] {
   for (const a of arms) if (!(CURRICULA as readonly string[]).includes(a)) throw new InputError(describe('--arms', JSON.stringify(a), `a list from ${CURRICULA.join(', ')}`));
   if (arms.length === 0 || new Set(arms).size !== arms.length) throw new InputError(describe('--arms', JSON.stringify(spec), 'distinct curricula, e.g. stages,shuffle'));
   return arms as CurriculumName[];
+}
+
+/** The command that continues an experiment: the rest comes from its experiment.json (storedExperiment). */
+export function experimentResumeCommand(expDir: string): string {
+  return `node train.js experiment --resume latest --output-dir ${shellWord(resolve(expDir))}`;
+}
+
+/**
+ * What `experiment --resume` continues: experiment.json's config and arms. `latest` needs the experiment folder
+ * (--output-dir, or --run-name under checkpoints/); any other value is that folder. Flags given with it apply over it.
+ */
+export function storedExperiment(resume: string, outputDir: string | null): { base: { config: Record<string, unknown>; source: string }; arms: string } {
+  if (resume === 'latest' && outputDir === null) {
+    throw new InputError(describe('--resume latest', 'no experiment folder given', '--output-dir DIR (or --run-name NAME)', 'Or pass the experiment folder itself: --resume DIR.'));
+  }
+  const dir = resolve(resume === 'latest' ? outputDir! : resume);
+  const file = runFile(dir, 'experiment');
+  if (!existsSync(file)) {
+    throw new InputError(describe(`--resume ${resume}`, `${dir} has no ${basename(file)}`, 'an experiment folder (written by `experiment`)',
+      'A single run resumes with `node train.js train --resume`.'));
+  }
+  const config = readJsonObject(file, 'an experiment.json written by `experiment`', InputError).config;
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError(describe(`${file}: "config"`, 'missing', 'the settings the experiment ran with'));
+  const arms = readExperimentArms(dir).map((a) => a.name).join(',');
+  // The experiment folder is where experiment.json is, wherever the experiment was started from.
+  return { base: { config: { ...(config as Record<string, unknown>), outputDir: dir }, source: file }, arms };
 }
 
 /** Trains and evaluates every arm (resuming arm by arm), writes the manifest and the report; returns the experiment folder. */
@@ -70,7 +97,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
         log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, evalAtSteps: evalSteps, prepared: p.prep, resume,
       });
       writeManifest();
-      if (res.interrupted) throw new InterruptedError(`arm ${p.arm} stopped at step ${res.steps}; rerun the same command with --output-dir ${expDir} to resume arm by arm`);
+      if (res.interrupted) throw new InterruptedError(`arm ${p.arm} stopped at step ${res.steps}. Resume with:\n  ${experimentResumeCommand(expDir)}`);
     }
   } finally {
     // The sandbox pool's workers keep Node alive: every way out closes it.
