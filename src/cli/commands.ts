@@ -12,6 +12,7 @@ import { planCommand } from './plan.js';
 import { doctorCommand } from './doctor.js';
 import { experimentCommand } from './experiment.js';
 import { worldCommand } from './world.js';
+import { sftCommand } from './sft.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, worldCommand, initTinyCommand, planCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [trainCommand, scoreCommand, evalCommand, pairsCommand, experimentCommand, mergeCommand, reportCommand, worldCommand, sftCommand, initTinyCommand, planCommand, doctorCommand];

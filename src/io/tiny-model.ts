@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseLlamaConfig } from '../config/llama.js';
 import { expectedWeightShapes } from '../model/llama.js';
-import { makeTinyTokenizer } from '../tokenizer/tiny.js';
+import { makeTinyTokenizer, TINY_SPECIAL_TOKENS } from '../tokenizer/tiny.js';
 import { Rng } from '../util/rng.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
 import { writeShardedSafetensors } from './shards.js';
@@ -19,11 +19,27 @@ export interface TinyOptions {
   layout?: 'v4' | 'v5';
   /** Write into a non-empty folder this tool did not write, replacing only its own files (io/out-dir.ts). */
   overwrite?: boolean;
+  numHeads?: number;
+  numKvHeads?: number;
+  intermediateSize?: number;
+  /** Byte merges on top of the 256 bytes (tokenizer/tiny.ts); 0 gives a byte-level tokenizer. Default 251 (vocab 512). */
+  merges?: number;
+  /** Plain RoPE (no llama3 scaling) with this theta. */
+  ropeTheta?: number;
 }
+
+/**
+ * Named model shapes. `world`: the learnable code world's model (issue 16's PyTorch prototype: byte-level, d = 96,
+ * 4 layers, 4 heads, ~0.49M parameters), trained from scratch with `sft --full`.
+ */
+export const TINY_PRESETS: Record<string, TinyOptions> = {
+  world: { hiddenSize: 96, numLayers: 4, numHeads: 4, numKvHeads: 4, intermediateSize: 256, merges: 0, ropeTheta: 10000 },
+};
 
 /** HF config.json of the tiny model. A small original context (64) puts its rope frequencies in all three llama3 bands. */
 export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[], o: TinyOptions = {}): Record<string, unknown> {
   const hidden = o.hiddenSize ?? 64;
+  const heads = o.numHeads ?? 4;
   const v4: Record<string, unknown> = {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
@@ -31,20 +47,20 @@ export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[
     attention_dropout: 0.0,
     bos_token_id: bosId,
     eos_token_id: eosIds,
-    head_dim: hidden / 4,
+    head_dim: hidden / heads,
     hidden_act: 'silu',
     hidden_size: hidden,
     initializer_range: 0.02,
-    intermediate_size: Math.round((hidden * 11) / 4),
+    intermediate_size: o.intermediateSize ?? Math.round((hidden * 11) / 4),
     max_position_embeddings: 2048,
     mlp_bias: false,
-    num_attention_heads: 4,
+    num_attention_heads: heads,
     num_hidden_layers: o.numLayers ?? 2,
-    num_key_value_heads: 2,
+    num_key_value_heads: o.numKvHeads ?? 2,
     pretraining_tp: 1,
     rms_norm_eps: 1e-5,
-    rope_scaling: { factor: 8.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 64, rope_type: 'llama3' },
-    rope_theta: 500000.0,
+    rope_scaling: o.ropeTheta !== undefined ? null : { factor: 8.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 64, rope_type: 'llama3' },
+    rope_theta: o.ropeTheta ?? 500000.0,
     tie_word_embeddings: o.tieWordEmbeddings ?? false,
     torch_dtype: 'bfloat16',
     use_cache: true,
@@ -62,7 +78,7 @@ export function tinyConfigJson(vocabSize: number, bosId: number, eosIds: number[
  */
 export async function writeTinyModel(dir: string, o: TinyOptions = {}): Promise<void> {
   checkOutDir(dir, { flag: '--out', overwrite: o.overwrite ?? false });
-  const tok = makeTinyTokenizer();
+  const tok = makeTinyTokenizer(undefined, o.merges !== undefined ? { vocabSize: 256 + o.merges + TINY_SPECIAL_TOKENS.length } : {});
   const ids = tok.specialIds;
   const configJson = tinyConfigJson(tok.vocabSize, ids['<|begin_of_text|>'], [ids['<|end_of_text|>'], ids['<|eot_id|>']], o);
   const cfg = parseLlamaConfig(configJson, 'tiny config.json');
