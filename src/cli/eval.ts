@@ -29,6 +29,7 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       samples: { type: 'string', describe: 'completions to score: {task_id, completion} per line (jsonl or jsonl.gz)' },
       tasks: { type: 'string', describe: 'tasks: HumanEval jsonl(.gz), MBPP jsonl/json, or CodeContests-style stdio jsonl' },
       format: { choices: TASK_FORMATS, describe: 'task format (detected from the file when absent)' },
+      split: { type: 'string', describe: 'split of a datasets folder or cached Hub dataset given as --tasks (default: train, or its only split)' },
       out: { type: 'string', describe: 'results file: one {task_id, completion, result, passed, passed_tests, total_tests} per sample (default: <samples>_results.jsonl)' },
       shard: { type: 'string', describe: 'i/n: score samples whose index % n == i; join with `eval merge`' },
       model: { type: 'string', describe: 'generate samples with this model directory instead of --samples' },
@@ -41,6 +42,7 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
     .example('$0 eval merge --out all.jsonl part0.jsonl part1.jsonl', 'join shard outputs') as unknown as Argv<Record<string, unknown>>,
   handler: (argv) => runEval({
     samples: argv.samples as string | undefined, tasks: argv.tasks as string | undefined, format: argv.format as TaskFormat | undefined,
+    split: argv.split as string | undefined,
     out: argv.out as string | undefined, shard: argv.shard as string | undefined, model: argv.model === undefined ? undefined : localModelDir(argv.model as string),
     adapter: argv.adapter as string | undefined, backend: (argv.backend as BackendName | undefined) ?? 'auto',
     sandbox: sandboxFromFlags(argv), sampling: samplingFromFlags(argv, SAMPLING_DEFAULTS.eval, 'n-samples'),

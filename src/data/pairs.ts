@@ -1,8 +1,12 @@
-// Reads a preference-pairs JSONL file in TRL's formats: standard {prompt, chosen, rejected} strings, or
-// conversational lists of {role, content} messages. Extra fields (task ids, pass counts) are kept in `raw`.
-// Strict: a bad line is an InputError `file:line: ...` naming the field. Leaves out TRL's implicit-prompt format.
+// Reads preference pairs in TRL's formats: standard {prompt, chosen, rejected} strings, or conversational lists of
+// {role, content} messages. Extra fields (task ids, pass counts) are kept in `raw`. From JSONL, or any layout of
+// data/formats.ts (JSON, Parquet such as trl-lib/ultrafeedback_binarized, save_to_disk, a cached Hub dataset + split).
+// Strict: a bad record is an InputError `file:line: ...` (`file[i]: ...` for row i of a table) naming the field.
+// Leaves out TRL's implicit-prompt format.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { isHubId } from '../io/hub-cache.js';
+import { isJsonFile, readRecords, readText, type Located } from './formats.js';
 import { InputError, describe } from '../util/errors.js';
 import type { PairInput, PairText } from '../tokenizer/pair.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
@@ -10,7 +14,7 @@ import type { ChatMessage } from '../tokenizer/tokenizer.js';
 export interface PairRecord extends PairInput {
   /** 0-based position among the data (non-blank) lines: the pair's id in scores and orders. */
   index: number;
-  /** 1-based line in the file, for messages. */
+  /** 1-based line in a JSONL file (1-based row of a table), for messages. */
   line: number;
   /** True for message lists, false for plain strings. */
   conversational: boolean;
@@ -101,8 +105,24 @@ export function parsePairs(text: string, file: string): PairRecord[] {
   return records;
 }
 
-/** Reads and checks a pairs JSONL file. */
-export function readPairs(file: string): PairRecord[] {
-  if (!existsSync(file)) throw new InputError(describe(file, 'file not found', 'a pairs JSONL file', 'Build one with the `pairs` command, or pass --data.'));
-  return parsePairs(readFileSync(file, 'utf8'), file);
+/** Checks records read from any source; `file` names it in messages. */
+export function pairsFromRecords(located: Located[], file: string): PairRecord[] {
+  const records = located.map((r, index) => {
+    const { input, conversational, raw } = parsePairObject(r.value, r.where);
+    return { ...input, index, line: r.line, conversational, raw };
+  });
+  if (records.length === 0) throw new InputError(describe(file, 'no pairs', 'at least one record with "prompt", "chosen" and "rejected"'));
+  return records;
+}
+
+/** Reads and checks pairs: a JSONL file line by line, else any data/formats.ts source (`split`: default train). */
+export function readPairs(file: string, split?: string): PairRecord[] {
+  if (isJsonFile(file)) {
+    const text = readText(file);
+    if (!text.replace(/^\uFEFF/, '').trimStart().startsWith('[')) return parsePairs(text, file);
+  }
+  if (!existsSync(file) && !isHubId(file)) {
+    throw new InputError(describe(file, 'file not found', 'a pairs file (JSONL, JSON, Parquet), a datasets folder or a cached Hub dataset', 'Build one with the `pairs` command, or pass --data.'));
+  }
+  return pairsFromRecords(readRecords(file, { split }).records, file);
 }

@@ -10,6 +10,7 @@ import { AppendLog, repairJsonl } from '../io/json.js';
 import { checkInputDir, checkInputFile, checkOutputFile } from '../io/paths.js';
 import { partialPath } from '../run/layout.js';
 import { hashFile, hashJson } from '../util/hash.js';
+import { hashData } from '../data/formats.js';
 import { disposeModel, loadModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
@@ -21,8 +22,10 @@ import { formatSummary, summarize } from './summary.js';
 import { loadSamples, loadTasks, parseRecords, readText, type Sample, type Task, type TaskFormat } from './tasks.js';
 
 export interface EvalJob {
-  /** HumanEval, MBPP or stdio tasks file. */
+  /** HumanEval, MBPP or stdio tasks: a file, a datasets folder or a cached Hub dataset (data/formats.ts). */
   tasks?: string;
+  /** The split of a DatasetDict folder or Hub dataset (default train, or its only split). */
+  split?: string;
   format?: TaskFormat;
   /** Completions to score; or `model` to sample them. */
   samples?: string;
@@ -85,7 +88,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   }
   if (!job.samples && !job.model) throw new InputError(describe('--samples', 'missing', 'a samples file of {task_id, completion} lines, or --model DIR'));
   if (!job.tasks) throw new InputError(describe('--tasks', 'missing', 'a HumanEval, MBPP or stdio tasks file'));
-  const tasks = loadTasks(job.tasks, job.format);
+  const tasks = loadTasks(job.tasks, job.format, job.split);
   const shard = job.shard ? parseShard(job.shard) : undefined;
   if (job.model && !job.out) throw new InputError(describe('--out', 'missing', 'a results path when sampling with --model'));
   const out = job.out ?? `${job.samples}_results${shard ? `.shard${shard[0]}of${shard[1]}` : ''}.jsonl`;
@@ -109,7 +112,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
   // same inputs takes the judged ones from it and runs the rest; the results file is written whole at the end.
   const partial = partialPath(out);
   for (const p of removeStaleTemps(path.dirname(path.resolve(out)))) deps.log(`eval: removed ${p}, left by an interrupted run`);
-  const key = hashJson({ tasks: hashFile(job.tasks), samples: job.samples ? hashFile(job.samples) : null,
+  const key = hashJson({ tasks: hashData(job.tasks, job.split), samples: job.samples ? hashFile(job.samples) : null,
     model: job.model ?? null, adapter: job.adapter ?? null, sampling: job.model ? job.sampling : null, shard: job.shard ?? null,
     strict: job.sandbox.strictResults, stdioCompare: job.sandbox.stdioCompare ?? 'deepmind' });
   const judged = resumePartial(partial, key, deps.log);

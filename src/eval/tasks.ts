@@ -1,9 +1,9 @@
 // Eval task files -> one normalized Task type: HumanEval jsonl(.gz), MBPP (original jsonl and sanitized json)
-// and CodeContests-style stdin/stdout tasks. Field names follow openai/human-eval, google-research/mbpp and
+// and CodeContests-style stdin/stdout tasks, in any data/formats.ts layout (JSONL/JSON, Parquet such as the Hub's
+// openai_humaneval, a save_to_disk folder, a Hub dataset in the HF cache with a split). Field names follow openai/human-eval, google-research/mbpp and
 // deepmind/code_contests; a malformed record is an InputError naming `file:line`.
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { InputError, describe } from '../util/errors.js';
+import { parseRecords, readRecords, readText, type Located } from '../data/formats.js';
 
 export type TaskFormat = 'humaneval' | 'mbpp' | 'stdio';
 export const TASK_FORMATS: readonly TaskFormat[] = ['humaneval', 'mbpp', 'stdio'];
@@ -65,61 +65,9 @@ export function mbppPrompt(text: string, asserts: string[]): string {
   return `"""\n${text}\n${asserts[0] ?? ''}\n"""\n`;
 }
 
-// ---- reading records ----
+// ---- reading records: see data/formats.ts (JSONL/JSON, Parquet, save_to_disk, Hub cache) ----
 
-/** One JSON record and where it came from (`file:line`, or `file[i]` inside a JSON array). */
-interface Located {
-  where: string;
-  value: unknown;
-}
-
-/** Reads a file as text, gunzipping it when it starts with the gzip magic bytes. */
-export function readText(file: string): string {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    throw new InputError(describe(file, `cannot read (${(e as Error).message})`));
-  }
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf);
-    } catch (e) {
-      throw new InputError(describe(file, `broken gzip data (${(e as Error).message})`));
-    }
-  }
-  return buf.toString('utf8');
-}
-
-/** Parses a JSON array or JSON lines; blank lines are skipped. */
-export function parseRecords(text: string, file: string): Located[] {
-  const body = text.replace(/^\uFEFF/, '');
-  if (body.trimStart().startsWith('[')) {
-    let arr: unknown;
-    try {
-      arr = JSON.parse(body);
-    } catch (e) {
-      const expected = 'a JSON array or one JSON object per line';
-      throw new InputError(describe(file, `not valid JSON (${(e as Error).message})`, expected));
-    }
-    if (!Array.isArray(arr)) throw new InputError(describe(file, 'not a JSON array'));
-    return arr.map((value, i) => ({ where: `${file}[${i}]`, value }));
-  }
-  const out: Located[] = [];
-  const lines = body.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    const where = `${file}:${i + 1}`;
-    try {
-      out.push({ where, value: JSON.parse(line) });
-    } catch (e) {
-      throw new InputError(describe(where, `not valid JSON (${(e as Error).message})`, 'one JSON object per line'));
-    }
-  }
-  return out;
-}
-
+export { parseRecords, readText };
 function asObject(r: Located): Record<string, unknown> {
   if (typeof r.value !== 'object' || r.value === null || Array.isArray(r.value)) {
     const found = Array.isArray(r.value) ? 'an array' : r.value === null ? 'null' : `a ${typeof r.value}`;
@@ -262,7 +210,11 @@ const BUILD: Record<TaskFormat, (o: Record<string, unknown>, where: string) => T
 
 /** Parses task records; `format` is detected from the first record when not given. */
 export function parseTasks(text: string, file: string, format?: TaskFormat): Task[] {
-  const records = parseRecords(text, file);
+  return tasksFromRecords(parseRecords(text, file), file, format);
+}
+
+/** Task records from any source (`file` names it in messages). */
+export function tasksFromRecords(records: Located[], file: string, format?: TaskFormat): Task[] {
   if (records.length === 0) throw new InputError(describe(file, 'no tasks', 'at least one task record'));
   let fmt = format;
   if (!fmt) {
@@ -291,13 +243,18 @@ export function parseTasks(text: string, file: string, format?: TaskFormat): Tas
   });
 }
 
-export function loadTasks(file: string, format?: TaskFormat): Task[] {
-  return parseTasks(readText(file), file, format);
+/** Reads tasks from a file, folder or cached Hub dataset (`split`: default train, or the only one there is). */
+export function loadTasks(file: string, format?: TaskFormat, split?: string): Task[] {
+  return tasksFromRecords(readRecords(file, { split }).records, file, format);
 }
 
 /** Parses a samples file: one `{task_id, completion, ...}` per line, as human-eval's samples.jsonl. */
 export function parseSamples(text: string, file: string): Sample[] {
-  return parseRecords(text, file).map((r) => {
+  return samplesFromRecords(parseRecords(text, file));
+}
+
+function samplesFromRecords(records: Located[]): Sample[] {
+  return records.map((r) => {
     const o = asObject(r);
     const taskId = taskIdOf(o, r.where, ['task_id']);
     const completion = str(o, 'completion', r.where, 'a sample (task_id, completion)');
@@ -306,5 +263,5 @@ export function parseSamples(text: string, file: string): Sample[] {
 }
 
 export function loadSamples(file: string): Sample[] {
-  return parseSamples(readText(file), file);
+  return samplesFromRecords(readRecords(file).records);
 }

@@ -1,4 +1,4 @@
-// A Hugging Face Hub id given as --model (`meta-llama/Llama-3.1-8B-Instruct`): read offline from the HF cache when
+// A Hugging Face Hub id given as --model (`meta-llama/Llama-3.1-8B-Instruct`), or as a dataset (data/formats.ts): read offline from the HF cache when
 // the snapshot is there (huggingface_hub's layout: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub,
 // then models--<org>--<name>/snapshots/<rev>/, the revision named by refs/main). This trainer never downloads.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -18,14 +18,16 @@ export function hubCacheDir(e: Record<string, string | undefined> = process.env)
   return join(e.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface', 'hub');
 }
 
-/** The cached snapshot folder of `id` that holds a config.json (refs/main's revision first, else the newest), or null. */
-export function hubSnapshot(id: string, cache: string): string | null {
-  const repo = join(cache, `models--${id.replace('/', '--')}`);
+/** The cached snapshot folder of `id` (refs/main's revision first, else the newest), or null. A model's must hold a
+ * config.json; a dataset's (`datasets--org--name`) any file. */
+export function hubSnapshot(id: string, cache: string, kind: 'models' | 'datasets' = 'models'): string | null {
+  const repo = join(cache, `${kind}--${id.replace('/', '--')}`);
   const snaps = join(repo, 'snapshots');
   if (!existsSync(snaps)) return null;
   const ref = join(repo, 'refs', 'main');
   const main = existsSync(ref) ? readFileSync(ref, 'utf8').trim() : null;
-  const revs = readdirSync(snaps).filter((r) => existsSync(join(snaps, r, 'config.json')))
+  const usable = (r: string) => (kind === 'models' ? existsSync(join(snaps, r, 'config.json')) : readdirSync(join(snaps, r)).length > 0);
+  const revs = readdirSync(snaps).filter(usable)
     .sort((a, b) => statSync(join(snaps, b)).mtimeMs - statSync(join(snaps, a)).mtimeMs);
   const rev = main && revs.includes(main) ? main : revs[0];
   return rev ? join(snaps, rev) : null;

@@ -63,7 +63,7 @@ describe('parsing', () => {
   });
 
   test('a missing file and an empty file', () => {
-    expect(() => readPairs('/nonexistent/p.jsonl')).toThrow('/nonexistent/p.jsonl: file not found (expected a pairs JSONL file).');
+    expect(() => readPairs('/nonexistent/p.jsonl')).toThrow('/nonexistent/p.jsonl: file not found (expected a pairs file (JSONL, JSON, Parquet), a datasets folder or a cached Hub dataset).');
     const f = tmpFile('\n\n');
     expect(() => readPairs(f)).toThrow(`${f}: no pairs (expected at least one JSON line with "prompt", "chosen" and "rejected").`);
   });
