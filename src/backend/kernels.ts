@@ -12,6 +12,7 @@ import { ropeOps } from '../../kernels/rope.js';
 import { swigluOps } from '../../kernels/swiglu.js';
 import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
 import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
+import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { env, type KernelMode } from '../config/env.js';
 
 export type { KernelMode };
@@ -109,6 +110,8 @@ export function setKernelThreads(n: number): number | null {
  */
 export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu' | 'webgpu', mode: KernelMode = env().kernels): string {
   if (backend === 'tensorflow' || backend === 'webgpu') return `kernels: ${backend} built-ins`;
+  // The embedding's gradient (full-weight SFT): wasm has no UnsortedSegmentSum and cpu's is O(segments x size).
+  useSegmentSum(backend, mode !== 'reference' || backend === 'wasm');
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
     useFusedKernels(backend, false);
