@@ -38,6 +38,7 @@ export const pairsCommand: CommandModule<object, Record<string, unknown>> = {
       samples: { type: 'string', describe: 'instead of --model: completions sampled elsewhere, {task_id, completion[, prompt]} per line' },
       tasks: { type: 'string', describe: 'tasks with tests: HumanEval jsonl(.gz), MBPP jsonl/json, or CodeContests-style stdio jsonl' },
       format: { choices: TASK_FORMATS, describe: 'task format (detected from the file when absent)' },
+      split: { type: 'string', describe: 'split of a datasets folder or cached Hub dataset given as --tasks (default: train, or its only split)' },
       out: { type: 'string', describe: `pairs JSONL to write; an existing one is resumed (progress in ${progressPath('<out>')})` },
       backend: { choices: BACKENDS, default: 'auto' as BackendName, describe: 'tfjs backend for sampling' },
       shard: { type: 'string', describe: 'i/n: the tasks whose index % n == i; join with `pairs merge`' },
@@ -52,7 +53,7 @@ export const pairsCommand: CommandModule<object, Record<string, unknown>> = {
   handler: (argv) => runPairs({
     model: argv.model as string | undefined, adapter: argv.adapter as string | undefined, samples: argv.samples as string | undefined,
     tasks: argv.tasks as string | undefined, format: argv.format as TaskFormat | undefined, out: argv.out as string | undefined,
-    backend: argv.backend as BackendName, shard: argv.shard as string | undefined,
+    split: argv.split as string | undefined, backend: argv.backend as BackendName, shard: argv.shard as string | undefined,
     minGap: argv['min-gap'] as number, requireChosenPass: argv['require-chosen-pass'] as boolean,
     sampling: samplingFromFlags(argv, SAMPLING_DEFAULTS.pairs, 'n'), sandbox: sandboxFromFlags(argv),
   }, deps),

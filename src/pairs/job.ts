@@ -17,6 +17,7 @@ import { disposeLora, type Lora } from '../model/lora.js';
 import { progressPath } from '../run/layout.js';
 import { InputError, describe } from '../util/errors.js';
 import { hashFile } from '../util/hash.js';
+import { hashData } from '../data/formats.js';
 import { progress, type Progress } from '../util/progress.js';
 import { PROGRESS_FORMAT, formatSummary, runPairJob, type PairJobProgress, type TaskSamples } from './build.js';
 import { mergePairFiles } from './merge.js';
@@ -27,6 +28,8 @@ export interface PairsJob {
   samples?: string;
   tasks?: string;
   format?: TaskFormat;
+  /** The split of a datasets folder or cached Hub dataset given as --tasks (default train, or its only split). */
+  split?: string;
   /** The pairs file; an existing one is resumed. */
   out?: string;
   backend: BackendName;
@@ -130,11 +133,11 @@ function statusLine(p: PairJobProgress, startMs: number): string {
 export async function runPairs(args: PairsJob, deps: PairsDeps): Promise<void> {
   checkJob(args);
   const out = args.out!;
-  const tasksSha256 = hashFile(args.tasks!);
+  const tasksSha256 = hashData(args.tasks!, args.split);
   checkPairsOut(out, [{ flag: '--tasks', file: args.tasks! }, ...(args.samples ? [{ flag: '--samples', file: args.samples }] : [])], tasksSha256);
   const { sampling: sp, sandbox } = args;
   const workers = sandbox.workers;
-  const all = loadTasks(args.tasks!, args.format);
+  const all = loadTasks(args.tasks!, args.format, args.split);
   const shard = args.shard ? parseShard(args.shard) : undefined;
   let tasks = shard ? all.filter((_, i) => i % shard[1] === shard[0]) : all;
   const rank = { minGap: args.minGap, requireChosenPass: args.requireChosenPass };
