@@ -59,7 +59,7 @@ async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetN
   const { createLora, loraTensors, ATTN_TARGETS } = await import('../src/model/lora.js');
   const { stepGradients, disposeStats } = await import('../src/train/dpo-step.js');
   const { adamwStep, createAdamWState } = await import('../src/train/optimizer.js');
-  const { batchLogps } = await import('../src/dpo/reference.js');
+  const { batchSequenceLogprobs } = await import('../src/dpo/logprobs.js');
   const { collatePairs } = await import('../src/data/batch.js');
   const { Rng } = await import('../src/util/rng.js');
   type LlamaConfig = import('../src/config/llama.js').LlamaConfig;
@@ -92,10 +92,11 @@ async function child(backend: 'cpu' | 'wasm' | 'tensorflow', presetName: PresetN
   }));
   const padId = 0;
   const refLora = { ...lora, enabled: false };
-  const ref = (ps: readonly (typeof pairs)[number][]) => {
-    const l = batchLogps(cfg, w, collatePairs(ps, padId), refLora);
-    return { chosen: l.slice(0, ps.length), rejected: l.slice(ps.length) };
-  };
+  // The online reference as train's --ref-mode online computes it: on the device, never read back inside the step.
+  const ref = (ps: readonly (typeof pairs)[number][]) => tf.tidy(() => {
+    const l = batchSequenceLogprobs(cfg, w, collatePairs(ps, padId), { lora: refLora, training: false });
+    return { chosen: tf.slice(l, [0], [ps.length]) as import('@tensorflow/tfjs').Tensor1D, rejected: tf.slice(l, [ps.length], [ps.length]) as import('@tensorflow/tfjs').Tensor1D };
+  });
   const settings = { loss: 'sigmoid' as const, beta: 0.1, labelSmoothing: 0 };
   const adam = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
   let tokensPerStep = 0;

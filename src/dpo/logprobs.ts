@@ -6,7 +6,7 @@ import { forwardHidden, type Weights } from '../model/llama.js';
 import type { Lora } from '../model/lora.js';
 import type { Rng } from '../util/rng.js';
 import type { PairBatch } from '../data/batch.js';
-import { completionLogprobs, completionLogprobsReference } from '../../kernels/logprob.js';
+import { completionLogprobs, completionLogprobsReference, completionStats, completionStatsReference, type CompletionStats } from '../../kernels/logprob.js';
 import { env } from '../config/env.js';
 
 /** Positions per head chunk: bounds the live `[B, c, V]` logits (V is 128256 for Llama 3). */
@@ -26,6 +26,26 @@ export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tens
   // DPO_KERNELS=reference forces the plain-ops path (tape-held logits), for checks and bisection; read once (config/env.ts).
   const f = env().kernels === 'reference' ? completionLogprobsReference : completionLogprobs;
   return f(hidden, head, inputIds, lossMask, chunk);
+}
+
+/** logprobsFromHidden plus the kernel's metric sums (mean logit and argmax hits over completion tokens), no gradient on those. */
+export function statsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor3D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk = LOGPROB_CHUNK): CompletionStats {
+  const key = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const head = w[key] as tf.Tensor2D | undefined;
+  if (!head) throw new Error(`statsFromHidden: weights have no ${key}`);
+  const f = env().kernels === 'reference' ? completionStatsReference : completionStats;
+  return f(hidden, head, inputIds, lossMask, chunk);
+}
+
+/** [2P] per-row CompletionStats of a collated `[chosen; rejected]` batch (the policy forward of a DPO step). */
+export function batchSequenceStats(cfg: LlamaConfig, w: Weights, b: PairBatch,
+  opts: { lora?: Lora | null; training?: boolean; dropoutRng?: Rng; gradientCheckpointing?: boolean } = {}): CompletionStats {
+  return tf.tidy(() => {
+    const { ids, attn, loss } = batchTensors(b);
+    const hidden = forwardHidden(cfg, w, ids, attn,
+      { lora: opts.lora ?? null, training: opts.training ?? false, dropoutRng: opts.dropoutRng, gradientCheckpointing: opts.gradientCheckpointing ?? false });
+    return statsFromHidden(cfg, w, hidden, ids, loss) as unknown as tf.TensorContainer;
+  }) as unknown as CompletionStats;
 }
 
 /** Forward + summed completion log-probs. `lora` null (or disabled) is the bare base model. */

@@ -11,7 +11,7 @@ import { loadAdapter } from '../io/peft.js';
 import { collatePairs, type TokenizedPair } from '../data/batch.js';
 import type { Objective, StepValues } from '../train/objective.js';
 import type { Rng } from '../util/rng.js';
-import { batchSequenceLogprobs } from './logprobs.js';
+import { batchSequenceStats } from './logprobs.js';
 import { dpoLoss, needsLengths, parseLossTerms, type LossTerm, type LossType } from './losses.js';
 import { refProvider, type RefProvider } from './ref-table.js';
 import type { PairLogpTable } from './reference.js';
@@ -40,6 +40,15 @@ function mean(a: ArrayLike<number>): number {
   return s / a.length;
 }
 
+function sum(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s;
+}
+
+/** A reference value as the device needs it: host rows are uploaded once, tensors (online reference) used as they are. */
+const onDevice = (x: Float32Array | tf.Tensor1D): tf.Tensor1D => (x instanceof Float32Array ? tf.tensor1d(x) : x);
+
 export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: RefProvider, s: DpoSettings): Objective<MicroBatch> {
   const terms = typeof s.loss === 'string' ? [{ type: s.loss, weight: 1 }] : s.loss;
   return {
@@ -47,42 +56,58 @@ export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: R
     microBatch(mb, step, ctx) {
       const P = mb.pairs.length;
       const batch = collatePairs(mb.pairs, padId);
+      // The reference stays on the device: computed online without a read-back, or the table's rows uploaded.
       const r = ref(mb.pairs, mb.positions);
+      const refChosen = onDevice(r.chosen);
+      const refRejected = onDevice(r.rejected);
+      // Completion token counts (EOS included): the loss for ipo/sigmoid_norm/sft, and the logits/accuracy means.
+      const chosenLengths = tf.tensor1d(batch.completionLengths.subarray(0, P), 'float32');
+      const rejectedLengths = tf.tensor1d(batch.completionLengths.subarray(P), 'float32');
       // sft's token mean runs over the whole step's chosen completions, so accumulation splits it exactly.
       const sftTokens = { pairs: step.reduce((n, m) => n + m.pairs.length, 0), tokens: step.reduce((n, m) => n + m.pairs.reduce((k, p) => k + p.chosenIds.length, 0), 0) };
       return {
         size: P,
         tokens: batch.lengths.reduce((a, b) => a + b, 0),
         loss: () => {
-          const logps = batchSequenceLogprobs(cfg, w, batch, { lora: ctx.lora, training: true, dropoutRng: ctx.dropoutRng, gradientCheckpointing: s.gradientCheckpointing ?? false }); // [2P]
-          const pc = logps.slice(0, P) as tf.Tensor1D;
-          const pr = logps.slice(P, P) as tf.Tensor1D;
-          // ipo, sigmoid_norm and sft read the completion token counts (TRL completion_mask.sum(dim=1)).
-          const lengths = needsLengths(terms)
-            ? { chosenLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(0, P))), rejectedLengths: tf.tensor1d(Array.from(batch.completionLengths.subarray(P))) }
-            : {};
-          const out = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen: tf.tensor1d(r.chosen), refRejected: tf.tensor1d(r.rejected), ...lengths },
+          const st = batchSequenceStats(cfg, w, batch, { lora: ctx.lora, training: true, dropoutRng: ctx.dropoutRng, gradientCheckpointing: s.gradientCheckpointing ?? false }); // [2P] each
+          const pc = st.logps.slice(0, P) as tf.Tensor1D;
+          const pr = st.logps.slice(P, P) as tf.Tensor1D;
+          const lengths = needsLengths(terms) ? { chosenLengths, rejectedLengths } : {};
+          const out = dpoLoss({ policyChosen: pc, policyRejected: pr, refChosen, refRejected, ...lengths },
             { terms, beta: s.beta, labelSmoothing: s.labelSmoothing, discopopTau: s.discopopTau, sftTokens });
           return {
             loss: tf.mean(out.losses) as tf.Scalar,
-            values: { losses: out.losses, chosenRewards: out.chosenRewards, rejectedRewards: out.rejectedRewards, policyChosen: pc, policyRejected: pr },
+            values: {
+              losses: out.losses, chosenRewards: out.chosenRewards, rejectedRewards: out.rejectedRewards, policyChosen: pc, policyRejected: pr,
+              // TRL 1.x's logits/* and mean_token_accuracy numerators per pair (kernels/logprob.ts), and their denominators.
+              chosenLogitSums: st.logitSums.slice(0, P) as tf.Tensor1D, rejectedLogitSums: st.logitSums.slice(P, P) as tf.Tensor1D,
+              chosenCorrect: st.correct.slice(0, P) as tf.Tensor1D, chosenTokens: chosenLengths.clone(), rejectedTokens: rejectedLengths.clone(),
+            },
           };
         },
+        dispose: () => tf.dispose([refChosen, refRejected, chosenLengths, rejectedLengths]),
       };
     },
     readout(v) {
-      const losses = v.losses.dataSync();
-      const rc = v.chosenRewards.dataSync();
-      const rr = v.rejectedRewards.dataSync();
+      const losses = v.losses;
+      const rc = v.chosenRewards;
+      const rr = v.rejectedRewards;
       const margins = Array.from(rc, (c, i) => c - rr[i]);
+      const ct = sum(v.chosenTokens);
+      const rt = sum(v.rejectedTokens);
       const metrics = {
         loss: mean(losses),
         'rewards/chosen': mean(rc),
         'rewards/rejected': mean(rr),
         'rewards/accuracies': mean(margins.map((m) => (m > 0 ? 1 : 0))),
         'rewards/margins': mean(margins),
-        'logps/chosen': mean(v.policyChosen.dataSync()),
-        'logps/rejected': mean(v.policyRejected.dataSync()),
+        'logps/chosen': mean(v.policyChosen),
+        'logps/rejected': mean(v.policyRejected),
+        // TRL 1.x DPOTrainer: mean logit over the step's chosen (rejected) completion tokens, token-weighted; the share of
+        // chosen completion tokens whose argmax is the label. 0 with no tokens, as TRL.
+        'logits/chosen': ct > 0 ? sum(v.chosenLogitSums) / ct : 0,
+        'logits/rejected': rt > 0 ? sum(v.rejectedLogitSums) / rt : 0,
+        mean_token_accuracy: ct > 0 ? sum(v.chosenCorrect) / ct : 0,
       };
       return { metrics, items: Array.from(losses, (loss, i) => ({ loss, margin: margins[i] })) };
     },

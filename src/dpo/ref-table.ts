@@ -1,6 +1,7 @@
 // The reference log-prob table of a run: from the run folder's cache, from a `score` output, or computed (with the
 // same code as `score`) under the reference model, then cached, keyed by everything that changes it, so a stale cache
 // is never reused. Also the per-step reference provider: table lookups, or with --ref-mode online a no-grad forward.
+import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { collatePairs, type TokenizedPair } from '../data/batch.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -10,7 +11,8 @@ import { disposeLora, type Lora } from '../model/lora.js';
 import { runFile } from '../run/layout.js';
 import type { PairLogps } from '../curriculum/difficulty.js';
 import { progress } from '../util/progress.js';
-import { batchLogps, computePairLogps, type PairLogpTable } from './reference.js';
+import { batchSequenceLogprobs } from './logprobs.js';
+import { computePairLogps, type PairLogpTable } from './reference.js';
 
 const FORMAT = 'dpo-ref-logps';
 // 2: TRL 1.x tokenization (joint prompt + completion ids, one <|eot_id|> on chat pairs); a v1 cache is recomputed.
@@ -91,7 +93,7 @@ export interface RefTableSource {
 }
 
 /** The table: the cache when its key matches, else the scores, else a pass under the reference model; cached after. */
-export function referenceTable(s: RefTableSource): PairLogpTable {
+export async function referenceTable(s: RefTableSource): Promise<PairLogpTable> {
   const cached = readRefCache(s.dir, s.key, s.pairs.length);
   if (cached) {
     s.log('reference log-probs: reusing the cache');
@@ -108,7 +110,7 @@ export function referenceTable(s: RefTableSource): PairLogpTable {
     const lora = s.referenceLora();
     try {
       const bar = progress('reference log-probs', s.pairs.length, 'pairs');
-      table = computePairLogps(s.model.cfg, s.model.weights, s.pairs, s.model.tokenizer.padId, s.batchSize, lora, (d) => bar.tick(d));
+      table = await computePairLogps(s.model.cfg, s.model.weights, s.pairs, s.model.tokenizer.padId, s.batchSize, lora, (d) => bar.tick(d));
       bar.done();
     } finally {
       if (lora) disposeLora(lora);
@@ -123,8 +125,12 @@ export function tableLogps(t: PairLogpTable): PairLogps[] {
   return Array.from(t.chosen, (_, i) => ({ chosenLogp: t.chosen[i], chosenTokens: t.chosenTokens[i], rejectedLogp: t.rejected[i], rejectedTokens: t.rejectedTokens[i] }));
 }
 
-/** Reference log-probs of one micro-batch's pairs: from the table, or computed online. */
-export type RefProvider = (pairs: readonly TokenizedPair[], positions: readonly number[]) => { chosen: Float32Array; rejected: Float32Array };
+/**
+ * Reference log-probs of one micro-batch's pairs: from the table (host values, uploaded by the objective), or computed
+ * online as tensors that stay on the device (no read-back inside the step). The objective disposes the tensors.
+ */
+export type RefProvider = (pairs: readonly TokenizedPair[], positions: readonly number[]) =>
+  { chosen: Float32Array | tf.Tensor1D; rejected: Float32Array | tf.Tensor1D };
 
 /**
  * The step's reference: table rows of the kept pairs (`keptIdx[position]`), or with no table a forward of the
@@ -132,8 +138,8 @@ export type RefProvider = (pairs: readonly TokenizedPair[], positions: readonly 
  */
 export function refProvider(table: PairLogpTable | null, keptIdx: readonly number[], model: LoadedModel, refLora: Lora | null): RefProvider {
   if (table) return (_pairs, positions) => ({ chosen: Float32Array.from(positions, (p) => table.chosen[keptIdx[p]]), rejected: Float32Array.from(positions, (p) => table.rejected[keptIdx[p]]) });
-  return (pairs) => {
-    const l = batchLogps(model.cfg, model.weights, collatePairs(pairs, model.tokenizer.padId), refLora);
-    return { chosen: l.slice(0, pairs.length), rejected: l.slice(pairs.length) };
-  };
+  return (pairs) => tf.tidy(() => {
+    const l = batchSequenceLogprobs(model.cfg, model.weights, collatePairs(pairs, model.tokenizer.padId), { lora: refLora, training: false }); // [2P]
+    return { chosen: tf.slice(l, [0], [pairs.length]) as tf.Tensor1D, rejected: tf.slice(l, [pairs.length], [pairs.length]) as tf.Tensor1D };
+  });
 }

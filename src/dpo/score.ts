@@ -14,9 +14,9 @@ import { progress } from '../util/progress.js';
 import { computePairLogps } from './reference.js';
 
 /** One `score` line per kept pair: the input fields, then log-probs, token counts, distance and percentile. Logs p10/p50/p90. */
-export function scorePairs(model: LoadedModel, records: PairRecord[], pairs: TokenizedRecord[], batchSize: number, log: (l: string) => void): string[] {
+export async function scorePairs(model: LoadedModel, records: PairRecord[], pairs: TokenizedRecord[], batchSize: number, log: (l: string) => void): Promise<string[]> {
   const bar = progress('scoring', pairs.length, 'pairs');
-  const t = computePairLogps(model.cfg, model.weights, pairs, model.tokenizer.padId, batchSize, null, (d) => bar.tick(d));
+  const t = await computePairLogps(model.cfg, model.weights, pairs, model.tokenizer.padId, batchSize, null, (d) => bar.tick(d));
   bar.done();
   const distances = pairs.map((_, i) => pairDistance(t.chosen[i], t.chosenTokens[i], t.rejected[i], t.rejectedTokens[i]));
   const abs = distances.map(Math.abs);
@@ -34,9 +34,9 @@ export function scorePairs(model: LoadedModel, records: PairRecord[], pairs: Tok
 }
 
 /** Scores `cfg.data` under `model` and writes the lines to `out` atomically; returns how many. */
-export function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log: (l: string) => void): number {
+export async function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log: (l: string) => void): Promise<number> {
   const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
-  const lines = scorePairs(model, records, data.pairs, cfg.batchSize, log);
+  const lines = await scorePairs(model, records, data.pairs, cfg.batchSize, log);
   writeFileAtomic(out, lines.join('\n') + '\n');
   return lines.length;
 }
@@ -51,7 +51,7 @@ export async function runScore(cfg: RunConfig, out: string, log: (l: string) => 
   }
   const model = await openModel(cfg.backend, cfg.model, log);
   try {
-    log(`wrote ${writeScores(model, cfg, out, log)} scores to ${out}`);
+    log(`wrote ${await writeScores(model, cfg, out, log)} scores to ${out}`);
   } finally {
     disposeModel(model);
   }

@@ -70,7 +70,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
   try {
     log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);
     const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
-    writeFileAtomic(scores, scorePairs(model, records, data.pairs, cfg.batchSize, log).join('\n') + '\n');
+    writeFileAtomic(scores, (await scorePairs(model, records, data.pairs, cfg.batchSize, log)).join('\n') + '\n');
     log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
     const services = await openRunServices(model, cfg, log);
     try {

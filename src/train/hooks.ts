@@ -3,12 +3,13 @@
 // (checkpoint-N/ and the final adapter) and the signal guard (SIGINT/SIGTERM finish the step, then save). The loop calls
 // them in that order.
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveAdapter } from '../io/peft.js';
 import type { Lora } from '../model/lora.js';
 import { saveCheckpoint, type TrainerState } from '../run/checkpoint.js';
-import { appendRunLines, saveMetrics } from '../run/files.js';
-import { TENSORBOARD_DIR } from '../run/layout.js';
+import { appendRunLines, readMetrics, saveMetrics } from '../run/files.js';
+import { TENSORBOARD_DIR, runFile } from '../run/layout.js';
 import { EventFileWriter } from '../run/tensorboard.js';
 import { parseReportTo } from '../run/report-to.js';
 import { guardPipes, onPipeClosed, pipeClosed } from '../util/pipe.js';
@@ -25,6 +26,20 @@ export function tensorboardTags(line: Record<string, number>, split: 'train' | '
   for (const [k, v] of Object.entries(line)) {
     if (k === 'step' || k === 'timestamp' || typeof v !== 'number') continue;
     out[split === 'eval' ? `eval/${k.replace(/^eval_/, '')}` : k.startsWith('eval_') ? `eval/${k.slice(5)}` : `train/${k}`] = v;
+  }
+  return out;
+}
+
+/**
+ * The logged line of a window of per-step lines: the mean of each metric, as HF Trainer logs the loss (tr_loss over the
+ * steps since the last log) and TRL its `_metrics` lists (`sum(val) / len(val)` in DPOTrainer.log); the step-level keys
+ * (step, epoch, learning_rate, grad_norm, num_tokens) are the last step's, as HF logs them at the logging step.
+ */
+export function windowMean(lines: readonly MetricsLine[]): MetricsLine {
+  const last = lines[lines.length - 1];
+  const out: MetricsLine = {};
+  for (const k of Object.keys(last)) {
+    out[k] = ['step', 'epoch', 'learning_rate', 'grad_norm', 'num_tokens'].includes(k) ? last[k] : lines.reduce((s, l) => s + (l[k] ?? NaN), 0) / lines.length;
   }
   return out;
 }
@@ -47,6 +62,12 @@ export class Logger<M> {
   private tokens = 0;
   private lossSum = 0;
   private steps = 0;
+  /** Steps taken whose values are still on the device (read at the next logging step or flush). */
+  private pending: { step: number; lr: number; gradNorm: tf.Scalar; values: StepOutput['values']; tokens: number; items: number[] | null }[] = [];
+  /** Read lines of the current logging window (seeded on resume from metrics.jsonl, so the means match a straight run). */
+  private window: MetricsLine[] = [];
+  /** TRL's num_tokens: real tokens (prompt + completion, chosen and rejected) trained on since step 0. */
+  private numTokens: number;
   private readonly jsonl: boolean;
   private tb: EventFileWriter | null = null;
 
@@ -60,7 +81,15 @@ export class Logger<M> {
     history: MetricsLine[];
     /** Where the printed metrics line goes. */
     log?: (l: string) => void;
+    /** Tokens of the steps before startStep (a resumed run's num_tokens continues from it). */
+    tokensBefore?: number;
   }) {
+    this.numTokens = o.tokensBefore ?? 0;
+    // Resuming inside a logging window: its earlier steps' lines, so the window mean covers all of them.
+    const windowStart = Math.floor(o.startStep / o.loggingSteps) * o.loggingSteps;
+    if (o.startStep > windowStart && existsSync(runFile(dir, 'metrics'))) {
+      this.window = readMetrics(dir, []).filter((l) => l.step > windowStart && l.step <= o.startStep).map(({ timestamp: _t, ...l }) => l);
+    }
     this.bar = progress('train', o.maxSteps - o.startStep, 'steps', process.stderr, { everyS: 0 }); // off a TTY the dict lines say it
     const targets = parseReportTo(o.reportTo ?? 'jsonl');
     this.jsonl = targets.has('jsonl');
@@ -70,27 +99,71 @@ export class Logger<M> {
     }
   }
 
-  /** Reads the step back (and disposes what it read), writes its lines; `step` is the 1-based step just taken. */
-  step(step: number, lr: number, gradNorm: tf.Scalar, out: StepOutput, micro: readonly M[]): MetricsLine {
-    const r = this.objective.readout(out.values);
-    const line: MetricsLine = { ...r.metrics, grad_norm: gradNorm.dataSync()[0], learning_rate: lr, epoch: step / this.o.spe, step };
-    tf.dispose([gradNorm, ...Object.values(out.values)]);
+  /**
+   * Takes a step's device values (and disposes them once read). Nothing is read back here except on a logging step
+   * (every --logging-steps and the last) or when `flush` is set (a checkpoint or a stop follows): then every pending
+   * step's values and grad norm are packed into one tensor and read with one `await data()`. metrics.jsonl still gets
+   * one line per step (with a timestamp, Unix seconds); the logged line (printed, log_history, TensorBoard) holds the
+   * window means since the last logged step, as HF Trainer averages the loss and TRL its metric lists on log().
+   * Returns the logged line on a logging step, else null.
+   */
+  async step(step: number, lr: number, gradNorm: tf.Scalar, out: StepOutput, micro: readonly M[], flush = false): Promise<MetricsLine | null> {
+    this.pending.push({ step, lr, gradNorm, values: out.values, tokens: out.tokens, items: step <= this.o.spe ? this.o.itemIndex(micro) : null });
     this.tokens += out.tokens;
-    this.lossSum += line.loss;
-    this.steps += 1;
-    this.last = line;
-    if (this.jsonl) appendRunLines(this.dir, 'metrics', [line]);
+    this.numTokens += out.tokens;
+    const logging = step % this.o.loggingSteps === 0 || step === this.o.maxSteps;
+    if (logging || flush) await this.readPending();
     const secs = (Date.now() - this.t0) / 1000;
-    const shown = ['loss', ...this.objective.progressKeys].map((k) => `${k} ${(line[k] ?? NaN).toFixed(4)}`).join(' ');
-    this.bar.tick(step - this.o.startStep, `step ${step} ${shown} ${(this.tokens / secs).toFixed(0)} tok/s`);
-    if (step % this.o.loggingSteps === 0 || step === this.o.maxSteps) {
-      this.o.history.push(line);
-      this.tb?.scalars(step, tensorboardTags(line));
-      const eta = this.bar.eta();
-      this.o.log?.(formatLogLine({ ...line, epoch: Number(line.epoch.toFixed(4)), elapsed: fmtTime(secs), eta: step === this.o.maxSteps ? '0s' : fmtTime(eta) }));
-    }
-    if (step <= this.o.spe) appendRunLines(this.dir, 'pairLosses', this.o.itemIndex(micro).map((index, i) => ({ index, step, ...r.items[i] })));
+    const seen = this.window[this.window.length - 1] ?? this.last;
+    const shown = seen ? ' ' + ['loss', ...this.objective.progressKeys].map((k) => `${k} ${(seen[k] ?? NaN).toFixed(4)}`).join(' ') : '';
+    this.bar.tick(step - this.o.startStep, `step ${step}${shown} ${(this.tokens / secs).toFixed(0)} tok/s`);
+    if (!logging) return null;
+    const line = windowMean(this.window);
+    this.window = [];
+    this.last = line;
+    this.o.history.push(line);
+    this.tb?.scalars(step, tensorboardTags(line));
+    const eta = this.bar.eta();
+    this.o.log?.(formatLogLine({ ...line, epoch: Number(line.epoch.toFixed(4)), elapsed: fmtTime(secs), eta: step === this.o.maxSteps ? '0s' : fmtTime(eta) }));
     return line;
+  }
+
+  /** The one read of the pending steps: pack, `await data()`, then each step's metrics.jsonl line and pair rows. */
+  private async readPending(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    if (pending.length === 0) return;
+    const keys = Object.keys(pending[0].values).sort();
+    const packed = tf.tidy(() => tf.concat(pending.flatMap((p) => [...keys.map((k) => p.values[k]), tf.reshape(p.gradNorm, [1])])));
+    let host: Float32Array;
+    try {
+      host = (await packed.data()) as Float32Array;
+    } finally {
+      packed.dispose();
+      for (const p of pending) tf.dispose([p.gradNorm, ...Object.values(p.values)]);
+    }
+    let at = 0;
+    const take = (n: number) => {
+      const a = host.subarray(at, (at += n));
+      return Object.assign(a, { dataSync: () => a });
+    };
+    for (const p of pending) {
+      const values = Object.fromEntries(keys.map((k) => [k, take(p.values[k].size)]));
+      const gradNorm = take(1)[0];
+      const r = this.objective.readout(values);
+      const line: MetricsLine = { ...r.metrics, num_tokens: this.numTokens - pending.slice(pending.indexOf(p) + 1).reduce((n, q) => n + q.tokens, 0),
+        grad_norm: gradNorm, learning_rate: p.lr, epoch: p.step / this.o.spe, step: p.step };
+      this.lossSum += line.loss;
+      this.steps += 1;
+      this.window.push(line);
+      if (this.jsonl) appendRunLines(this.dir, 'metrics', [{ ...line, timestamp: Date.now() / 1000 }]);
+      if (p.items) appendRunLines(this.dir, 'pairLosses', p.items.map((index, i) => ({ index, step: p.step, ...r.items[i] })));
+    }
+  }
+
+  /** Reads the pending steps now (before a checkpoint or a stop), so metrics.jsonl is complete up to the saved step. */
+  async flush(): Promise<void> {
+    await this.readPending();
   }
 
   /** Seconds since the logger started (this invocation's training time). */
@@ -123,6 +196,9 @@ export class Logger<M> {
   }
 
   done(): void {
+    // Steps an error left unread: their tensors are freed, not read.
+    for (const p of this.pending) tf.dispose([p.gradNorm, ...Object.values(p.values)]);
+    this.pending = [];
     this.bar.done();
     this.tb?.close();
     this.tb = null;
@@ -159,8 +235,13 @@ export class Checkpointer {
     this.lastSaved = o.startStep;
   }
 
+  /** True when after(step, stopping) saves a checkpoint. */
+  willSave(step: number, stopping: boolean): boolean {
+    return (this.o.saveSteps > 0 && step % this.o.saveSteps === 0) || step === this.o.maxSteps || stopping;
+  }
+
   async after(step: number, stopping: boolean): Promise<void> {
-    if ((this.o.saveSteps > 0 && step % this.o.saveSteps === 0) || step === this.o.maxSteps || stopping) {
+    if (this.willSave(step, stopping)) {
       await saveCheckpoint(this.dir, this.o.state(step), this.o.lora, this.o.opt, this.o.baseModel, this.o.keep);
       this.lastSaved = step;
     }

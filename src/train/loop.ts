@@ -151,7 +151,12 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
     order: { curriculum: cfg.curriculum, seed: cfg.seed, pairs: n, plan: planFingerprint(plan) },
     rng: { kind: 'derived', seed: cfg.seed }, config: cfg, hashes, log_history: history,
   });
-  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, reportTo: cfg.reportTo, history, log, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
+  // TRL's num_tokens counts every real token since step 0: a resumed run adds the steps it skips (host lengths only).
+  let tokensBefore = 0;
+  for (let s = 0; s < startStep; s++) {
+    for (const pos of schedule.microBatches(s)) for (const p of pos) tokensBefore += 2 * records[p].promptIds.length + records[p].chosenIds.length + records[p].rejectedIds.length;
+  }
+  const logger = new Logger<MicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, reportTo: cfg.reportTo, history, log, tokensBefore, itemIndex: (micro) => micro.flatMap((m) => m.pairs.map((p) => (p as TokenizedRecord).index)) });
   const evaluator = new Evaluator(outputDir, opts.evaluate, evalSteps, stageEnds, spe, log, (s, res) => logger.evalScalars(s, res));
   const checkpointer = new Checkpointer(outputDir, { saveSteps: cfg.saveSteps, maxSteps, keep: cfg.saveTotalLimit, baseModel: baseModelName(cfg.model ?? model.dir, model.dir), startStep, state, lora: policy, opt });
   const signals = new SignalGuard(log);
@@ -170,10 +175,12 @@ export async function runTraining(model: LoadedModel, allRecords: TokenizedRecor
       const gradNorm = adamwStep(vars, out.grads, opt, lr, cfg.maxGradNorm, adam);
       tf.dispose([...out.grads.values()]);
       step += 1;
-      logger.step(step, lr, gradNorm, out, micro);
+      // No read-back here: the logger reads every step of a --logging-steps window at once (hooks.ts).
+      await logger.step(step, lr, gradNorm, out, micro);
       // Evaluate before saving: a crash during the evaluation then repeats the step (deterministically) on resume.
       if (!(await signals.poll())) await evaluator.at(step, policy);
       const stop = (await signals.poll()) || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
+      if (checkpointer.willSave(step, stop)) await logger.flush();
       await checkpointer.after(step, stop);
       if (stop) break;
     }

@@ -11,8 +11,14 @@ export interface TapeContext {
   dropoutRng: Rng;
 }
 
-/** Per-item values of one step, still on the device, by name; the logger reads them back once per step. */
+/** Per-item values of one step, still on the device, by name; the logger reads them back once per logging window. */
 export type StepValues = Record<string, tf.Tensor1D>;
+
+/**
+ * One step's values after the logger's single read of its window (`await data()` on one packed tensor): host arrays
+ * by name. `dataSync()` returns the same array (no device read), for objectives written against the tensors.
+ */
+export type HostValues = Record<string, Float32Array & { dataSync(): Float32Array }>;
 
 export interface MicroBatchPlan {
   /** Items (pairs, sequences) in the micro-batch: its weight in the step's mean loss. */
@@ -21,6 +27,8 @@ export interface MicroBatchPlan {
   tokens: number;
   /** Runs inside the gradient tape: the micro-batch's mean loss over its items, and per-item values to log. */
   loss(): { loss: tf.Scalar; values: StepValues };
+  /** Frees what microBatch() put on the device for loss() (reference log-probs), after the micro-batch's gradients. */
+  dispose?(): void;
 }
 
 export interface Objective<M> {
@@ -29,8 +37,8 @@ export interface Objective<M> {
    * micro-batches, for normalizers that span it (a token mean over the whole step).
    */
   microBatch(m: M, step: readonly M[], ctx: TapeContext): MicroBatchPlan;
-  /** The logger's read-back of a step's values: the metrics line (before step-level keys) and one row per item. */
-  readout(values: StepValues): { metrics: Record<string, number>; items: Record<string, number>[] };
+  /** A step's values as the logger read them back: the metrics line (before step-level keys) and one row per item. */
+  readout(values: HostValues): { metrics: Record<string, number>; items: Record<string, number>[] };
   /** Metrics shown beside the loss on the progress line. */
   progressKeys: readonly string[];
 }

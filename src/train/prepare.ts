@@ -59,7 +59,7 @@ export async function prepareRun(model: LoadedModel, allRecords: TokenizedRecord
   let fullTable: PairLogpTable | null = null;
   if (needRefTable) {
     const key = hashJson({ ...hashes, scores: null, maxLength: cfg.maxLength, maxPromptLength: cfg.maxPromptLength, truncationMode: cfg.truncationMode, pairs: allRecords.length });
-    fullTable = referenceTable({
+    fullTable = await referenceTable({
       model, pairs: allRecords, batchSize: cfg.batchSize, dir: outputDir, key, scored, scoresFile: cfg.scores, log,
       referenceLora: () => (bareBase ? null : loadAdapter(refDir, model.cfg)),
     });

@@ -31,6 +31,7 @@ export function objectiveStep<M>(objective: Objective<M>, lora: Lora, micro: rea
       return tf.mul(out.loss, plan.size / total) as tf.Scalar;
     }, names.map((n) => vars[n]));
     value.dispose();
+    plan.dispose?.();
     parts.push(kept!);
     // variableGrads keys its result by tf.Variable.name, not by our module keys.
     for (const n of names) {

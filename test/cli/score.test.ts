@@ -142,7 +142,7 @@ async function scoreAndCheck(model: string, data: string, batchSize: string, rec
     const tok = tokenizeRecords(m.tokenizer, records, { maxLength: 1024, maxPromptLength: 512 }, data);
     expect(tok.pairs.map((p) => p.index)).toEqual(inputs.map((_, i) => i));
     const before = tf.memory().numTensors;
-    const t = computePairLogps(m.cfg, m.weights, tok.pairs, m.tokenizer.padId, recomputeBatch, null);
+    const t = await computePairLogps(m.cfg, m.weights, tok.pairs, m.tokenizer.padId, recomputeBatch, null);
     expect(tf.memory().numTensors).toBe(before); // scoring leaks nothing
 
     r = await child;

@@ -57,8 +57,8 @@ function alone(prompt: number[], completion: number[]): number {
 describe('computePairLogps', () => {
   let all: PairLogpTable;
 
-  it('equals each pair scored alone (no padding), in input order, with token counts', () => {
-    all = computePairLogps(cfg, w, PAIRS, PAD, PAIRS.length, null);
+  it('equals each pair scored alone (no padding), in input order, with token counts', async () => {
+    all = await computePairLogps(cfg, w, PAIRS, PAD, PAIRS.length, null);
     const wantC = PAIRS.map((p) => alone(p.promptIds, p.chosenIds));
     const wantR = PAIRS.map((p) => alone(p.promptIds, p.rejectedIds));
     expectClose(all.chosen, wantC, 1e-4, 'chosen vs alone');
@@ -68,9 +68,9 @@ describe('computePairLogps', () => {
     expect(Array.from(all.chosen).every((x) => Number.isFinite(x) && x < 0)).toBe(true);
   });
 
-  it.each([1, 2, 4])('batch size %s gives the same table as one batch of all', (bs) => {
+  it.each([1, 2, 4])('batch size %s gives the same table as one batch of all', async (bs) => {
     const calls: number[] = [];
-    const t = computePairLogps(cfg, w, PAIRS, PAD, bs, null, (d) => calls.push(d));
+    const t = await computePairLogps(cfg, w, PAIRS, PAD, bs, null, (d) => calls.push(d));
     expectClose(t.chosen, all.chosen, 1e-5, `chosen bs ${bs}`);
     expectClose(t.rejected, all.rejected, 1e-5, `rejected bs ${bs}`);
     expect(Array.from(t.chosenTokens)).toEqual(Array.from(all.chosenTokens));
@@ -81,23 +81,23 @@ describe('computePairLogps', () => {
     expect(calls.every((c, i) => i === 0 || c > calls[i - 1]!)).toBe(true);
   });
 
-  it('a permuted input gives the permuted table', () => {
+  it('a permuted input gives the permuted table', async () => {
     const perm = [4, 8, 0, 6, 2, 7, 1, 5, 3];
-    const t = computePairLogps(cfg, w, perm.map((i) => PAIRS[i]!), PAD, 4, null);
+    const t = await computePairLogps(cfg, w, perm.map((i) => PAIRS[i]!), PAD, 4, null);
     expectClose(t.chosen, perm.map((i) => all.chosen[i]!), 1e-5, 'permuted chosen');
     expectClose(t.rejected, perm.map((i) => all.rejected[i]!), 1e-5, 'permuted rejected');
     expect(Array.from(t.chosenTokens)).toEqual(perm.map((i) => all.chosenTokens[i]));
   });
 
-  it('a fresh LoRA (B = 0) and a disabled one give the base values; nothing leaks', () => {
+  it('a fresh LoRA (B = 0) and a disabled one give the base values; nothing leaks', async () => {
     const lora = createLora(cfg, { r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, 1);
     try {
       const before = tf.memory().numTensors;
-      const fresh = computePairLogps(cfg, w, PAIRS, PAD, 3, lora);
+      const fresh = await computePairLogps(cfg, w, PAIRS, PAD, 3, lora);
       expectClose(fresh.chosen, all.chosen, 1e-5, 'fresh lora');
       lora.enabled = false;
-      const off = computePairLogps(cfg, w, PAIRS, PAD, 3, lora);
-      expect(maxAbsDiff(off.chosen, computePairLogps(cfg, w, PAIRS, PAD, 3, null).chosen)).toBe(0);
+      const off = await computePairLogps(cfg, w, PAIRS, PAD, 3, lora);
+      expect(maxAbsDiff(off.chosen, (await computePairLogps(cfg, w, PAIRS, PAD, 3, null)).chosen)).toBe(0);
       expect(tf.memory().numTensors).toBe(before);
     } finally {
       disposeLora(lora);

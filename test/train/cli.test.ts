@@ -10,7 +10,7 @@ import { tokenizeRecords } from '../../src/data/tokenize.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { Rng } from '../../src/util/rng.js';
-import { f32Safetensors, pairsFile, python, readJsonl, readTensors, ROOT, runTrain, spawnTrain, tempDir, tinyModelDir, waitFor } from './helpers.js';
+import { f32Safetensors, pairsFile, python, readJsonl, readTensors, ROOT, runTrain, spawnTrain, tempDir, tinyModelDir, waitFor, runBytes } from './helpers.js';
 
 let root: string;
 let modelDir: string;
@@ -78,7 +78,7 @@ describe('train process', () => {
     const ref = await runTrain(args(straight, flags));
     expect(ref.code, ref.stderr).toBe(0);
     for (const f of ['checkpoint-12/adapter_model.safetensors', 'checkpoint-12/optimizer.safetensors', 'metrics.jsonl']) {
-      expect(readFileSync(join(out, f)).equals(readFileSync(join(straight, f))), f).toBe(true);
+      expect(runBytes(out, f).equals(runBytes(straight, f)), f).toBe(true);
     }
   });
 

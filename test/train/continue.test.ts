@@ -13,7 +13,7 @@ import type { LoadedModel } from '../../src/io/model-dir.js';
 import { storedRunConfig } from '../../src/pipeline/train.js';
 import { runTraining } from '../../src/train/loop.js';
 import { InputError, MismatchError } from '../../src/util/errors.js';
-import { readJsonl, ROOT, runConfig, spawnTrain, tokenized, waitFor, openTinyRun, closeTinyRun } from './helpers.js';
+import { readJsonl, ROOT, runConfig, spawnTrain, tokenized, waitFor, openTinyRun, closeTinyRun, runBytes } from './helpers.js';
 
 let root: string;
 let modelDir: string;
@@ -28,7 +28,7 @@ async function train(flags: Record<string, unknown>, opts: { resume?: string; st
   return runTraining(model, tokenized(model, data, cfg), data, cfg, { log: opts.log ?? (() => {}), resume: opts.resume ?? null, stopAfterSteps: opts.stopAfterSteps });
 }
 
-const same = (a: string, b: string, f: string) => expect(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), f).toBe(true);
+const same = (a: string, b: string, f: string) => expect(runBytes(a, f).equals(runBytes(b, f)), f).toBe(true);
 
 describe('continue a run with a larger budget (item 13)', () => {
   it('constant schedule: finished at 6, continued to 10, equals a 10-step run byte for byte; epochs too', async () => {

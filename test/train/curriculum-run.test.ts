@@ -11,7 +11,7 @@ import { epochSchedule } from '../../src/curriculum/order.js';
 import { pairDistance } from '../../src/curriculum/difficulty.js';
 import { writeFileSync } from 'node:fs';
 import { MismatchError } from '../../src/util/errors.js';
-import { tempDir, tinyModelDir, pairsFile, runConfig, tokenized, readJsonl } from './helpers.js';
+import { tempDir, tinyModelDir, pairsFile, runConfig, tokenized, readJsonl, runBytes } from './helpers.js';
 
 const quiet = () => {};
 let root: string;
@@ -43,7 +43,7 @@ describe('curriculum runs', () => {
     await train({ 'output-dir': resumed }, { stopAfterSteps: 2 });
     await train({ 'output-dir': resumed }, { resume: 'latest' });
     for (const f of ['adapter_model.safetensors', 'metrics.jsonl', 'pair_losses.jsonl', 'difficulty.json', join('checkpoint-6', 'optimizer.safetensors')]) {
-      expect(readFileSync(join(resumed, f)).equals(readFileSync(join(straight, f))), f).toBe(true);
+      expect(runBytes(resumed, f).equals(runBytes(straight, f)), f).toBe(true);
     }
   });
 

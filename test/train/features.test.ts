@@ -11,7 +11,7 @@ import { disposeModel, loadModel, type LoadedModel } from '../../src/io/model-di
 import { runTraining, type TrainOptions } from '../../src/train/loop.js';
 import { learningRateAt } from '../../src/train/schedule.js';
 import { resolveRunConfig } from '../../src/config/run.js';
-import { adapterDiff, pairsFile, readJsonl, readTensors, runConfig, tempDir, tinyModelDir, tokenized } from './helpers.js';
+import { adapterDiff, pairsFile, readJsonl, readTensors, runConfig, tempDir, tinyModelDir, tokenized, runBytes } from './helpers.js';
 
 let root: string;
 let model: LoadedModel;
@@ -60,7 +60,7 @@ describe('gradient checkpointing in a run', () => {
     expect(await train({ ...on, 'output-dir': resumed }, { stopAfterSteps: 2 })).toMatchObject({ steps: 2, interrupted: true });
     expect(await train({ ...on, 'output-dir': resumed }, { resume: 'latest' })).toMatchObject({ steps: 4, interrupted: false });
     for (const f of ['adapter_model.safetensors', 'metrics.jsonl', join('checkpoint-4', 'optimizer.safetensors')]) {
-      expect(readFileSync(join(resumed, f)).equals(readFileSync(join(straight, f))), f).toBe(true);
+      expect(runBytes(resumed, f).equals(runBytes(straight, f)), f).toBe(true);
     }
   });
 });

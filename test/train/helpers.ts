@@ -185,3 +185,17 @@ export function safetensorsHeader(file: string): Record<string, { dtype: string;
   const n = Number(buf.readBigUInt64LE(0));
   return JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
 }
+
+/**
+ * A run file's bytes for exact comparisons between runs: metrics.jsonl lines without their wall-clock `timestamp`
+ * (issue 13 item 7), every other file as it is.
+ */
+export function runBytes(dir: string, f: string): Buffer {
+  const buf = readFileSync(join(dir, f));
+  if (!f.endsWith('metrics.jsonl')) return buf;
+  const lines = buf.toString('utf8').split('\n').filter(Boolean).map((l) => {
+    const { timestamp: _t, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    return JSON.stringify(rest);
+  });
+  return Buffer.from(lines.join('\n'));
+}

@@ -110,11 +110,17 @@ describe('resume', () => {
     const second = await train({ ...flags, 'output-dir': resumed }, { resume: 'latest' });
     expect(second).toMatchObject({ steps: 6, interrupted: false });
     for (const f of ['checkpoint-6/adapter_model.safetensors', 'checkpoint-6/optimizer.safetensors', 'checkpoint-6/adapter_config.json',
-      'adapter_model.safetensors', 'metrics.jsonl', 'pair_losses.jsonl']) {
+      'adapter_model.safetensors', 'pair_losses.jsonl']) {
       const same = readFileSync(join(straight, f)).equals(readFileSync(join(resumed, f)));
       if (!same) console.log(`${f} differs`);
       expect(same, f).toBe(true);
     }
+    // metrics.jsonl: the same lines but for each line's wall-clock timestamp (issue 13 item 7).
+    const untimed = (d: string) => readJsonl(join(d, 'metrics.jsonl')).map(({ timestamp, ...l }) => {
+      expect(timestamp).toBeGreaterThan(1.7e9); // Unix seconds
+      return JSON.stringify(l);
+    });
+    expect(untimed(resumed)).toEqual(untimed(straight));
     const lines = readJsonl(join(resumed, 'metrics.jsonl'));
     expect(lines.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(lines[0].learning_rate).toBe(0); // warmup from 0, as transformers
