@@ -113,11 +113,16 @@ export async function runSft(model: LoadedModel, data: SftDataset, dataFile: str
   const adam = { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay, decay };
   const objective = sftObjective(model.cfg, model.weights, model.tokenizer.padId, { completionOnly: cfg.completionOnlyLoss, full: cfg.full, tokensSeen: from?.state.num_tokens ?? 0 });
   const history: MetricsLine[] = from?.state.log_history ?? [];
-  const logger = new Logger<SftMicroBatch>(outputDir, objective, { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, history, log, itemIndex: (micro) => micro.flatMap((m) => m.examples.map((e) => e.index)) });
+  let tokensSeen = from?.state.num_tokens ?? 0;
+  // tokensBefore: a Logger that counts num_tokens itself continues the count on resume.
+  const loggerOptions = { spe, maxSteps, startStep, loggingSteps: cfg.loggingSteps, history, log, tokensBefore: tokensSeen, itemIndex: (micro: readonly SftMicroBatch[]) => micro.flatMap((m) => m.examples.map((e) => e.index)) };
+  const logger = new Logger<SftMicroBatch>(outputDir, objective, loggerOptions);
+  // A Logger that reads step values back once per logging window must write them all before a checkpoint is saved.
+  const flushLogs = async () => { await (logger as unknown as { flush?: () => Promise<void> }).flush?.(); };
   const signals = new SignalGuard(log);
   const state = (step: number): SftState => ({
     format: SFT_STATE_FORMAT, version: SFT_STATE_VERSION, global_step: step, epoch: step / spe, max_steps: maxSteps, steps_per_epoch: spe,
-    num_tokens: logger.last?.num_tokens ?? from?.state.num_tokens ?? 0, config: cfg, hashes, log_history: history,
+    num_tokens: tokensSeen, config: cfg, hashes, log_history: history,
   });
   const params = [...vars.values()].reduce((n, v) => n + v.size, 0);
   log(`sft: ${data.examples.length} examples, ${spe} steps/epoch, ${maxSteps} steps (batch ${cfg.batchSize} x accum ${cfg.gradAccum}), `
@@ -133,9 +138,11 @@ export async function runSft(model: LoadedModel, data: SftDataset, dataFile: str
       const gradNorm = adamwStep(vars, out.grads, opt, lr, cfg.maxGradNorm, adam);
       tf.dispose([...out.grads.values()]);
       step += 1;
-      logger.step(step, lr, gradNorm, out, micro);
+      tokensSeen += out.tokens;
+      await logger.step(step, lr, gradNorm, out, micro);
       const stop = (await signals.poll()) || (opts.stopAfterSteps !== undefined && step - startStep >= opts.stopAfterSteps);
       if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || step === maxSteps || stop) {
+        await flushLogs();
         await saveSftCheckpoint(outputDir, state(step), model, trained, opt, cfg.saveTotalLimit);
         lastSaved = step;
       }

@@ -85,7 +85,7 @@ describe('SFT runs', () => {
   const cfgOf = (flags: Record<string, unknown>): SftConfig => resolveSftConfig({ backend: 'cpu', model: modelDir, data, 'batch-size': 2, 'save-steps': 0, 'logging-steps': 100, ...flags });
 
   async function run(cfg: SftConfig, o: { resume?: string; stopAfterSteps?: number } = {}) {
-    const model = await loadHfModel(modelDir);
+    const model = await loadHfModel(cfg.model!);
     try {
       return await runSft(model, loadSftFile(model.tokenizer, data, cfg.maxLength), data, cfg, { log: () => {}, ...o });
     } finally {
@@ -116,16 +116,19 @@ describe('SFT runs', () => {
     });
   }
 
+  const STEPS = 80;
   it('overfits one batch to near-zero loss (full)', async () => {
     const out = join(root, 'overfit');
-    const cfg = cfgOf({ full: true, 'batch-size': 5, 'max-steps': 80, 'learning-rate': 2e-2, 'lr-scheduler': 'constant', 'output-dir': out });
+    const cfg = cfgOf({ full: true, 'batch-size': 5, 'max-steps': STEPS, 'learning-rate': 2e-2, 'lr-scheduler': 'constant', 'logging-steps': 1, 'output-dir': out });
     const res = await run(cfg);
+    expect(res.steps).toBe(STEPS);
     const rows = readJsonl(join(out, 'metrics.jsonl'));
+    const last = rows[rows.length - 1];
     expect(rows[0].loss).toBeGreaterThan(4); // ~ln 261 from random weights
-    expect(res.lastMetrics!.loss).toBeLessThan(0.05);
-    expect(res.lastMetrics!.mean_token_accuracy).toBe(1);
-    // num_tokens is cumulative: 80 steps of the same 5 rows.
-    expect(res.lastMetrics!.num_tokens).toBe(80 * rows[0].num_tokens);
+    expect(last.loss).toBeLessThan(0.05);
+    expect(last.mean_token_accuracy).toBe(1);
+    // num_tokens is cumulative: STEPS steps of the same 5 rows.
+    expect(last.num_tokens).toBe(STEPS * rows[0].num_tokens);
   }, 60_000);
 });
 
