@@ -21,7 +21,7 @@ interface Slot {
 }
 
 let sign: (body: SandboxBody) => void = () => {};
-let unseal: (data: string) => Job = () => {
+let unseal: (data: string) => Job[] = () => {
   throw new Error('no key yet');
 };
 const log = (line: string): void => sign({ type: 'log', line });
@@ -35,8 +35,26 @@ const slots: Slot[] = [];
 const queue: Job[] = [];
 let closing = false;
 
+// Replies go out in batches, one signed message each: while jobs wait here, a reply may wait up to FLUSH_MS for
+// others (the host refills in batches too), which saves an IPC round of work per program in both processes. With
+// nothing waiting here the host may be waiting on this reply, and it goes at once.
+const FLUSH_MS = 2;
+let outbox: Reply[] = [];
+let flushTimer: NodeJS.Timeout | undefined;
+
 function reply(job: Job, r: Omit<Reply, 'id' | 'testsPassed'> & { testsPassed?: number }): void {
-  sign({ type: 'reply', id: job.id, testsPassed: 0, ...r });
+  outbox.push({ id: job.id, testsPassed: 0, ...r });
+  if (queue.length === 0 || outbox.length >= config.workers) flush();
+  else flushTimer ??= setTimeout(flush, FLUSH_MS);
+}
+
+function flush(): void {
+  clearTimeout(flushTimer);
+  flushTimer = undefined;
+  if (outbox.length === 0) return;
+  const replies = outbox;
+  outbox = [];
+  sign({ type: 'replies', replies });
 }
 
 function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'ready' }> {
@@ -201,7 +219,7 @@ process.on('message', (msg: ToSandbox) => {
       const raw = Buffer.from(data, 'base64');
       const decipher = createDecipheriv('aes-256-gcm', sealKey, raw.subarray(0, 12));
       decipher.setAuthTag(raw.subarray(12, 28));
-      return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as Job;
+      return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8')) as Job[];
     };
     sign = (body) => {
       const text = JSON.stringify(body);
@@ -219,13 +237,13 @@ process.on('message', (msg: ToSandbox) => {
     for (const s of slots) void s.worker.terminate();
     process.disconnect?.();
   } else if (msg.type === 'sealed' && config) {
-    let job: Job;
+    let jobs: Job[];
     try {
-      job = unseal(msg.data);
+      jobs = unseal(msg.data);
     } catch {
-      return; // not from the host: a forged or damaged job is dropped
+      return; // not from the host: a forged or damaged batch is dropped
     }
-    queue.push(job);
+    queue.push(...jobs);
     dispatch();
   }
 });

@@ -88,6 +88,8 @@ export interface PoolOptions {
  * about a second in Pyodide, so the cap bounds a raised-limit recursion bomb in time, not in memory.
  */
 const RECURSION_CAP = 100_000;
+/** Jobs per worker that the sandbox process may hold (one running, the rest waiting there). */
+const DEPTH = 4;
 const STACK_MB = 256;
 
 /** The compiled sandbox process script, next to this file when running from dist, else under dist/. */
@@ -240,16 +242,19 @@ export class PythonPool {
       }
       return;
     }
-    // Two jobs per worker in the sandbox: the next one is there when a worker frees up, so no worker idles for a
-    // round trip. A job's clock starts when the sandbox hands it to a worker, never here.
-    while (this.inFlight.size < 2 * this.config.workers && this.queue.length > 0) {
+    // Up to DEPTH jobs per worker in the sandbox, refilled in one sealed batch once half of them are answered: the
+    // next job is there when a worker frees up (no worker idles for a round trip), and a batch costs one IPC
+    // message instead of one per program. A job's clock starts when the sandbox hands it to a worker, never here.
+    if (this.inFlight.size > (DEPTH / 2) * this.config.workers) return;
+    const batch: Job[] = [];
+    while (this.inFlight.size < DEPTH * this.config.workers && this.queue.length > 0) {
       const id = this.queue.shift()!;
       const p = this.pending.get(id);
       if (!p) continue;
       const timeoutMs = p.req.timeoutMs ?? this.timeoutMs;
       // The sandbox process answers every job it was given; this fires only if the process itself hangs (a job
-      // waits at most for one other job per worker, each bounded by its timeout and grace).
-      const bound = 2 * (Math.max(timeoutMs, this.timeoutMs) + this.config.graceMs) + 10_000;
+      // waits at most for DEPTH - 1 other jobs per worker, each bounded by its timeout and grace).
+      const bound = DEPTH * (Math.max(timeoutMs, this.timeoutMs) + this.config.graceMs) + 10_000;
       p.watchdog = setTimeout(() => this.restart('unresponsive'), bound);
       this.inFlight.add(id);
       const job: Job = {
@@ -258,8 +263,9 @@ export class PythonPool {
         ...(p.req.outerJs !== undefined ? { outerJs: p.req.outerJs } : {}),
         ...(p.req.innerJs !== undefined ? { innerJs: p.req.innerJs } : {}),
       };
-      this.child.send(this.seal(job));
+      batch.push(job);
     }
+    if (batch.length > 0) this.child.send(this.seal(batch));
   }
 
   private start(): Promise<void> {
@@ -297,9 +303,9 @@ export class PythonPool {
           reject(new Error(`Python sandbox failed to start: ${msg.reason}`));
         } else if (msg.type === 'log') {
           this.log(`python sandbox: ${msg.line}`);
-        } else if (this.inFlight.has(msg.id)) {
-          const { type: _type, id, ...reply } = msg;
-          this.answer(id, reply);
+        } else if (msg.type === 'replies') {
+          for (const { id, ...reply } of msg.replies) if (this.inFlight.has(id)) this.answer(id, reply, false);
+          this.pump();
         }
       });
       child.on('exit', (code, signal) => {
@@ -314,11 +320,11 @@ export class PythonPool {
     this.child = child;
   }
 
-  /** A job as the sandbox process receives it: encrypted, so the threads that share its IPC fd cannot read it. */
-  private seal(job: Job): ToSandbox {
+  /** Jobs as the sandbox process receives them: encrypted, so the threads that share its IPC fd cannot read them. */
+  private seal(jobs: Job[]): ToSandbox {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.sealKey, iv);
-    const body = Buffer.concat([cipher.update(JSON.stringify(job), 'utf8'), cipher.final()]);
+    const body = Buffer.concat([cipher.update(JSON.stringify(jobs), 'utf8'), cipher.final()]);
     return { type: 'sealed', data: Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64') };
   }
 
@@ -331,7 +337,7 @@ export class PythonPool {
     return JSON.parse(raw.body) as SandboxBody;
   }
 
-  private answer(id: number, r: Partial<Omit<Reply, 'id'>> & { result: string }): void {
+  private answer(id: number, r: Partial<Omit<Reply, 'id'>> & { result: string }, refill = true): void {
     const p = this.pending.get(id);
     if (!p) return;
     clearTimeout(p.watchdog);
@@ -339,7 +345,7 @@ export class PythonPool {
     this.inFlight.delete(id);
     p.resolve({ result: r.result, passed: r.passed ?? false, stdout: r.stdout ?? '', stderr: r.stderr ?? '',
       durationMs: r.durationMs ?? 0, testsPassed: r.testsPassed ?? 0 });
-    this.pump();
+    if (refill) this.pump();
   }
 
   /** The process died with jobs in flight: each goes back to the queue once (a neighbour may have killed it). */

@@ -44,8 +44,8 @@ export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number;
 
 /**
  * The first message carries the reply-signing key and the job-sealing key (both base64); every job after it is
- * sealed: AES-256-GCM of the Job's JSON, base64 of iv (12 bytes) | tag (16) | ciphertext. The IPC fd is shared by
- * every thread of the sandbox process: a worker that reads it gets no other program's code or stdin.
+ * sealed: AES-256-GCM of the JSON of a batch of Jobs, base64 of iv (12 bytes) | tag (16) | ciphertext. The IPC fd is
+ * shared by every thread of the sandbox process: a worker that reads it gets no other program's code or stdin.
  */
 export type ToSandbox =
   | { type: 'init'; key: string; sealKey: string; config: SandboxConfig; guardSource: string; guardConfig: string }
@@ -67,7 +67,7 @@ export type SandboxBody =
   | { type: 'ready'; layers: string[]; coldMs: number; restoreMs: number[] }
   | { type: 'fatal'; reason: string }
   | { type: 'log'; line: string }
-  | ({ type: 'reply' } & Reply);
+  | { type: 'replies'; replies: Reply[] };
 
 export interface FromSandbox {
   body: string;

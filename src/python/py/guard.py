@@ -50,8 +50,11 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     INTROSPECTION = frozenset({'__code__', 'f_code', 'gi_code', 'cr_code', 'ag_code', 'tb_frame', 'gi_frame',
                                'cr_frame', 'ag_frame', 'gi_yieldfrom', 'cr_await', '__defaults__', '__kwdefaults__'})
     GUARDED_SETS = frozenset({'__code__', '__defaults__', '__kwdefaults__'})
-    # Frames, the collector's object lists, tracers and monitors: each reaches other code's state.
-    INTROSPECTION_EVENTS = frozenset({'sys._getframe', 'sys._current_frames', 'sys._current_exceptions',
+    # Frames, the collector's object lists, tracers and monitors: each reaches other code's state. New code objects
+    # (`code.replace`, `types.CodeType`, marshal): bytecode is not verified, and crafted bytecode reads and writes
+    # the interpreter's memory outside any object.
+    INTROSPECTION_EVENTS = frozenset({'code.__new__', 'marshal.loads', 'marshal.load',
+                                      'sys._getframe', 'sys._current_frames', 'sys._current_exceptions',
                                       'gc.get_objects', 'gc.get_referrers', 'gc.get_referents', 'sys.settrace',
                                       'sys.setprofile', 'sys._settraceallthreads', 'sys._setprofileallthreads',
                                       'sys.monitoring.register_callback', 'sys.addaudithook', 'sys.remote_exec'})
