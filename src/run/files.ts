@@ -123,7 +123,7 @@ export function readMetrics(dir: string, notes: string[]): MetricsLine[] {
     for (const [k, v] of Object.entries(value)) if (typeof v === 'number' && Number.isFinite(v)) line[k] = v;
     return line;
   });
-  if (out.length === 0) throw new InputError(describe(file, 'no lines', 'at least one logged step', 'Train for at least --logging-steps steps.'));
+  if (out.length === 0) throw new InputError(describe(file, 'no lines', 'at least one logged step', 'Train for at least one step, with --report-to jsonl (the default; none writes no metrics lines).'));
   return out;
 }
 

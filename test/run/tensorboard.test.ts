@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.js';
 import type { LoadedModel } from '../../src/io/model-dir.js';
 import { FILE_VERSION, maskedCrc32c, tfRecord } from '../../src/run/tensorboard.js';
+import { readMetrics } from '../../src/run/files.js';
 import { parseReportTo } from '../../src/run/report-to.js';
 import { tensorboardTags } from '../../src/train/hooks.js';
 import { runTraining, type TrainOptions } from '../../src/train/loop.js';
@@ -74,6 +75,7 @@ describe('--report-to (HF report_to)', () => {
     await train(none, { 'max-steps': 2, 'report-to': 'none' });
     expect(existsSync(join(none, 'metrics.jsonl')) && readJsonl(join(none, 'metrics.jsonl')).length).toBeFalsy();
     expect(existsSync(join(none, 'runs'))).toBe(false);
+    expect(() => readMetrics(none, [])).toThrow(/no lines.*--report-to jsonl/); // what `report` says of such a run
     const jsonl = join(root, 'jsonl');
     await train(jsonl, { 'max-steps': 2 });
     expect(readJsonl(join(jsonl, 'metrics.jsonl')).length).toBe(2);
