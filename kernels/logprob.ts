@@ -154,7 +154,7 @@ function chunkedOp(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2
     const [hid, ids, mask] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
     const save = args[3] as tf.GradSaveFunc;
     save([hid, ids, mask]);
-    let value: tf.Tensor2D = tf.zeros([rowsOut, B]);
+    let value = tf.fill([rowsOut, B], 0) as tf.Tensor2D; // fill, not zeros: a kernel, no host array uploaded
     for (const t0 of starts) {
       const next = tf.tidy(() => tf.add(value, chunkForward(chunkAt(hid, ids, mask, t0, size(t0)), headW, B, stats)) as tf.Tensor2D);
       value.dispose();
@@ -165,7 +165,7 @@ function chunkedOp(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2
       const dLogp = tf.reshape(tf.slice(dy, [0, 0], [1, B]), [B]) as tf.Tensor1D; // the stats rows get no gradient
       // Each chunk's tidy frees its [B*c, V] tensors before the next chunk starts.
       const parts = starts.map((t0) => tf.tidy(() => chunkBackward(chunkAt(sh, si, sm, t0, size(t0)), headW, dLogp, B)));
-      parts.push(tf.zeros([B, 1, H])); // position T-1 predicts nothing
+      parts.push(tf.fill([B, 1, H], 0) as tf.Tensor3D); // position T-1 predicts nothing
       const dh = tf.concat(parts, 1); // [B, T, H]
       for (const p of parts) p.dispose();
       dLogp.dispose();

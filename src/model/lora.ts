@@ -5,6 +5,7 @@ import type { LlamaConfig } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { dropoutKeepMask } from './dropout.js';
+import './device-grads.js';
 
 export interface LoraConfig {
   r: number;

@@ -49,17 +49,20 @@ export function adamwStep(vars: Map<string, tf.Variable>, grads: Map<string, tf.
   const bc2 = 1 - Math.pow(s.beta2, t);
   const norm = globalNorm(grads);
   tf.tidy(() => {
+    // The clip coefficient stays on the device (no read of the norm). The step's constants are uploaded once, not once
+    // per variable (the same float32 values as JS-number operands, so the same bits).
     const coef = maxGradNorm > 0 ? tf.minimum(tf.div(maxGradNorm, tf.add(norm, 1e-6)), 1) : tf.scalar(1);
+    const [b1, c1, b2, c2, sbc2, eps, decay, rate] = tf.unstack(tf.tensor1d([s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, Math.sqrt(bc2), s.eps, 1 - lr * s.weightDecay, lr / bc1]));
     for (const [name, p] of vars) {
       const g0 = grads.get(name);
       if (!g0) throw new Error(`adamwStep: no gradient for ${name}`);
       const g = tf.mul(g0, coef);
-      const m = tf.add(tf.mul(state.m.get(name)!, s.beta1), tf.mul(g, 1 - s.beta1));
-      const v = tf.add(tf.mul(state.v.get(name)!, s.beta2), tf.mul(tf.square(g), 1 - s.beta2));
+      const m = tf.add(tf.mul(state.m.get(name)!, b1), tf.mul(g, c1));
+      const v = tf.add(tf.mul(state.v.get(name)!, b2), tf.mul(tf.square(g), c2));
       // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom, after p *= 1 - lr * wd.
-      const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), s.eps);
-      const decayed = s.weightDecay > 0 && (!s.decay || s.decay.has(name)) ? tf.mul(p, 1 - lr * s.weightDecay) : p;
-      p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
+      const denom = tf.add(tf.div(tf.sqrt(v), sbc2), eps);
+      const decayed = s.weightDecay > 0 && (!s.decay || s.decay.has(name)) ? tf.mul(p, decay) : p;
+      p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), rate)));
       state.m.get(name)!.dispose();
       state.v.get(name)!.dispose();
       state.m.set(name, tf.keep(m));
