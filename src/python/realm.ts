@@ -146,14 +146,20 @@ const INTRINSIC_ROOTS = `[globalThis, Object.getPrototypeOf(function* () {}), Ob
  * instance. Freezing instead breaks Pyodide (assigning `this.name` in an Error subclass shadows a frozen
  * prototype's property and throws). The check runs here, with this realm's functions on inner objects: inner code
  * could redefine the inner `Reflect` that a check written in the realm would call. Typed arrays keep their
- * elements writable (a view with elements cannot be sealed); they hold data, not behaviour.
+ * elements writable and are not checked (a view with elements cannot be sealed); they hold data, not behaviour.
  */
 function sealIntrinsics(roots: unknown[]): () => boolean {
-  const seen = new Set<object>();
+  // The context's global cannot be sealed (V8 refuses it for a vm context): its properties are compared whole.
+  const g = roots[0] as object;
+  const globalKeys = Reflect.ownKeys(g);
+  const globalProps = globalKeys.map((k) => Reflect.getOwnPropertyDescriptor(g, k)!);
+  const globalProto = Object.getPrototypeOf(g) as unknown;
   const writable: { o: Record<PropertyKey, unknown>; keys: PropertyKey[]; values: unknown[] }[] = [];
+  const seen = new Set<object>();
   const visit = (o: unknown): void => {
     if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
     seen.add(o);
+    if (ArrayBuffer.isView(o)) return;
     const next: unknown[] = [Object.getPrototypeOf(o)];
     const keys: PropertyKey[] = [];
     const values: unknown[] = [];
@@ -167,24 +173,21 @@ function sealIntrinsics(roots: unknown[]): () => boolean {
         }
       } else next.push(d.get, d.set);
     }
-    if (o === roots[0]) {
-      const all = Reflect.ownKeys(o);
-      global = { o, proto: Object.getPrototypeOf(o), keys: all, props: all.map((k) => Reflect.getOwnPropertyDescriptor(o, k)!) };
+    if (o !== g) {
+      Object.seal(o);
+      if (keys.length > 0) writable.push({ o: o as Record<PropertyKey, unknown>, keys, values });
     }
-    else if (!ArrayBuffer.isView(o)) Object.seal(o);
-    if (keys.length > 0 && o !== roots[0]) writable.push({ o: o as Record<PropertyKey, unknown>, keys, values });
     for (const n of next) visit(n);
   };
-  // The context's global cannot be sealed (V8 refuses it for a vm context): its properties are compared whole.
-  let global: { o: object; proto: unknown; keys: PropertyKey[]; props: PropertyDescriptor[] } | undefined;
   for (const r of roots) visit(r);
   const same = (a: PropertyDescriptor | undefined, b: PropertyDescriptor): boolean =>
     a !== undefined && Object.is(a.value, b.value) && a.get === b.get && a.set === b.set &&
     a.writable === b.writable && a.configurable === b.configurable;
   return () => {
-    const g = global!;
-    if (Reflect.ownKeys(g.o).length !== g.keys.length || Object.getPrototypeOf(g.o) !== g.proto) return true;
-    for (let i = 0; i < g.keys.length; i++) if (!same(Reflect.getOwnPropertyDescriptor(g.o, g.keys[i]!), g.props[i]!)) return true;
+    if (Reflect.ownKeys(g).length !== globalKeys.length || Object.getPrototypeOf(g) !== globalProto) return true;
+    for (let i = 0; i < globalKeys.length; i++) {
+      if (!same(Reflect.getOwnPropertyDescriptor(g, globalKeys[i]!), globalProps[i]!)) return true;
+    }
     for (const { o, keys, values } of writable) {
       // Own data properties of sealed objects: reading one runs no code.
       for (let i = 0; i < keys.length; i++) if (!Object.is(o[keys[i]!], values[i])) return true;
