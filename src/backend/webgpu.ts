@@ -151,6 +151,33 @@ function guardUploads(backend: tf.KernelBackend, limit: number): void {
   };
 }
 
+/** The first stack frame outside tfjs and this file, as `path:line`, so a refused synchronous read names its caller. */
+function callerFrame(): string {
+  for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
+    const m = /\(?(?:file:\/\/)?([^()\s]+):(\d+):\d+\)?$/.exec(line.trim());
+    if (m && !m[1].includes('node_modules') && !m[1].includes('/backend/webgpu.') && !m[1].startsWith('node:')) {
+      return `${m[1].startsWith(process.cwd() + '/') ? m[1].slice(process.cwd().length + 1) : m[1]}:${m[2]}`;
+    }
+  }
+  return 'a synchronous read';
+}
+
+/**
+ * A synchronous read of a GPU-resident tensor (dataSync, arraySync, bufferSync) needs an OffscreenCanvas, which Node
+ * lacks: tfjs fails with "OffscreenCanvas is not defined". This names the caller instead. Host-resident values (not
+ * yet uploaded, or CPU-forwarded small ops) still read synchronously.
+ */
+function guardReadSync(backend: tf.KernelBackend): void {
+  const b = backend as unknown as { readSync(id: object): unknown; tensorMap: { get(id: object): { values?: unknown; dtype: string } | undefined } };
+  const read = b.readSync.bind(b);
+  b.readSync = (dataId: object) => {
+    const d = b.tensorMap.get(dataId);
+    if (!d || d.values != null || d.dtype === 'string' || d.dtype === 'complex64') return read(dataId);
+    throw new BackendError(describe(`--backend webgpu: ${callerFrame()}`, 'a synchronous read (dataSync/arraySync) of a tensor on the GPU',
+      'await data() or await array()', 'Node has no OffscreenCanvas, which tfjs-backend-webgpu needs for it; this code path is not webgpu-ready yet.'));
+  };
+}
+
 /**
  * tfjs-backend-webgpu's AddN binds every input at once (Concat splits, AddN does not), so a sum of more tensors than
  * maxStorageBuffersPerShaderStage - 1 (globalNorm over hundreds of LoRA gradients) is an invalid pipeline. This sums
@@ -226,6 +253,7 @@ export async function registerWebGpu(): Promise<WebGpuAdapter> {
       });
       const backend = new wg.WebGPUBackend(device, a.info);
       guardUploads(backend, limit);
+      guardReadSync(backend);
       return backend;
     }, 3);
     return s.adapter;

@@ -231,4 +231,14 @@ describe.skipIf(!probe.ok && !required)('webgpu parity with cpu (tiny fixture mo
     expect((err as Error).message).toMatch(/^--backend webgpu: an intermediate tensor: float32 \[\d+\] is [\d.]+ (MiB|GiB) \(expected at most maxStorageBufferBindingSize = /);
     expect(tf.memory().numTensors).toBeLessThanOrEqual(before + 1);
   });
+
+  it.skipIf(target !== 'webgpu')('dataSync of a GPU tensor is a BackendError naming the caller; host-resident values still read', () => {
+    const y = tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])); // computed on the GPU
+    expect(() => y.dataSync()).toThrow(BackendError);
+    expect(() => y.dataSync()).toThrow(/^--backend webgpu: test\/backend\/webgpu-parity\.test\.ts:\d+: a synchronous read \(dataSync\/arraySync\) of a tensor on the GPU \(expected await data\(\) or await array\(\)\)/);
+    y.dispose();
+    const x = tf.tensor1d([1, 2, 3]); // not uploaded yet
+    expect(Array.from(x.dataSync())).toEqual([1, 2, 3]);
+    x.dispose();
+  });
 });
