@@ -1,5 +1,5 @@
-// `experiment`: trains several curriculum arms with the same seed and budget, evaluates them at the same steps and
-// writes a report (pipeline/experiment.ts); resumable by arm.
+// `experiment`: trains curriculum arms x seeds with the same budget, evaluates them at the same steps and writes a
+// report (pipeline/experiment.ts); resumable by (arm, seed).
 import type { CommandModule } from 'yargs';
 import { resolveRunConfig, RUN_SCHEMA, PRESETS } from '../config/run.js';
 import { yargsOptions } from '../config/schema.js';
@@ -10,20 +10,25 @@ import { log } from './common.js';
 
 export const experimentCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'experiment',
-  describe: 'train several curriculum arms with the same seed and budget, evaluate them at the same steps, report',
+  describe: 'train curriculum arms x seeds with the same budget, evaluate them at the same steps, report with confidence intervals',
   builder: (y) => y.options({
     ...yargsOptions(RUN_SCHEMA),
-    arms: { type: 'string', describe: `comma list of curricula (${CURRICULA.join(', ')}); default stages,shuffle, or the resumed experiment's` },
+    arms: {
+      type: 'string',
+      describe: `comma list of curricula (${CURRICULA.join(', ')}), each optionally +prune-incorrect-chosen and/or +prune-comment-only; default stages,shuffle, or the resumed experiment's`,
+    },
+    seeds: { type: 'number', describe: 'seeds per arm: --seed, --seed + 1, ... [default: 1, or the resumed experiment\'s]' },
     config: { type: 'string', describe: 'YAML or JSON file of settings, TRL-style keys welcome (applied before flags)' },
     preset: { type: 'string', choices: Object.keys(PRESETS), describe: 'named settings (applied before --config)' },
-    resume: { type: 'string', describe: 'continue an experiment: latest (in --output-dir) or its folder; its stored settings and arms apply, then any flags given' },
+    resume: { type: 'string', describe: 'continue an experiment: latest (in --output-dir) or its folder; its stored settings, arms and seeds apply, then any flags given' },
   }),
   handler: async (argv) => {
     const resume = argv.resume as string | undefined;
-    // `--resume` alone continues the experiment as it was asked for: its stored config and arms, then the flags given now.
+    // `--resume` alone continues the experiment as it was asked for: its stored config, arms and seeds, then the flags given now.
     const asked = resolveRunConfig(argv);
     const stored = resume ? storedExperiment(resume, asked.outputDir ?? (asked.runName ? defaultRunDir(asked.runName) : null)) : null;
     const cfg = stored ? resolveRunConfig(argv, undefined, stored.base) : asked;
-    await runExperiment(cfg, (argv.arms as string | undefined) ?? stored?.arms ?? 'stages,shuffle', log);
+    const seeds = (argv.seeds as number | undefined) ?? stored?.seeds ?? 1;
+    await runExperiment(cfg, (argv.arms as string | undefined) ?? stored?.arms ?? 'stages,shuffle', log, { seeds });
   },
 };
