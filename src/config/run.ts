@@ -61,6 +61,8 @@ export const RUN_SCHEMA = {
   stagePercentiles: { type: 'string', default: '10,50,90', describe: 'difficulty percentiles that split the stages' },
   pruneBelow: { type: 'number', default: null, nullable: true, describe: 'drop pairs below this difficulty percentile' },
   pruneAbove: { type: 'number', default: null, nullable: true, describe: 'drop pairs above this difficulty percentile' },
+  pruneIncorrectChosen: { type: 'boolean', default: false, describe: 'drop pairs whose chosen did not pass all its tests (chosen_passed < tests_total, as `pairs` writes)' },
+  pruneCommentOnly: { type: 'boolean', default: false, describe: 'drop pairs whose chosen and rejected have the same Python AST (only comments or formatting differ)' },
   scores: { type: 'string', default: null, nullable: true, describe: 'reuse a `score` output for the distance difficulty' },
   // Stage evaluation
   evalTasks: { type: 'string', default: null, nullable: true, describe: 'tasks file to evaluate pass@k after each stage' },
