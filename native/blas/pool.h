@@ -29,7 +29,9 @@ class Pool {
     for (auto& t : workers_) t.join();
     workers_.clear();
     stop_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this] { loop(); });
+    // Each worker starts from the generation of now: one read inside the thread could miss the first run.
+    const uint64_t now = generation_;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, now] { loop(now); });
   }
 
   /** Calls f(task) for every task in [0, tasks), spread over the pool; returns when all are done. */
@@ -59,8 +61,7 @@ class Pool {
     for (int64_t i; (i = next_.fetch_add(1)) < tasks_;) (*job_)(i);
   }
 
-  void loop() {
-    uint64_t seen = generation_;
+  void loop(uint64_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(mu_);

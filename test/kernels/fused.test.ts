@@ -1,0 +1,261 @@
+// The fused native kernels (kernels/rmsnorm.ts, rope.ts, swiglu.ts, attention-softmax.ts) on the cpu and wasm
+// backends against their plain-ops references (values, autograd gradients) and float64 central differences; 1 and 2
+// threads give bit-identical results; DPO_KERNELS=reference (registerFastKernels) switches every op to its reference;
+// wasm's zero-copy Identity shares data and leaks nothing. Addon cases skip when the addon is not built.
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmsNorm, rmsNormFused, rmsNormReference } from '../../kernels/rmsnorm.js';
+import { swiglu, swigluFused, swigluReference } from '../../kernels/swiglu.js';
+import { ropeHeadsFirst, ropeHeadsFirstFused, ropeHeadsFirstReference } from '../../kernels/rope.js';
+import { maskedSoftmax, maskedSoftmaxFused, maskedSoftmaxReference } from '../../kernels/attention-softmax.js';
+import { asFusedAddon, fusedActive } from '../../kernels/native.js';
+import { loadBlasAddon } from '../../kernels/matmul-blas.js';
+import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
+import { Rng } from '../../src/util/rng.js';
+
+const require = createRequire(import.meta.url);
+const BACKENDS = ['cpu', 'wasm'] as const;
+const hasFused = asFusedAddon(loadBlasAddon().addon) !== null;
+
+beforeAll(async () => {
+  tf.env().set('PROD', true);
+  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
+  await tf.setBackend('wasm');
+  await tf.ready();
+  useFusedKernels('wasm', true);
+  useFusedKernels('cpu', true);
+});
+
+afterAll(async () => {
+  useFusedKernels('wasm', false);
+  useFusedKernels('cpu', false);
+  await tf.setBackend('cpu');
+});
+
+/** One op: its inputs (data and shapes), which of them are differentiated, the three versions, a float64 forward. */
+interface Case {
+  name: string;
+  shapes: number[][];
+  data: (rng: Rng) => Float32Array[];
+  /** Indices of the inputs whose gradient is checked (the rest are constants: tables, masks). */
+  wrt: number[];
+  fused: (...x: tf.Tensor[]) => tf.Tensor;
+  reference: (...x: tf.Tensor[]) => tf.Tensor;
+  dispatch: (...x: tf.Tensor[]) => tf.Tensor;
+  kernel: string;
+  /** The op in float64 JS on flat row-major inputs; returns the flat output (same order as the tfjs output). */
+  f64: (x: Float64Array[]) => Float64Array;
+}
+
+const normal = (rng: Rng, n: number, mean = 0, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(mean, sd));
+
+function rmsCase(R: number, H: number): Case {
+  const eps = 1e-5;
+  return {
+    name: `rmsNorm [${R}, ${H}]`, shapes: [[R, H], [H]], wrt: [0, 1], kernel: 'DpoRmsNorm',
+    data: (rng) => [normal(rng, R * H), normal(rng, H, 1, 0.2)],
+    fused: (x, w) => rmsNormFused(x, w, eps), reference: (x, w) => rmsNormReference(x, w, eps), dispatch: (x, w) => rmsNorm(x, w, eps),
+    f64: ([x, w]) => {
+      const y = new Float64Array(R * H);
+      for (let r = 0; r < R; r++) {
+        let ss = 0;
+        for (let i = 0; i < H; i++) ss += x[r * H + i] ** 2;
+        const ri = 1 / Math.sqrt(ss / H + eps);
+        for (let i = 0; i < H; i++) y[r * H + i] = x[r * H + i] * ri * w[i];
+      }
+      return y;
+    },
+  };
+}
+
+function swigluCase(n: number): Case {
+  return {
+    name: `swiglu [${n}]`, shapes: [[n], [n]], wrt: [0, 1], kernel: 'DpoSwiglu',
+    data: (rng) => [normal(rng, n, 0, 3), normal(rng, n)],
+    fused: swigluFused, reference: swigluReference, dispatch: swiglu,
+    f64: ([g, u]) => Float64Array.from(g, (gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]),
+  };
+}
+
+function ropeCase(B: number, T: number, N: number, D: number): Case {
+  const h = D / 2;
+  return {
+    name: `rope [${B}, ${T}, ${N}, ${D}]`, shapes: [[B, T, N, D], [B, T, D], [B, T, D]], wrt: [0], kernel: 'DpoRope',
+    data: (rng) => {
+      // Real tables: cos/sin of position * frequency, the two halves equal.
+      const c = new Float32Array(B * T * D);
+      const s = new Float32Array(B * T * D);
+      for (let bt = 0; bt < B * T; bt++) {
+        for (let i = 0; i < h; i++) {
+          const a = ((bt % T) + 1) * 10000 ** (-i / h) + rng.normal(0, 0.1);
+          c[bt * D + i] = c[bt * D + i + h] = Math.cos(a);
+          s[bt * D + i] = s[bt * D + i + h] = Math.sin(a);
+        }
+      }
+      return [normal(rng, B * T * N * D), c, s];
+    },
+    fused: (x, c, s) => ropeHeadsFirstFused(x as tf.Tensor4D, c as tf.Tensor3D, s as tf.Tensor3D),
+    reference: (x, c, s) => ropeHeadsFirstReference(x as tf.Tensor4D, c as tf.Tensor3D, s as tf.Tensor3D),
+    dispatch: (x, c, s) => ropeHeadsFirst(x as tf.Tensor4D, c as tf.Tensor3D, s as tf.Tensor3D),
+    f64: ([x, c, s]) => {
+      const y = new Float64Array(B * N * T * D);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) for (let i = 0; i < D; i++) {
+        const xi = x[((b * T + t) * N + n) * D + i];
+        const rot = i < h ? -x[((b * T + t) * N + n) * D + i + h] : x[((b * T + t) * N + n) * D + i - h];
+        y[((b * N + n) * T + t) * D + i] = xi * c[(b * T + t) * D + i] + rot * s[(b * T + t) * D + i];
+      }
+      return y;
+    },
+  };
+}
+
+function softmaxCase(B: number, N: number, T: number, S: number): Case {
+  const scale = 1 / Math.sqrt(8);
+  return {
+    name: `maskedSoftmax [${B}, ${N}, ${T}, ${S}]`, shapes: [[B, N, T, S], [B, 1, T, S]], wrt: [0], kernel: 'DpoMaskedSoftmax',
+    data: (rng) => {
+      // Causal + padding as attentionBias builds it: key j visible to query t when j <= t + (S - T) and j is a token;
+      // batch row 1 has a left pad, so its first query sees only masked keys (a uniform row, never NaN).
+      const bias = new Float32Array(B * T * S);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let j = 0; j < S; j++) {
+        const ok = j <= t + (S - T) && !(b === 1 && j === 0);
+        bias[(b * T + t) * S + j] = ok ? 0 : -1e9;
+      }
+      return [normal(rng, B * N * T * S, 0, 3), bias];
+    },
+    fused: (x, b) => maskedSoftmaxFused(x as tf.Tensor4D, b as tf.Tensor4D, scale),
+    reference: (x, b) => maskedSoftmaxReference(x as tf.Tensor4D, b as tf.Tensor4D, scale),
+    dispatch: (x, b) => maskedSoftmax(x as tf.Tensor4D, b as tf.Tensor4D, scale),
+    f64: ([x, bias]) => {
+      const p = new Float64Array(B * N * T * S);
+      for (let r = 0; r < B * N * T; r++) {
+        const b = Math.floor(r / (N * T));
+        const t = r % T;
+        const z = Array.from({ length: S }, (_, j) => x[r * S + j] * scale + bias[(b * T + t) * S + j]);
+        const m = Math.max(...z);
+        const e = z.map((v) => Math.exp(v - m));
+        const sum = e.reduce((a, v) => a + v, 0);
+        for (let j = 0; j < S; j++) p[r * S + j] = e[j] / sum;
+      }
+      return p;
+    },
+  };
+}
+
+const CASES: Case[] = [rmsCase(6, 40), swigluCase(300), ropeCase(2, 3, 3, 8), softmaxCase(2, 2, 4, 5)];
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+/** The op's value and the gradients of sum(y * up) for its differentiated inputs, as plain arrays. */
+function valueAndGrads(c: Case, f: (...x: tf.Tensor[]) => tf.Tensor, data: Float32Array[], up: Float32Array): { y: Float32Array; g: Float32Array[] } {
+  return tf.tidy(() => {
+    const xs = data.map((d, i) => tf.tensor(d, c.shapes[i]));
+    const y = f(...xs);
+    const upT = tf.tensor(up, y.shape);
+    const grads = tf.grads((...w: tf.Tensor[]) => {
+      const all = xs.slice();
+      c.wrt.forEach((k, i) => { all[k] = w[i]; });
+      return tf.sum(tf.mul(f(...all), upT));
+    })(c.wrt.map((k) => xs[k]));
+    return { y: y.dataSync() as Float32Array, g: grads.map((g) => g.dataSync() as Float32Array) };
+  });
+}
+
+describe.each(BACKENDS)('fused kernels on %s', (backend) => {
+  beforeAll(async () => {
+    await tf.setBackend(backend);
+  });
+
+  for (const c of CASES) {
+    it.skipIf(!hasFused)(`${c.name}: fused = reference, gradients = autograd of the reference = float64 central differences`, () => {
+      const rng = new Rng(11);
+      const data = c.data(rng);
+      const y64 = c.f64(data.map((d) => Float64Array.from(d)));
+      const up = normal(rng, y64.length);
+      const before = tf.memory().numTensors;
+      const fused = valueAndGrads(c, c.fused, data, up);
+      const ref = valueAndGrads(c, c.reference, data, up);
+      expect(tf.memory().numTensors).toBe(before);
+      const yErr = maxDiff(fused.y, ref.y);
+      expect(yErr, `value max diff ${yErr}`).toBeLessThan(2e-6);
+      expect(maxDiff(fused.y, y64)).toBeLessThan(2e-6);
+      // Central differences of sum(y * up) in float64, for every coordinate of every differentiated input.
+      c.wrt.forEach((k, gi) => {
+        const gErr = maxDiff(fused.g[gi], ref.g[gi]);
+        expect(gErr, `gradient ${k} vs reference: max diff ${gErr}`).toBeLessThan(2e-5);
+        const x64 = data.map((d) => Float64Array.from(d));
+        const h = 1e-4;
+        const fd = new Float64Array(data[k].length);
+        for (let i = 0; i < fd.length; i++) {
+          const x0 = x64[k][i];
+          x64[k][i] = x0 + h;
+          const p = c.f64(x64).reduce((a, v, j) => a + v * up[j], 0);
+          x64[k][i] = x0 - h;
+          const m = c.f64(x64).reduce((a, v, j) => a + v * up[j], 0);
+          x64[k][i] = x0;
+          fd[i] = (p - m) / (2 * h);
+        }
+        const fdErr = maxDiff(fused.g[gi], fd);
+        expect(fdErr, `gradient ${k} vs central differences: max diff ${fdErr}`).toBeLessThan(1e-4);
+      });
+    });
+  }
+
+  it.skipIf(!hasFused)('1 and 2 threads give bit-identical values and gradients (shapes of many tasks)', () => {
+    const big = [rmsCase(300, 512), swigluCase(100_000), ropeCase(2, 128, 8, 64), softmaxCase(2, 4, 64, 128)];
+    for (const c of big) {
+      const rng = new Rng(5);
+      const data = c.data(rng);
+      const up = normal(rng, c.shapes[0].reduce((a, d) => a * d, 1));
+      setKernelThreads(1);
+      const one = valueAndGrads(c, c.fused, data, up);
+      setKernelThreads(2);
+      const two = valueAndGrads(c, c.fused, data, up);
+      setKernelThreads(1);
+      const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      expect(same(one.y, two.y), c.name).toBe(true);
+      one.g.forEach((g, i) => expect(same(g, two.g[i]), `${c.name} gradient ${i}`).toBe(true));
+    }
+  });
+
+  it.skipIf(!hasFused)('DPO_KERNELS=reference switches every op to its plain-ops reference; auto switches back', () => {
+    const rng = new Rng(3);
+    registerFastKernels(backend, 'reference');
+    try {
+      for (const c of CASES) {
+        expect(fusedActive(c.kernel)).toBe(false);
+        const data = c.data(rng);
+        const [a, b] = tf.tidy(() => {
+          const xs = data.map((d, i) => tf.tensor(d, c.shapes[i]));
+          return [c.dispatch(...xs).dataSync(), c.reference(...xs).dataSync()];
+        });
+        expect(maxDiff(a, b)).toBe(0);
+      }
+    } finally {
+      registerFastKernels(backend, 'auto');
+    }
+    for (const c of CASES) expect(fusedActive(c.kernel)).toBe(true);
+  });
+});
+
+describe('zero-copy Identity on wasm', () => {
+  it.skipIf(!hasFused)('a clone shares the data, survives the original and frees the buffer with the last reference', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor([1, 2, 3]);
+    const before = tf.memory();
+    const y = tf.clone(x);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers); // no new buffer
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors - 1);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers - 1);
+  });
+});
