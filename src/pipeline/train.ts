@@ -15,6 +15,7 @@ import { CHECKPOINT_FILES, RUN_FILES } from '../run/layout.js';
 import { defaultRunDir } from '../run/layout.js';
 import { checkRunPaths } from './preflight.js';
 import { guardPipes } from '../util/pipe.js';
+import { contentPrunedPairs } from '../curriculum/prune.js';
 
 /** The command that continues a run: the rest comes from the run folder (storedRunConfig). */
 export function resumeCommand(outputDir: string): string {
@@ -47,7 +48,9 @@ export async function train(cfg: RunConfig, resume: string | null, log: (l: stri
     const services = await openRunServices(model, cfg, log);
     let res: TrainResult;
     try {
-      res = await runTraining(model, data.pairs, cfg.data!, cfg, { log, sources: records, resume, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate });
+      // --prune-incorrect-chosen / --prune-comment-only drop pairs before anything is scored (curriculum/prune.ts).
+      const pairs = await contentPrunedPairs(data.pairs, records, cfg, services.pool, defaultOutputDir(cfg), log);
+      res = await runTraining(model, pairs, cfg.data!, cfg, { log, sources: records, resume, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate });
     } finally {
       await services.close();
     }
