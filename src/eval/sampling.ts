@@ -121,7 +121,7 @@ export async function sampleTask(
   const samples: Sample[] = [];
   for (let start = 0, chunk = 0; start < opts.nSamples; start += batch, chunk++) {
     const rows = Math.min(batch, opts.nSamples - start);
-    const results = generateText(model, lora, new Array<string>(rows).fill(tp.rendered), {
+    const results = await generateText(model, lora, new Array<string>(rows).fill(tp.rendered), {
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
       topP: opts.topP,

@@ -1,5 +1,8 @@
 // Batched sampling with the KV cache: left-padded prefill, then one token per step for every row; greedy, temperature,
 // top-k and top-p (HF TopKLogitsWarper / TopPLogitsWarper, applied in HF's order), seeded. No beams, no penalties.
+// The choice runs on the device (argmax, or an inverse-CDF draw with one host uniform per row): each step uploads the
+// B fed ids and B uniforms and reads back only the B chosen ids. Text is decoded incrementally and stop sequences are
+// looked for in the new text only. The host versions (samplingDistribution, sampleToken) are the reference.
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './types.js';
 import { InputError, describe } from '../util/errors.js';
@@ -127,25 +130,66 @@ export function sampleToken(logits: ArrayLike<number>, o: { temperature: number;
   return ids[ids.length - 1] as number;
 }
 
-/** One forward through the cache; returns the last slot's logits of every row, read back once: [B * V]. */
-function stepLogits(cfg: LlamaConfig, w: Weights, lora: Lora | null, cache: KVCache, ids: number[][], mask: number[][]): Float32Array {
+/** One forward through the cache: the last slot's logits of every row, on the device. -> [B, V] */
+function stepLogits(cfg: LlamaConfig, w: Weights, lora: Lora | null, cache: KVCache, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const B = ids.length;
-    const T = (ids[0] as number[]).length;
-    const h = forwardHidden(cfg, w, tf.tensor2d(ids, [B, T], 'int32'), tf.tensor2d(mask, [B, T], 'int32'), { lora, cache }); // [B, T, H]
+    const [B, T] = ids.shape;
+    const h = forwardHidden(cfg, w, ids, mask, { lora, cache }); // [B, T, H]
     const last = tf.reshape(tf.slice(h, [0, T - 1, 0], [B, 1, cfg.hiddenSize]), [B, cfg.hiddenSize]); // [B, H]
-    return new Float32Array(headLogits(cfg, w, last).dataSync()); // [B, V] flattened
+    return headLogits(cfg, w, last) as tf.Tensor2D; // [B, V]
+  });
+}
+
+/**
+ * The device version of sampleToken for every row: argmax at temperature 0 (lowest id on ties, as tf.argMax and
+ * torch.argmax), else temperature, top-k (ties with the k-th kept), top-p over the survivors sorted most likely first
+ * (a token stays while the mass above it is < topP), then the first token whose cumulative weight exceeds u * total.
+ * logits [B, V], u [B] uniforms in [0, 1) -> [B] int32.
+ */
+export function chooseTokens(logits: tf.Tensor2D, o: { temperature: number; topP?: number; topK?: number }, u: tf.Tensor1D | null): tf.Tensor1D {
+  return tf.tidy(() => {
+    if (o.temperature === 0) return tf.cast(tf.argMax(logits, -1), 'int32') as tf.Tensor1D;
+    if (!u) throw new Error('chooseTokens: sampling needs one uniform per row');
+    const [B, V] = logits.shape;
+    const topK = o.topK ?? 0;
+    const topP = o.topP ?? 1;
+    let z = tf.div(logits, o.temperature) as tf.Tensor2D; // [B, V]
+    if (topK > 0 && topK < V) {
+      const kth = tf.slice(tf.topk(z, topK).values, [0, topK - 1], [B, 1]); // [B, 1]
+      z = tf.where(tf.greaterEqual(z, kth), z, tf.fill([B, V], -Infinity)) as tf.Tensor2D;
+    }
+    let ids: tf.Tensor2D | null = null; // [B, V] the id at each position of the order below (null: id order)
+    let wts: tf.Tensor2D;
+    if (topP < 1 || (topK > 0 && topK < V)) {
+      // Filtered: most likely first, as samplingDistribution orders the survivors (so a u picks the same token).
+      const sorted = tf.topk(z, V);
+      ids = sorted.indices as tf.Tensor2D;
+      const p = tf.softmax(sorted.values) as tf.Tensor2D; // [B, V]
+      const before = tf.cumsum(p, 1, true); // mass ranked above each token
+      wts = topP < 1 ? (tf.mul(p, tf.cast(tf.less(before, topP), 'float32')) as tf.Tensor2D) : p;
+    } else {
+      wts = tf.softmax(z) as tf.Tensor2D;
+    }
+    const cdf = tf.cumsum(wts, 1); // [B, V]
+    const total = tf.slice(cdf, [0, V - 1], [B, 1]); // [B, 1]
+    const target = tf.mul(tf.reshape(u, [B, 1]), total); // [B, 1]
+    // The first position whose cdf exceeds the target = how many are <= it (capped: rounding at the top).
+    const pos = tf.cast(tf.minimum(tf.sum(tf.cast(tf.lessEqual(cdf, target), 'int32'), 1), V - 1), 'int32'); // [B]
+    if (!ids) return pos as tf.Tensor1D;
+    const flat = tf.add(tf.mul(tf.range(0, B, 1, 'int32'), tf.scalar(V, 'int32')), pos); // [B] into the flattened [B, V]
+    return tf.gather(tf.reshape(ids, [-1]), flat) as tf.Tensor1D;
   });
 }
 
 /**
  * Samples up to maxNewTokens for each prompt. Prompts are left-padded into one batch; a row ends at a stop id
  * ('stop', the id excluded), when stopWhen says so ('stop'), or after maxNewTokens ('length'). Finished rows feed a
- * masked pad until every row is done. `onToken(step)` is called after each step (0-based).
+ * masked pad until every row is done. `onToken(step)` is called after each step (0-based). Per step, the only read
+ * from the device is the B chosen ids (`await data()`).
  */
-export function generate(
+export async function generate(
   cfg: LlamaConfig, w: Weights, lora: Lora | null, prompts: number[][], opts: SamplingOptions, onToken?: (step: number) => void,
-): GenerateResult {
+): Promise<GenerateResult> {
   checkOptions(cfg, prompts, opts);
   const B = prompts.length;
   const tokens: number[][] = prompts.map(() => []);
@@ -155,19 +199,31 @@ export function generate(
   const stops = new Set(opts.stopIds);
   const rng = new Rng(opts.seed);
   const done = new Array<boolean>(B).fill(false);
-  const V = cfg.vocabSize;
   const cache = createKVCache(cfg, B, P + opts.maxNewTokens);
+  // One uniform per row per step, drawn in row order whether or not a row is done, so a row's draws do not depend on
+  // when the others finish (as the host sampler drew one per live row; greedy draws none).
+  const uniforms = (): tf.Tensor1D | null => (opts.temperature === 0 ? null : tf.tensor1d(Float32Array.from({ length: B }, () => rng.next())));
+  const choose = (ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D => tf.tidy(() => {
+    const logits = stepLogits(cfg, w, lora, cache, ids, mask);
+    const u = uniforms();
+    return chooseTokens(logits, opts, u);
+  });
   try {
-    let logits = stepLogits(
-      cfg, w, lora, cache,
-      prompts.map((p) => [...new Array<number>(P - p.length).fill(PAD_ID), ...p]),
-      prompts.map((p) => [...new Array<number>(P - p.length).fill(0), ...new Array<number>(p.length).fill(1)]),
-    );
+    let feedIds = tf.tensor2d(prompts.map((p) => [...new Array<number>(P - p.length).fill(PAD_ID), ...p]), [B, P], 'int32');
+    let feedMask = tf.tensor2d(prompts.map((p) => [...new Array<number>(P - p.length).fill(0), ...new Array<number>(p.length).fill(1)]), [B, P], 'int32');
     for (let step = 0; ; step++) {
+      const chosen = choose(feedIds, feedMask);
+      tf.dispose([feedIds, feedMask]);
+      let picked: Int32Array;
+      try {
+        picked = (await chosen.data()) as Int32Array; // the step's one read: B ids
+      } finally {
+        chosen.dispose();
+      }
       const next = new Array<number>(B).fill(PAD_ID);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
-        const id = sampleToken(logits.subarray(b * V, (b + 1) * V), opts, rng);
+        const id = picked[b] as number;
         const row = tokens[b] as number[];
         if (stops.has(id)) {
           done[b] = true;
@@ -185,7 +241,8 @@ export function generate(
       }
       onToken?.(step);
       if (done.every((d) => d)) break;
-      logits = stepLogits(cfg, w, lora, cache, next.map((id) => [id]), done.map((d) => [d ? 0 : 1]));
+      feedIds = tf.tensor2d(next, [B, 1], 'int32');
+      feedMask = tf.tensor2d(done.map((d) => (d ? 0 : 1)), [B, 1], 'int32');
     }
   } finally {
     cache.dispose();
@@ -227,13 +284,49 @@ export interface TextResult {
 }
 
 /**
+ * A row's text as tokens arrive, decoded incrementally as text-generation-inference's `decode_token`: the tokens from
+ * `prefix` are decoded with and without the newest ones, and the difference is the new text, held back while it ends
+ * in an incomplete UTF-8 sequence (U+FFFD). Each step decodes a few tokens, not the whole row.
+ */
+export class IncrementalText {
+  text = '';
+  private prefix = 0;
+  private read = 0;
+
+  constructor(private readonly decode: (ids: number[]) => string) {}
+
+  /** The text the row's tokens add since the last call ('' while a character is incomplete). */
+  push(ids: readonly number[]): string {
+    const before = this.decode(ids.slice(this.prefix, this.read));
+    const now = this.decode(ids.slice(this.prefix));
+    if (now.length <= before.length || now.endsWith('\uFFFD')) return '';
+    const added = now.slice(before.length);
+    this.text += added;
+    this.prefix = this.read;
+    this.read = ids.length;
+    return added;
+  }
+}
+
+/** True when `text` holds a stop sequence that ends in its last `added` characters (only new matches are looked for). */
+export function stopInNewText(text: string, added: number, stops: readonly string[]): boolean {
+  for (const s of stops) {
+    if (s.length === 0) continue;
+    if (text.indexOf(s, Math.max(0, text.length - added - s.length + 1)) >= 0) return true;
+  }
+  return false;
+}
+
+/**
  * Encodes each prompt as TRL does (BOS once, then the text without special tokens), generates, decodes the new tokens
  * (special tokens skipped) and truncates at the first stop sequence; a row cut by a stop sequence finishes with 'stop'.
+ * While generating, each row's text grows incrementally and only its new text is searched for a stop sequence; the
+ * result is the whole row decoded once, cut at the first stop sequence.
  */
-export function generateText(
+export async function generateText(
   model: { cfg: LlamaConfig; weights: Weights; tokenizer: TextCodec }, lora: Lora | null, prompts: string[], opts: TextGenerateOptions,
   onToken?: (step: number) => void,
-): TextResult[] {
+): Promise<TextResult[]> {
   const tok = model.tokenizer;
   const addBos = (opts.addSpecialTokens ?? true) && tok.bosId !== null;
   const ids = prompts.map((p) => {
@@ -243,10 +336,15 @@ export function generateText(
   const stopSequences = opts.stopSequences ?? [];
   const decode = (t: number[]) => tok.decode(t, { skipSpecialTokens: true });
   const { stopSequences: _s, addSpecialTokens: _a, ...sampling } = opts;
-  const res = generate(model.cfg, model.weights, lora, ids, {
+  const rows = prompts.map(() => new IncrementalText(decode));
+  const res = await generate(model.cfg, model.weights, lora, ids, {
     ...sampling,
     stopIds: opts.stopIds ?? tok.stopIds,
-    stopWhen: stopSequences.length > 0 ? (_row, t) => firstStopIndex(decode([...t]), stopSequences) >= 0 : undefined,
+    stopWhen: stopSequences.length > 0 ? (row, t) => {
+      const r = rows[row] as IncrementalText;
+      const added = r.push(t);
+      return added.length > 0 && stopInNewText(r.text, added.length, stopSequences);
+    } : undefined,
   }, onToken);
   return res.tokens.map((t, b) => {
     const text = decode(t);

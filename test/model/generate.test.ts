@@ -63,9 +63,9 @@ describe('generate', () => {
   it.each([
     ['base model', false],
     ['with LoRA', true],
-  ])('greedy tokens equal the argmax of a full forward on the sequence so far (%s)', (_name, withLora) => {
+  ])('greedy tokens equal the argmax of a full forward on the sequence so far (%s)', async (_name, withLora) => {
     const l = withLora ? lora : null;
-    const res = generate(cfg, w, l, prompts, greedy());
+    const res = await generate(cfg, w, l, prompts, greedy());
     expect(res.finishReason).toEqual(['length', 'length', 'length']);
     prompts.forEach((p, b) => {
       const got = res.tokens[b]!;
@@ -79,41 +79,41 @@ describe('generate', () => {
     });
   });
 
-  it('LoRA changes the greedy tokens (the adapter is applied)', () => {
-    const base = generate(cfg, w, null, prompts, greedy());
-    const adapted = generate(cfg, w, lora, prompts, greedy());
+  it('LoRA changes the greedy tokens (the adapter is applied)', async () => {
+    const base = await generate(cfg, w, null, prompts, greedy());
+    const adapted = await generate(cfg, w, lora, prompts, greedy());
     expect(adapted.tokens).not.toEqual(base.tokens);
-    const off = generate(cfg, w, { ...lora, enabled: false }, prompts, greedy());
+    const off = await generate(cfg, w, { ...lora, enabled: false }, prompts, greedy());
     expect(off.tokens).toEqual(base.tokens);
   });
 
-  it('a row in a batch generates as the same prompt alone', () => {
-    const batch = generate(cfg, w, null, prompts, greedy());
-    prompts.forEach((p, b) => expect(generate(cfg, w, null, [p], greedy()).tokens[0]).toEqual(batch.tokens[b]));
+  it('a row in a batch generates as the same prompt alone', async () => {
+    const batch = await generate(cfg, w, null, prompts, greedy());
+    for (const [b, p] of prompts.entries()) expect((await generate(cfg, w, null, [p], greedy())).tokens[0]).toEqual(batch.tokens[b]);
   });
 
-  it('the same seed gives the same samples; different seeds differ at temperature 1', () => {
+  it('the same seed gives the same samples; different seeds differ at temperature 1', async () => {
     const o = greedy({ temperature: 1, maxNewTokens: 12, seed: 7 });
-    const a = generate(cfg, w, null, prompts, o);
-    const b = generate(cfg, w, null, prompts, o);
+    const a = await generate(cfg, w, null, prompts, o);
+    const b = await generate(cfg, w, null, prompts, o);
     expect(b).toEqual(a);
-    const c = generate(cfg, w, null, prompts, { ...o, seed: 8 });
+    const c = await generate(cfg, w, null, prompts, { ...o, seed: 8 });
     expect(c.tokens).not.toEqual(a.tokens);
   });
 
-  it('top-k = 1 and top-p = 1e-6 at temperature 1 equal greedy', () => {
-    const g = generate(cfg, w, null, prompts, greedy());
-    expect(generate(cfg, w, null, prompts, greedy({ temperature: 1, topK: 1, seed: 3 })).tokens).toEqual(g.tokens);
-    expect(generate(cfg, w, null, prompts, greedy({ temperature: 1, topP: 1e-6, seed: 3 })).tokens).toEqual(g.tokens);
+  it('top-k = 1 and top-p = 1e-6 at temperature 1 equal greedy', async () => {
+    const g = await generate(cfg, w, null, prompts, greedy());
+    expect((await generate(cfg, w, null, prompts, greedy({ temperature: 1, topK: 1, seed: 3 }))).tokens).toEqual(g.tokens);
+    expect((await generate(cfg, w, null, prompts, greedy({ temperature: 1, topP: 1e-6, seed: 3 }))).tokens).toEqual(g.tokens);
   });
 
-  it('stops at a stop id, which is excluded, and other rows go on', () => {
-    const g = generate(cfg, w, null, prompts, greedy()).tokens;
+  it('stops at a stop id, which is excluded, and other rows go on', async () => {
+    const g = (await generate(cfg, w, null, prompts, greedy())).tokens;
     // The first step of row 0 whose greedy token did not occur earlier in that row.
     const k = g[0]!.findIndex((id, i) => i > 0 && !g[0]!.slice(0, i).includes(id));
     expect(k).toBeGreaterThan(0);
     const stop = g[0]![k]!;
-    const res = generate(cfg, w, null, prompts, greedy({ stopIds: [stop] }));
+    const res = await generate(cfg, w, null, prompts, greedy({ stopIds: [stop] }));
     expect(res.tokens[0]).toEqual(g[0]!.slice(0, k));
     expect(res.finishReason[0]).toBe('stop');
     g.forEach((row, b) => {
@@ -123,41 +123,41 @@ describe('generate', () => {
     });
   });
 
-  it('a row stopped at step 0 yields no tokens', () => {
-    const first = generate(cfg, w, null, [prompts[1]!], greedy({ maxNewTokens: 1 })).tokens[0]![0]!;
-    const res = generate(cfg, w, null, [prompts[1]!], greedy({ stopIds: [first] }));
+  it('a row stopped at step 0 yields no tokens', async () => {
+    const first = (await generate(cfg, w, null, [prompts[1]!], greedy({ maxNewTokens: 1 }))).tokens[0]![0]!;
+    const res = await generate(cfg, w, null, [prompts[1]!], greedy({ stopIds: [first] }));
     expect(res).toEqual({ tokens: [[]], finishReason: ['stop'] });
   });
 
-  it('respects maxNewTokens', () => {
+  it('respects maxNewTokens', async () => {
     for (const n of [0, 1, 3]) {
-      const res = generate(cfg, w, null, prompts, greedy({ maxNewTokens: n, temperature: 0.7, seed: 1 }));
+      const res = await generate(cfg, w, null, prompts, greedy({ maxNewTokens: n, temperature: 0.7, seed: 1 }));
       expect(res.tokens.map((t) => t.length)).toEqual([n, n, n]);
       expect(res.finishReason).toEqual(['length', 'length', 'length']);
     }
   });
 
-  it('stopWhen ends a row early and onToken counts the steps', () => {
+  it('stopWhen ends a row early and onToken counts the steps', async () => {
     const steps: number[] = [];
-    const res = generate(cfg, w, null, prompts, greedy({ stopWhen: (row, t) => row === 1 && t.length === 2 }), (s) => steps.push(s));
+    const res = await generate(cfg, w, null, prompts, greedy({ stopWhen: (row, t) => row === 1 && t.length === 2 }), (s) => steps.push(s));
     expect(res.tokens.map((t) => t.length)).toEqual([6, 2, 6]);
     expect(res.finishReason).toEqual(['length', 'stop', 'length']);
     expect(steps).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
-  it('leaves no tensors behind', () => {
-    generate(cfg, w, lora, prompts, greedy({ temperature: 1, topP: 0.9, topK: 20 })); // warm-up
+  it('leaves no tensors behind', async () => {
+    await generate(cfg, w, lora, prompts, greedy({ temperature: 1, topP: 0.9, topK: 20 })); // warm-up
     const before = tf.memory().numTensors;
-    generate(cfg, w, lora, prompts, greedy({ temperature: 1, topP: 0.9, topK: 20, maxNewTokens: 8 }));
-    generate(cfg, w, null, prompts, greedy({ stopIds: [2, 3] }));
+    await generate(cfg, w, lora, prompts, greedy({ temperature: 1, topP: 0.9, topK: 20, maxNewTokens: 8 }));
+    await generate(cfg, w, null, prompts, greedy({ stopIds: [2, 3] }));
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('rejects bad options with the key', () => {
-    expect(() => generate(cfg, w, null, [[]], greedy())).toThrow(/prompts\[0\]: no tokens/);
-    expect(() => generate(cfg, w, null, [[1, 999]], greedy())).toThrow(/token id 999/);
-    expect(() => generate(cfg, w, null, prompts, greedy({ topP: 0 }))).toThrow(/topP/);
-    expect(() => generate(cfg, w, null, prompts, greedy({ temperature: -1 }))).toThrow(/temperature/);
+  it('rejects bad options with the key', async () => {
+    await expect(generate(cfg, w, null, [[]], greedy())).rejects.toThrow(/prompts\[0\]: no tokens/);
+    await expect(generate(cfg, w, null, [[1, 999]], greedy())).rejects.toThrow(/token id 999/);
+    await expect(generate(cfg, w, null, prompts, greedy({ topP: 0 }))).rejects.toThrow(/topP/);
+    await expect(generate(cfg, w, null, prompts, greedy({ temperature: -1 }))).rejects.toThrow(/temperature/);
   });
 });
 
@@ -204,7 +204,7 @@ describe('samplingDistribution', () => {
   cases.push(['one dominant token, top-p 0.99', [10, ...new Array<number>(999).fill(0)], 1, 0, 0.99]);
   cases.push(['ties at the k-th are kept', [3, 2, 2, 2, 1, 0], 1, 2, 1]);
 
-  it.each(cases)('matches the HF warpers: %s', (_name, logits, T, k, p) => {
+  it.each(cases)('matches the HF warpers: %s', async (_name, logits, T, k, p) => {
     const want = hfReference(logits, T, k, p);
     const got = samplingDistribution(logits, { temperature: T, topK: k, topP: p });
     expect(new Set(got.ids)).toEqual(new Set(want.keys()));
@@ -215,7 +215,7 @@ describe('samplingDistribution', () => {
     for (let j = 1; j < got.ids.length; j++) expect(got.probs[j]!).toBeLessThanOrEqual(got.probs[j - 1]!); // most likely first
   });
 
-  it('top-p keeps the smallest set reaching p: [0.5, 0.3, 0.2] at 0.6 keeps two, at 0.4 one', () => {
+  it('top-p keeps the smallest set reaching p: [0.5, 0.3, 0.2] at 0.6 keeps two, at 0.4 one', async () => {
     const logits = [0.5, 0.3, 0.2].map(Math.log);
     expect(samplingDistribution(logits, { temperature: 1, topP: 0.6 }).ids).toEqual([0, 1]);
     expect(samplingDistribution(logits, { temperature: 1, topP: 0.4 }).ids).toEqual([0]);
@@ -223,7 +223,7 @@ describe('samplingDistribution', () => {
     expect(d.probs[0]).toBeCloseTo(0.625, 12);
   });
 
-  it('sampleToken draws with the distribution frequencies; greedy breaks ties at the lowest id', () => {
+  it('sampleToken draws with the distribution frequencies; greedy breaks ties at the lowest id', async () => {
     const r = new Rng(5);
     const logits = [0.5, 0.3, 0.2].map(Math.log);
     const counts = [0, 0, 0];
@@ -234,28 +234,28 @@ describe('samplingDistribution', () => {
 });
 
 describe('generateText', () => {
-  it('decodes greedy tokens, adds BOS once, and matches generate on the encoded prompt', () => {
+  it('decodes greedy tokens, adds BOS once, and matches generate on the encoded prompt', async () => {
     const tok = tiny.tokenizer;
     const prompt = 'def add(a, b):\n';
-    const [res] = generateText(tiny, null, [prompt], { maxNewTokens: 5, temperature: 0, seed: 0, stopIds: [] });
+    const [res] = await generateText(tiny, null, [prompt], { maxNewTokens: 5, temperature: 0, seed: 0, stopIds: [] });
     const ids = [tok.bosId!, ...tok.encode(prompt, { addSpecialTokens: false })];
-    const direct = generate(tiny.cfg, tiny.weights, null, [ids], greedy({ maxNewTokens: 5 }));
+    const direct = await generate(tiny.cfg, tiny.weights, null, [ids], greedy({ maxNewTokens: 5 }));
     expect(res!.text).toBe(tok.decode(direct.tokens[0]!, { skipSpecialTokens: true }));
     expect(res!.finishReason).toBe('length');
     // A prompt that already starts with BOS (a rendered chat template) gets no second one.
     const withBos = tok.decode([tok.bosId!]) + prompt;
-    const [again] = generateText(tiny, null, [withBos], { maxNewTokens: 5, temperature: 0, seed: 0, stopIds: [] });
+    const [again] = await generateText(tiny, null, [withBos], { maxNewTokens: 5, temperature: 0, seed: 0, stopIds: [] });
     expect(again).toEqual(res);
   });
 
-  it('stops a row at a stop sequence, cut at its first occurrence', () => {
+  it('stops a row at a stop sequence, cut at its first occurrence', async () => {
     const prompts = ['def add(a, b):\n', 'x'];
-    const free = generateText(tiny, null, prompts, { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [] });
+    const free = await generateText(tiny, null, prompts, { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [] });
     // A stop sequence that occurs in row 0's free text: its 3 characters starting at the 2nd.
     const text0 = free[0]!.text;
     expect(text0.length).toBeGreaterThan(4);
     const stop = text0.slice(1, 4);
-    const res = generateText(tiny, null, prompts, { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [], stopSequences: [stop] });
+    const res = await generateText(tiny, null, prompts, { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [], stopSequences: [stop] });
     free.forEach((f, b) => {
       const at = firstStopIndex(f.text, [stop]);
       expect(res[b]!.text).toBe(at >= 0 ? f.text.slice(0, at) : f.text);
@@ -263,26 +263,26 @@ describe('generateText', () => {
     });
     // Alone, row 0 stops generating as soon as its text holds the stop sequence: well before 16 steps.
     let steps = 0;
-    const [alone] = generateText(tiny, null, [prompts[0]!], { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [], stopSequences: [stop] }, () => steps++);
+    const [alone] = await generateText(tiny, null, [prompts[0]!], { maxNewTokens: 16, temperature: 0, seed: 0, stopIds: [], stopSequences: [stop] }, () => steps++);
     expect(alone).toEqual(res[0]);
     expect(steps).toBeLessThan(16);
   });
 
-  it('uses the tokenizer stop ids by default: a stop id ends the row', () => {
+  it('uses the tokenizer stop ids by default: a stop id ends the row', async () => {
     const tok = tiny.tokenizer;
     expect(tok.stopIds.length).toBeGreaterThan(0);
     const before = tf.memory().numTensors;
     // The greedy continuation of 'a' without any stop id: its first token becomes the tokenizer's only stop id below.
-    const free = generate(tiny.cfg, tiny.weights, null, [[tok.bosId!, ...tok.encode('a', { addSpecialTokens: false })]], { maxNewTokens: 4, temperature: 0, seed: 0, stopIds: [] });
+    const free = await generate(tiny.cfg, tiny.weights, null, [[tok.bosId!, ...tok.encode('a', { addSpecialTokens: false })]], { maxNewTokens: 4, temperature: 0, seed: 0, stopIds: [] });
     expect(free.finishReason[0]).toBe('length');
     const first = free.tokens[0]![0]!;
     const codec = { encode: tok.encode.bind(tok), decode: tok.decode.bind(tok), bosId: tok.bosId, stopIds: [first] };
-    const [stopped] = generateText({ ...tiny, tokenizer: codec }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
+    const [stopped] = await generateText({ ...tiny, tokenizer: codec }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
     expect(stopped).toEqual({ text: '', finishReason: 'stop' });
     // The same call with a stop id the row never produces runs to the length limit.
     const other = tok.stopIds.find((id) => !free.tokens[0]!.includes(id));
     if (other !== undefined) {
-      const [ran] = generateText({ ...tiny, tokenizer: { ...codec, stopIds: [other] } }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
+      const [ran] = await generateText({ ...tiny, tokenizer: { ...codec, stopIds: [other] } }, null, ['a'], { maxNewTokens: 4, temperature: 0, seed: 0 });
       expect(ran.finishReason).toBe('length');
     }
     expect(tf.memory().numTensors).toBe(before);
