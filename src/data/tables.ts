@@ -38,13 +38,15 @@ export function arrowRecords(file: string): Located[] {
   return rows(file, out);
 }
 
-// The worker: reads the file, decodes every row with hyparquet, posts them, and always wakes the caller.
+// The worker: reads the file, decodes every row with hyparquet, posts them, and always wakes the caller. Only
+// import() (valid as a CommonJS or an ES module script), and no inherited flags (node --input-type=module would
+// make it a module, where require is undefined and the caller would wait for ever).
 const PARQUET_WORKER = `
-const { workerData } = require('node:worker_threads');
-const { readFileSync } = require('node:fs');
-const { port, signal, file, hyparquet } = workerData;
 (async () => {
+  const { workerData } = await import('node:worker_threads');
+  const { port, signal, file, hyparquet } = workerData;
   try {
+    const { readFileSync } = await import('node:fs');
     const { parquetReadObjects } = await import(hyparquet);
     const buf = readFileSync(file);
     const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
@@ -64,6 +66,7 @@ export function parquetRecords(file: string, timeoutMs = 30 * 60_000): Located[]
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(PARQUET_WORKER, {
     eval: true,
+    execArgv: [],
     workerData: { port: port2, signal, file, hyparquet: import.meta.resolve('hyparquet') },
     transferList: [port2],
   });

@@ -3,7 +3,9 @@
 // (Arrow IPC streams written here by apache-arrow, with state.json / dataset_info.json / dataset_dict.json as
 // datasets' arrow_dataset.py save_to_disk writes them), and a Hub dataset in the HF cache
 // (datasets--org--name/snapshots/<rev>/ with refs/main and symlinked blobs, as huggingface_hub lays it out).
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -126,6 +128,16 @@ describe('pairs from each format', () => {
       { name: 'rejected', data: ['z'], type: 'STRING' }, { name: 'task_id', data: [7n], type: 'INT64' },
     ] }));
     expect(readPairs(ok)[0]).toMatchObject({ prompt: 'a', chosen: 'x', rejected: 'z', conversational: false, raw: { task_id: 7 } });
+  });
+
+  it('the synchronous Parquet reader also works in a process started with node --input-type=module (built dist/)', () => {
+    const dist = join(process.cwd(), 'dist', 'src', 'data', 'pairs.js');
+    expect(existsSync(dist)).toBe(true);
+    const file = write(fresh('t.parquet'), chatParquet(CHAT));
+    const code = `import { readPairs } from ${JSON.stringify(pathToFileURL(dist).href)}; console.log(JSON.stringify(readPairs(${JSON.stringify(file)}).map((r) => r.chosen)));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual(CHAT.map((c) => c.chosen));
   });
 
   it('a file that is not Parquet says so', () => {
