@@ -1,5 +1,6 @@
-// eval --tasks from a `datasets` DatasetDict folder with --split (issue 13 item 9): the tasks load from Arrow IPC
-// written here by apache-arrow, the resume key hashes the split's files, and results match the JSONL tasks' run.
+// eval --tasks and pairs --tasks from a `datasets` DatasetDict folder with --split (issue 13 item 9): the tasks load
+// from Arrow IPC written here by apache-arrow, the resume keys hash the split's files, and the outputs match the
+// JSONL tasks' run.
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { runEval, type EvalDeps } from '../../src/eval/run.js';
 import type { RunRequest, RunResult } from '../../src/eval/execute.js';
 import { SAMPLING_DEFAULTS } from '../../src/config/sampling.js';
+import { runPairs } from '../../src/pairs/job.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eval-formats-'));
 const tasks = readFileSync('data/tasks/humaneval-sample.jsonl', 'utf8').trim().split('\n').map((l) => JSON.parse(l)) as Record<string, string>[];
@@ -49,5 +51,25 @@ describe('eval --tasks <DatasetDict folder> --split', () => {
     expect(fromDict.slice(1)).toEqual(fromJsonl.slice(1));
     // The train split holds two of the tasks: the other samples name a task it does not have.
     await expect(runEval({ ...base, tasks: dict, out: join(dir, 'c.jsonl') }, deps([]))).rejects.toThrow('is not in the tasks file');
+  });
+});
+
+describe('pairs --tasks <DatasetDict folder> --split', () => {
+  it('builds the same pairs as from the JSONL tasks', async () => {
+    const dict = join(dir, 'he-pairs');
+    savedSplit(join(dict, 'test'), tasks);
+    writeFileSync(join(dict, 'dataset_dict.json'), JSON.stringify({ splits: ['test'] }));
+    const samples = join(dir, 'pair-samples.jsonl');
+    writeFileSync(samples, tasks.flatMap((t) => [t.canonical_solution, '    return None\n'].map((completion) => JSON.stringify({ task_id: t.task_id, completion }))).join('\n') + '\n');
+    const job = (tasksSpec: string, out: string, split?: string) => ({
+      samples, tasks: tasksSpec, split, out, backend: 'cpu' as const, minGap: 0, requireChosenPass: false,
+      sampling: SAMPLING_DEFAULTS.pairs, sandbox: { timeoutS: 1, workers: 1, strictResults: false },
+    });
+    const pairsDeps = { ...deps([]), loadModel: async () => { throw new Error('no model in this test'); } };
+    await runPairs(job(dict, join(dir, 'p-dict.jsonl'), 'test'), pairsDeps);
+    await runPairs(job('data/tasks/humaneval-sample.jsonl', join(dir, 'p-jsonl.jsonl')), pairsDeps);
+    const a = readFileSync(join(dir, 'p-dict.jsonl'), 'utf8');
+    expect(a.trim().split('\n')).toHaveLength(tasks.length);
+    expect(a).toBe(readFileSync(join(dir, 'p-jsonl.jsonl'), 'utf8'));
   });
 });
