@@ -80,5 +80,7 @@ describe("the template's context, as transformers passes it", () => {
   it('tools and documents are None, the special tokens are set, range and loop controls work', () => {
     const tpl = '{% if tools is none and documents is none %}N{% endif %}{{ bos_token }}|{{ eos_token }}|{% for i in range(3) %}{{ i }}{% endfor %}|{% if not add_generation_prompt %}G{% endif %}';
     expect(render(withTemplate(tpl))).toBe('N<|begin_of_text|>|<|eot_id|>|012|G');
+    // jinja2.ext.loopcontrols, which transformers' environment loads.
+    expect(render(withTemplate('{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}'))).toBe('02');
   });
 });
