@@ -103,8 +103,11 @@ export function dpoObjective(cfg: LlamaConfig, w: Weights, padId: number, ref: R
         'rewards/margins': mean(margins),
         'logps/chosen': mean(v.policyChosen),
         'logps/rejected': mean(v.policyRejected),
-        // TRL 1.x DPOTrainer: mean logit over the step's chosen (rejected) completion tokens, token-weighted; the share of
-        // chosen completion tokens whose argmax is the label. 0 with no tokens, as TRL.
+        // TRL 1.x DPOTrainer.compute_loss (huggingface/trl trl/trainer/dpo_trainer.py, the blocks '# Average logits for
+        // chosen and rejected completions' and '# Token accuracy for the chosen completions'; line numbers not resolvable
+        // in the stored copy): shift_logits[mask].mean(-1) summed over the completion tokens / their count, per side;
+        // (argmax == label) over the chosen completion tokens / their count; 0 with no tokens. TRL reduces per micro-batch
+        // and averages the list on log(); here one step's micro-batches are pooled (equal when they are the same size).
         'logits/chosen': ct > 0 ? sum(v.chosenLogitSums) / ct : 0,
         'logits/rejected': rt > 0 ? sum(v.rejectedLogitSums) / rt : 0,
         mean_token_accuracy: ct > 0 ? sum(v.chosenCorrect) / ct : 0,
