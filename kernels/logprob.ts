@@ -9,7 +9,10 @@
 // The *Stats variants also return, per row and without gradient, the sum over completion tokens of the mean logit
 // (TRL's logits/chosen numerator) and the count of tokens whose argmax is the label (mean_token_accuracy's), taken
 // from the same chunk logits, so no [B, T, V] tensor is ever built for the metrics.
+// Where the addon's kernels are registered (logprobOps), each chunk's log-softmax + gather (+ the metric sums) and its
+// gradient s * (onehot - softmax) are one native pass over the logits each (native/blas/fused.cc).
 import * as tf from '@tensorflow/tfjs';
+import { fusedActive, runFused, type FusedAddon, type NativeOp } from './native.js';
 
 /** Per row [B]: summed completion log-probs; sum over completion tokens of mean_v z; completion tokens predicted by argmax. */
 export interface CompletionStats {
@@ -94,6 +97,7 @@ function shiftedExp(h: tf.Tensor2D, headW: tf.Tensor2D, keepMax = false): { e: t
  * of mean_v z and of [argmax z == label] -> [3, B]. mean z = mean(z - max) + max; the argmax is that of z - max.
  */
 function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): tf.Tensor2D {
+  if (fusedActive('DpoLogSoftmaxPick')) return chunkForwardFused(k, headW, B, stats);
   const V = headW.shape[0];
   const { e, shifted, mx } = shiftedExp(k.h, headW, stats);
   const logZ = tf.log(tf.sum(e, -1)); // [B*c] lse - max
@@ -117,6 +121,7 @@ function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): 
  * without building the one-hot or the normalized softmax: softmax(z) W = (e W) / sum(e). -> [B, c, H]
  */
 function chunkBackward(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number): tf.Tensor3D {
+  if (fusedActive('DpoLogSoftmaxPickGrad')) return chunkBackwardFused(k, headW, dy, B);
   const H = headW.shape[1];
   const { e, shifted } = shiftedExp(k.h, headW);
   shifted.dispose();
@@ -125,6 +130,29 @@ function chunkBackward(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number)
   e.dispose();
   const scale = tf.reshape(tf.mul(k.mask, tf.reshape(dy, [B, 1])), [B * k.c, 1]); // [B*c, 1]
   const dh = tf.mul(tf.sub(tf.gather(headW, k.labels), tf.div(eW, sumE)), scale); // [B*c, H]
+  return tf.reshape(dh, [B, k.c, H]) as tf.Tensor3D; // [B, c, H]
+}
+
+/** chunkForward with the native pass: the chunk's logits, then lse, z[label], mean z and argmax hits per row in one. */
+function chunkForwardFused(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): tf.Tensor2D {
+  const logits = tf.matMul(k.h, headW, false, true); // [B*c, V]
+  const [lse, picked, meanZ, hit] = runFused('DpoLogSoftmaxPick', { logits, labels: k.labels }); // each [B*c]
+  logits.dispose();
+  const masked = (x: tf.Tensor) => tf.sum(tf.mul(tf.reshape(x, [B, k.c]), k.mask), 1); // [B]
+  const lp = masked(tf.sub(picked, lse));
+  if (!stats) return tf.reshape(lp, [1, B]) as tf.Tensor2D;
+  return tf.stack([lp, masked(meanZ), masked(hit)]) as tf.Tensor2D; // [3, B]
+}
+
+/** chunkBackward with the native pass: dz = s * (onehot - softmax(z)) in one pass over the logits, then dz W. */
+function chunkBackwardFused(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number): tf.Tensor3D {
+  const H = headW.shape[1];
+  const logits = tf.matMul(k.h, headW, false, true); // [B*c, V]
+  const scale = tf.reshape(tf.mul(k.mask, tf.reshape(dy, [B, 1])), [B * k.c]); // [B*c]
+  const [dz] = runFused('DpoLogSoftmaxPickGrad', { logits, labels: k.labels, scale }); // [B*c, V]
+  logits.dispose();
+  const dh = tf.matMul(dz, headW); // [B*c, H]
+  dz.dispose();
   return tf.reshape(dh, [B, k.c, H]) as tf.Tensor3D; // [B, c, H]
 }
 
@@ -176,3 +204,25 @@ function chunkedOp(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2
   });
   return op(hidden, inputIds, lossMask) as tf.Tensor2D;
 }
+
+const rowsOf = (t: tf.TensorInfo) => t.shape[0];
+
+/** The addon kernels of the fused chunk passes (registered by backend/kernels.ts with the other fused ops). */
+export const logprobOps: NativeOp[] = [
+  {
+    kernelName: 'DpoLogSoftmaxPick', inputs: ['logits', 'labels'],
+    outShapes: ([z, l]) => {
+      if (z.shape.length !== 2 || l.dtype !== 'int32' || String(l.shape) !== String([z.shape[0]])) {
+        throw new Error(`DpoLogSoftmaxPick: logits [${z.shape}] with labels [${l.shape}] ${l.dtype} (expected [R, V] and [R] int32)`);
+      }
+      return [[z.shape[0]], [z.shape[0]], [z.shape[0]], [z.shape[0]]];
+    },
+    run: (a: FusedAddon, [z, l], [lse, picked, meanZ, hit], [zi]) =>
+      a.logSoftmaxPick(z as Float32Array, l as Int32Array, lse, picked, meanZ, hit, rowsOf(zi), zi.shape[1]),
+  },
+  {
+    kernelName: 'DpoLogSoftmaxPickGrad', inputs: ['logits', 'labels', 'scale'],
+    outShapes: ([z]) => [z.shape],
+    run: (a: FusedAddon, [z, l, sc], [g], [zi]) => a.logSoftmaxPickGrad(z as Float32Array, l as Int32Array, sc as Float32Array, g, rowsOf(zi), zi.shape[1]),
+  },
+];

@@ -371,13 +371,15 @@ static napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
 
 // ---- log-softmax + gather over rows of V logits ----
 
-// logSoftmaxPick(z [R,V], labels [R], lse [R], picked [R], R, V): lse = logsumexp(z), picked = z[label].
+// logSoftmaxPick(z [R,V], labels [R], lse [R], picked [R], mean [R], hit [R], R, V): lse = logsumexp(z),
+// picked = z[label], mean = mean(z), hit = 1 when the label is the first index of the row's max (tf.argMax), else 0.
 static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
-  Args a(env, info, 6, "logSoftmaxPick");
-  const int64_t R = a.size(4, "logSoftmaxPick"), V = a.size(5, "logSoftmaxPick");
+  Args a(env, info, 8, "logSoftmaxPick");
+  const int64_t R = a.size(6, "logSoftmaxPick"), V = a.size(7, "logSoftmaxPick");
   const float* z = a.f32(0, R * V, "logSoftmaxPick");
   const int32_t* labels = a.i32(1, R, "logSoftmaxPick");
   float *lse = a.f32(2, R, "logSoftmaxPick"), *picked = a.f32(3, R, "logSoftmaxPick");
+  float *mean = a.f32(4, R, "logSoftmaxPick"), *hit = a.f32(5, R, "logSoftmaxPick");
   if (!a.ok) return nullptr;
   for (int64_t r = 0; r < R; r++)
     if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPick", "a label is outside [0, V)"); return nullptr; }
@@ -388,19 +390,30 @@ static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
       const float m = rowMax(zr, V);
       lse[r] = m + logf(expShifted(zr, m, e.data(), V));
       picked[r] = zr[labels[r]];
+      float acc[L] = {0};
+      int64_t i = 0;
+      for (; i + L <= V; i += L)
+        for (int l = 0; l < L; l++) acc[l] += zr[i + l];
+      float sum = 0;
+      for (int l = 0; l < L; l++) sum += acc[l];
+      for (; i < V; i++) sum += zr[i];
+      mean[r] = sum / (float)V;
+      int64_t first = 0;
+      while (first < V && !(zr[first] == m)) first++;
+      hit[r] = first == labels[r] ? 1.0f : 0.0f;
     }
   });
   return nullptr;
 }
 
-// logSoftmaxPickGrad(z, labels, lse, scale [R], g [R,V], R, V): g = scale * (onehot(label) - exp(z - lse)).
+// logSoftmaxPickGrad(z, labels, scale [R], g [R,V], R, V): g = scale * (onehot(label) - softmax(z)).
 static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
-  Args a(env, info, 7, "logSoftmaxPickGrad");
-  const int64_t R = a.size(5, "logSoftmaxPickGrad"), V = a.size(6, "logSoftmaxPickGrad");
+  Args a(env, info, 6, "logSoftmaxPickGrad");
+  const int64_t R = a.size(4, "logSoftmaxPickGrad"), V = a.size(5, "logSoftmaxPickGrad");
   const float* z = a.f32(0, R * V, "logSoftmaxPickGrad");
   const int32_t* labels = a.i32(1, R, "logSoftmaxPickGrad");
-  const float *lse = a.f32(2, R, "logSoftmaxPickGrad"), *scale = a.f32(3, R, "logSoftmaxPickGrad");
-  float* g = a.f32(4, R * V, "logSoftmaxPickGrad");
+  const float* scale = a.f32(2, R, "logSoftmaxPickGrad");
+  float* g = a.f32(3, R * V, "logSoftmaxPickGrad");
   if (!a.ok) return nullptr;
   for (int64_t r = 0; r < R; r++)
     if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPickGrad", "a label is outside [0, V)"); return nullptr; }
@@ -412,8 +425,9 @@ static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
         memset(gr, 0, sizeof(float) * V);
         continue;
       }
-      expShifted(z + r * V, lse[r], gr, V);
-      for (int64_t j = 0; j < V; j++) gr[j] *= -s;
+      const float* zr = z + r * V;
+      const float k = -s / expShifted(zr, rowMax(zr, V), gr, V);
+      for (int64_t j = 0; j < V; j++) gr[j] *= k;
       gr[labels[r]] += s;
     }
   });

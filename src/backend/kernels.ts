@@ -1,6 +1,6 @@
 // Registers the fast matmul kernels of kernels/ for the chosen backend, once, and says which are active.
 // wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow and webgpu: untouched. DPO_KERNELS overrides.
-// With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax) and, on wasm, a zero-copy
+// With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax, log-softmax + gather) and, on wasm, a zero-copy
 // Identity are registered too, and their threads are chosen (DPO_THREADS, else the idle cores).
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -12,6 +12,7 @@ import { ropeOps } from '../../kernels/rope.js';
 import { swigluOps } from '../../kernels/swiglu.js';
 import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
 import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
+import { logprobOps } from '../../kernels/logprob.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -64,7 +65,7 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
 }
 
 /** Every fused op of kernels/ (each file's forward and backward kernels). */
-export const FUSED_OPS: readonly NativeOp[] = [...rmsNormOps, ...ropeOps, ...swigluOps, ...maskedSoftmaxOps];
+export const FUSED_OPS: readonly NativeOp[] = [...rmsNormOps, ...ropeOps, ...swigluOps, ...maskedSoftmaxOps, ...logprobOps];
 
 const stockIdentity = new Map<string, tf.KernelConfig>();
 

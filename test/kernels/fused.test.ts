@@ -12,6 +12,7 @@ import { swiglu, swigluFused, swigluReference } from '../../kernels/swiglu.js';
 import { ropeHeadsFirst, ropeHeadsFirstFused, ropeHeadsFirstReference } from '../../kernels/rope.js';
 import { maskedSoftmax, maskedSoftmaxFused, maskedSoftmaxReference } from '../../kernels/attention-softmax.js';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
+import { completionStats, completionStatsReference } from '../../kernels/logprob.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import { Rng } from '../../src/util/rng.js';
@@ -145,6 +146,21 @@ function softmaxCase(B: number, N: number, T: number, S: number): Case {
   };
 }
 
+/** The log-prob chunk pass as a Case (for the thread test): hidden -> completion log-probs, chunks of 16 positions. */
+function logprobCase(B: number, T: number, H: number, V: number): Case {
+  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V);
+  const mask = Float32Array.from({ length: B * T }, (_, i) => (i % T > 3 ? 1 : 0));
+  const f = (x: tf.Tensor, w: tf.Tensor) => tf.tidy(() => {
+    const s = completionStats(x as tf.Tensor3D, w as tf.Tensor2D, tf.tensor2d(ids, [B, T], 'int32'), tf.tensor2d(mask, [B, T]), 16);
+    return tf.stack([s.logps, s.logitSums, s.correct]);
+  });
+  return {
+    name: `completionStats [${B}, ${T}, ${H}] V ${V}`, shapes: [[B, T, H], [V, H]], wrt: [0], kernel: 'DpoLogSoftmaxPick',
+    data: (rng) => [normal(rng, B * T * H), normal(rng, V * H, 0, 0.5)],
+    fused: f, reference: f, dispatch: f, f64: () => new Float64Array(3 * B),
+  };
+}
+
 const CASES: Case[] = [rmsCase(6, 40), swigluCase(300), ropeCase(2, 3, 3, 8), softmaxCase(2, 2, 4, 5)];
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -209,11 +225,11 @@ describe.each(BACKENDS)('fused kernels on %s', (backend) => {
   }
 
   it.skipIf(!hasFused)('1 and 2 threads give bit-identical values and gradients (shapes of many tasks)', () => {
-    const big = [rmsCase(300, 512), swigluCase(100_000), ropeCase(2, 128, 8, 64), softmaxCase(2, 4, 64, 128)];
+    const big = [rmsCase(300, 512), swigluCase(100_000), ropeCase(2, 128, 8, 64), softmaxCase(2, 4, 64, 128), logprobCase(2, 40, 16, 1000)];
     for (const c of big) {
       const rng = new Rng(5);
       const data = c.data(rng);
-      const up = normal(rng, c.shapes[0].reduce((a, d) => a * d, 1));
+      const up = normal(rng, c.f64(data.map((d) => Float64Array.from(d))).length);
       setKernelThreads(1);
       const one = valueAndGrads(c, c.fused, data, up);
       setKernelThreads(2);
@@ -242,6 +258,51 @@ describe.each(BACKENDS)('fused kernels on %s', (backend) => {
       registerFastKernels(backend, 'auto');
     }
     for (const c of CASES) expect(fusedActive(c.kernel)).toBe(true);
+  });
+});
+
+describe.each(BACKENDS)('fused log-softmax + gather (kernels/logprob.ts) on %s', (backend) => {
+  it.skipIf(!hasFused)('log-probs, mean-logit and argmax sums = the reference; dHidden = autograd of the reference = float64 differences', async () => {
+    await tf.setBackend(backend);
+    expect(fusedActive('DpoLogSoftmaxPick')).toBe(true);
+    const [B, T, H, V, chunk] = [2, 7, 6, 37, 3];
+    const rng = new Rng(21);
+    const h = normal(rng, B * T * H);
+    const w = normal(rng, V * H, 0, 0.7);
+    const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
+    ids[3] = 0; // a label at the edge of the row
+    const mask = Float32Array.from({ length: B * T }, (_, i) => (i % T >= 2 && i !== B * T - 1 ? 1 : 0));
+    const up = normal(rng, B);
+    const run = (f: typeof completionStats) => tf.tidy(() => {
+      const hid = tf.tensor3d(h, [B, T, H]);
+      const args = [tf.tensor2d(w, [V, H]), tf.tensor2d(ids, [B, T], 'int32'), tf.tensor2d(mask, [B, T])] as const;
+      const s = f(hid, ...args, chunk);
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor3D, ...args, chunk).logps, tf.tensor1d(up))))(hid);
+      return [s.logps, s.logitSums, s.correct, g].map((t) => t.dataSync() as Float32Array);
+    });
+    const fused = run(completionStats);
+    const ref = run(completionStatsReference);
+    for (let k = 0; k < 3; k++) expect(maxDiff(fused[k], ref[k]), `output ${k}`).toBeLessThan(5e-5);
+    expect(maxDiff(fused[3], ref[3])).toBeLessThan(2e-5);
+    // float64: sum_b up_b * sum_t mask[t+1] * (z_t[id_{t+1}] - lse z_t), central differences in every coordinate of h.
+    const loss = (x: Float64Array) => {
+      let total = 0;
+      for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) {
+        if (!mask[b * T + t + 1]) continue;
+        const z = Array.from({ length: V }, (_, v) => { let a = 0; for (let k = 0; k < H; k++) a += x[(b * T + t) * H + k] * w[v * H + k]; return a; });
+        const m = Math.max(...z);
+        total += up[b] * (z[ids[b * T + t + 1]] - m - Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0)));
+      }
+      return total;
+    };
+    const x64 = Float64Array.from(h);
+    const fd = Float64Array.from(x64, (x0, i) => {
+      x64[i] = x0 + 1e-5; const p = loss(x64);
+      x64[i] = x0 - 1e-5; const m = loss(x64);
+      x64[i] = x0;
+      return (p - m) / 2e-5;
+    });
+    expect(maxDiff(fused[3], fd)).toBeLessThan(1e-4);
   });
 });
 
