@@ -182,6 +182,31 @@ describe('4. guard takeover without JS', () => {
   });
 });
 
+describe("4b. the test's library, rewritten by the program before the test runs", () => {
+  it('builtins, the guard namespace, module functions and library classes are put back: wrong code fails', async () => {
+    const wrong = 'def f(x):\n    return 99\n';
+    const attacks = [
+      // The runner's own builtins: the test's fresh builtins are made with dict(), which was the program's.
+      "import builtins\n_d = builtins.dict\ndef fake(x=(), **k):\n    r = _d(x, **k)\n    if 'abs' in r: r['abs'] = lambda v: 0\n    return r\nbuiltins.dict = fake\n",
+      // A global of the guard's namespace shadowing a builtin the runner calls.
+      "import _imp\ng = _imp.create_builtin.__globals__\n_d = dict\ndef fake(x=(), **k):\n    r = _d(x, **k)\n    if 'abs' in r: r['abs'] = lambda v: 0\n    return r\ng['dict'] = fake\ng['any'] = lambda it: False\n",
+      // The check that a test-imported module changed, defeated through builtins.any.
+      "import builtins, math\nbuiltins.any = lambda it: False\nmath.fabs = lambda v: 0\n",
+      // A library class's method (instances made by the test use it).
+      "import random\nrandom.Random.random = lambda self: 0.0\n",
+      // The builtins module that library code calls.
+      "import builtins\nbuiltins.sorted = lambda it, **k: [2, 2, 2]\n",
+    ];
+    const tests = ['assert abs(f(1) - 2) < 1e-6', 'assert abs(f(1) - 2) < 1e-6', 'import math\nassert math.fabs(f(1) - 2) < 1e-6',
+      'import random\nassert f(1) * random.Random(5).random() == 0', 'import statistics\nassert statistics.median([f(1)]) == 2'];
+    for (let i = 0; i < attacks.length; i++) {
+      const r = await run(attacks[i] + wrong, { suffix: tests[i] });
+      expect(r.result, attacks[i]).toBe('failed: AssertionError');
+    }
+    await control();
+  });
+});
+
 describe('5. snapshot poisoning', () => {
   it("a worker's boot bytes are its own copy: scribbling over them changes no later worker", async () => {
     const r = await js(`const { workerData } = process.getBuiltinModule('worker_threads');

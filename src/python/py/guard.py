@@ -4,9 +4,12 @@
 # What this layer may and may not rely on. A program runs in this interpreter, so anything it can reach by name
 # or by walking objects it may rewrite. So:
 # - The runner, the hook and their state live in closures of `install`, never in a module or a namespace a
-#   program can reach. The functions the program can reach (the stdout sink's methods) have `__globals__` equal
-#   to an empty dict and reach nothing.
-# - Every builtin the runner and the hook call is bound at install time (a program may rewrite `builtins`).
+#   program can reach. The functions the program can reach (the stdout sink's methods, `_imp.create_builtin`) have
+#   this file's namespace as `__globals__`: it holds only those definitions, and nothing that decides a verdict
+#   looks a name up in it.
+# - Every name the runner, the hook and the wrappers use after a program starts is a local, a closure variable or a
+#   keyword default bound at install time: none is looked up as a global or builtin (a program may rewrite `builtins`,
+#   and reaches this namespace through `_imp.create_builtin.__globals__`). test/python/guard-globals.test.ts checks it.
 # - Introspection that reaches code objects, frames, the garbage collector's object lists, tracers and monitors
 #   raises an audit event in CPython; the hook blocks those events for program code. A block is recorded in
 #   the closure before the exception is raised, so catching it changes nothing: the verdict is `blocked: ...`.
@@ -36,7 +39,9 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             del sys.modules[name]
 
     _type, _str, _len, _isinstance, _id, _tuple = type, str, len, isinstance, id, tuple
-    _BaseException, _SystemExit = BaseException, SystemExit
+    _dict, _int, _any, _callable, _setattr, _delattr = dict, int, any, callable, type.__setattr__, type.__delattr__
+    _BaseException, _SystemExit, _ValueError = BaseException, SystemExit, ValueError
+    _ModuleNotFoundError, _Sink, _StdinBytes, _offender = ModuleNotFoundError, Sink, StdinBytes, offender
     _exec, _compile, _getframe, _modules = exec, compile, sys._getframe, sys.modules
     str_partition, str_startswith = str.partition, str.startswith
     get_name = type.__dict__['__name__'].__get__
@@ -116,7 +121,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         """True when the code that raised the event is a trusted library reader (looked up by identity)."""
         try:
             frame = _getframe(3)  # caller_trusted <- check <- hook <- the code that raised the event
-        except ValueError:
+        except _ValueError:
             return False
         code = frame.f_code
         return TRUSTED_READERS.get(_id(code)) is code
@@ -138,7 +143,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         if top in DENY:
             block('import ' + top)
         if top not in ALLOWED:
-            raise ModuleNotFoundError('No module named %r (not available in the sandbox)' % top)
+            raise _ModuleNotFoundError('No module named %r (not available in the sandbox)' % top)
 
     def check(event, args):
         if event == 'object.__getattr__':
@@ -214,12 +219,12 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         and the rest. Returns (result, stdout, stderr, tests passed, dirty). The hook stays active to the end:
         nothing of the program may run unguarded (a __del__, a __str__), and the worker rewinds the memory next."""
         out_parts, err_parts = [], []
-        out, err = Sink(out_parts, max_output, 1), Sink(err_parts, max_output, 2)
+        out, err = _Sink(out_parts, max_output, 1), _Sink(err_parts, max_output, 2)
         g = {'__name__': '__main__'} if as_main else {}
         keep = [g]  # program objects stay referenced here until the rewind: no finalizer runs in the runner
         state[1] = state[2] = None
         passed = 0
-        sys.stdin = sys.__stdin__ = io.TextIOWrapper(StdinBytes(stdin.encode('utf-8', 'surrogatepass')), 'utf-8')
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(_StdinBytes(stdin.encode('utf-8', 'surrogatepass')), 'utf-8')
         sys.stdout = sys.__stdout__ = out
         sys.stderr = sys.__stderr__ = err
         gc_disable()
@@ -229,7 +234,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             if failure is None and (tests or suffix):
                 # The test runs on the library as it was: pristine builtins for the code it defines, and the
                 # modules it imports put back (a completion may have set `math.isclose = lambda *a: True`).
-                g['__builtins__'] = dict(PRISTINE_BUILTINS)
+                g['__builtins__'] = _dict(PRISTINE_BUILTINS)
+                restore_modules(RESTORED_ALWAYS)
                 restore_modules(test_modules)
             if failure is None and strict_names:
                 wrap_strict(g, strict_names)
@@ -249,7 +255,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             keep.append(e)
             failure = describe(e)
         if _type(failure) is _SystemExit:
-            failure = None if (as_main and _type(failure.code) in (_type(None), int) and failure.code in (None, 0)) \
+            failure = None if (as_main and _type(failure.code) in (_type(None), _int) and failure.code in (None, 0)) \
                 else describe(failure)
         elif failure is not None and _type(failure) is not _str:
             failure = describe(failure)
@@ -258,7 +264,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             if state[1] is None and name in _modules and name not in PRELOADED_DENIED:
                 state[1] = 'import ' + name
         result = 'blocked: ' + state[1] if state[1] is not None else status
-        dropped = out.dropped + err.dropped if _type(out.dropped) is int and _type(err.dropped) is int else 0
+        dropped = out.dropped + err.dropped if _type(out.dropped) is _int and _type(err.dropped) is _int else 0
         stderr = text_of(err_parts)
         if dropped:
             stderr += '\n[sandbox: output truncated, %d characters dropped]\n' % dropped
@@ -270,29 +276,52 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     def wrap_strict(g, names):
         for name in names:
             fn = g.get(name)
-            if fn is None or not callable(fn):
+            if fn is None or not _callable(fn):
                 continue
             wrapper = make_function(STRICT_CODE, {}, name)
-            wrapper.__kwdefaults__ = dict(STRICT_DEFAULTS, _fn=fn, _name=name, _offender=offender)
+            wrapper.__kwdefaults__ = _dict(STRICT_DEFAULTS, _fn=fn, _name=name, _offender=_offender)
             g[name] = wrapper
 
     PRELOADED_DENIED = frozenset(name for name in DENY if name in _modules)
     ModuleType = _type(sys)
     PRISTINE_BUILTINS = dict(vars(sys.modules['builtins']))
-    PRISTINE_MODULES = {name: (m, vars(m), dict(vars(m))) for name, m in list(_modules.items())
+    MUTABLE_CLASS = 1 << 9  # Py_TPFLAGS_HEAPTYPE without Py_TPFLAGS_IMMUTABLETYPE (1 << 8): a class of Python code
+
+    def classes_of(m):
+        """The module's own Python classes with their namespaces as they are now (`random.Random.randint`)."""
+        own = []
+        for v in list(vars(m).values()):
+            if _isinstance(v, _type) and (v.__flags__ & (MUTABLE_CLASS | 256)) == MUTABLE_CLASS and \
+                    vars(v).get('__module__') == m.__name__:
+                own.append((v, vars(v), _dict(vars(v))))
+        return own
+    PRISTINE_MODULES = {name: (m, vars(m), _dict(vars(m)), classes_of(m)) for name, m in list(_modules.items())
                         if _type(m) is ModuleType and name != '__main__'}
+    # The builtins module itself (library code calls its functions: a program may have set `builtins.abs`).
+    RESTORED_ALWAYS = ('builtins',)
+
+    def changed(namespace, pristine):
+        return _len(namespace) != _len(pristine) or _any(namespace.get(k, namespace) is not v for k, v in pristine.items())
 
     def restore_modules(names):
+        """Puts back each module's namespace and its classes' namespaces as they were before any program ran."""
         for name in names:
             entry = PRISTINE_MODULES.get(name) if _type(name) is _str else None
             if entry is None:
                 continue
-            module, namespace, pristine = entry
+            module, namespace, pristine, classes = entry
             _modules[name] = module
-            if _len(namespace) != _len(pristine) or any(namespace.get(k, namespace) is not v for k, v in pristine.items()):
+            if changed(namespace, pristine):
                 namespace.clear()
                 namespace.update(pristine)
-    STRICT_CODE, STRICT_DEFAULTS = strict_call.__code__, dict(strict_call.__kwdefaults__)
+            for cls, now, was in classes:
+                if changed(now, was):
+                    for k in [k for k in now if k not in was]:
+                        _delattr(cls, k)
+                    for k, v in was.items():
+                        if now.get(k, now) is not v:
+                            _setattr(cls, k, v)
+    STRICT_CODE, STRICT_DEFAULTS = strict_call.__code__, _dict(strict_call.__kwdefaults__)
     MappingProxy = _type(type.__dict__)
     make_function = _type(strict_call)
     gc_disable = gc.disable
@@ -442,14 +471,15 @@ def strict_call(*args, _fn=None, _name='', _offender=None, _error=AssertionError
 
 
 def setrecursionlimit(limit, *, _set=__import__('sys').setrecursionlimit, _index=__import__('operator').index,
-                      _cap=1000):
+                      _cap=1000, _min=min):
     """Capped: a raised-limit recursion bomb then ends in RecursionError, not in the memory cap."""
-    _set(min(_index(limit), _cap))
+    _set(_min(_index(limit), _cap))
 
 
-def create_builtin(spec, *, _create=None, _deny=frozenset(), _str=str.__str__, _getattr=getattr):
+def create_builtin(spec, *, _create=None, _deny=frozenset(), _str=str.__str__, _getattr=getattr,
+                   _isinstance=isinstance, _strtype=str, _error=ImportError):
     """_imp.create_builtin, refusing the built-in modules a program must not have (see install)."""
     name = _getattr(spec, 'name', None)
-    if not isinstance(name, str) or _str(name).partition('.')[0] in _deny:
-        raise ImportError('built-in module %r is not available in the sandbox' % (name,))
+    if not _isinstance(name, _strtype) or _str(name).partition('.')[0] in _deny:
+        raise _error('built-in module %r is not available in the sandbox' % (name,))
     return _create(spec)
