@@ -131,7 +131,7 @@ export function smoothingWeight(n: number): number {
 
 /**
  * Training curves side by side: loss, rewards/margins and rewards/accuracies against the optimizer step (a numeric
- * axis): the raw values faint, the smoothed curve over them, dashed rules at the stage ends. 3 x 200 px: fits the page.
+ * axis): the raw values faint, the smoothed curve over them, dashed rules at the stage ends. 3 x 180 px: fits the page with a legend.
  */
 export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], subtitle: string, stageEnds: number[] = []): TopLevelSpec {
   const many = arms.length > 1;
@@ -150,8 +150,8 @@ export function curvesSpec(byKey: Record<string, CurveRow[]>, arms: string[], su
       };
       const rows = byKey[c.key] ?? [];
       return {
-        width: 200,
-        height: 180,
+        width: 180,
+        height: 170,
         title: { text: c.title, fontSize: 12, anchor: 'middle' as const },
         layer: [
           { data: { values: stageEnds.map((step) => ({ step })) }, mark: { type: 'rule' as const, color: '#bbb', strokeDash: [3, 3] }, encoding: { x } },
