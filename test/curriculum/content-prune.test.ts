@@ -2,7 +2,10 @@
 // compares Python ASTs in the real sandbox (comments, blank lines and spacing vanish; a changed constant or a
 // docstring does not). Hand-made pairs whose answers are known.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commentOnly, formatContentPrune, incorrectChosen, pruneByContent } from '../../src/curriculum/prune.js';
+import { commentOnly, contentPrunedPairs, formatContentPrune, incorrectChosen, pruneByContent, readPruneCounts } from '../../src/curriculum/prune.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { PythonRunner } from '../../src/curriculum/ast.js';
 import type { PairRecord } from '../../src/data/pairs.js';
 import { InputError } from '../../src/util/errors.js';
@@ -59,5 +62,21 @@ describe('content pruning', () => {
     expect(none.kept).toEqual(tok);
     await expect(pruneByContent([tok[2]], PAIRS, { incorrectChosen: true, commentOnly: false }, null, 'pairs.jsonl')).rejects.toThrow(/drops all 1 pairs of pairs\.jsonl/);
     await expect(pruneByContent(tok, PAIRS, { incorrectChosen: false, commentOnly: true }, null, 'pairs.jsonl')).rejects.toThrow(/--prune-comment-only: no Python sandbox/);
+  });
+
+  it('contentPrunedPairs (train and experiment): logs the counts and writes pruning.json; no flag writes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prune-run-'));
+    try {
+      const tok = PAIRS.map((p) => ({ index: p.index }));
+      const logged: string[] = [];
+      const cfg = { pruneIncorrectChosen: true, pruneCommentOnly: false, data: 'pairs.jsonl' };
+      expect((await contentPrunedPairs(tok, PAIRS, cfg, null, join(dir, 'run'), (l) => logged.push(l))).map((p) => p.index)).toEqual([0, 1, 3, 4]);
+      expect(logged).toEqual(['content pruning: 1 of 5 pairs dropped (1 incorrect chosen, 0 comment-only); 4 kept']);
+      expect(readPruneCounts(join(dir, 'run'))).toEqual({ total: 5, incorrectChosen: 1, commentOnly: 0, kept: 4, pruneIncorrectChosen: true, pruneCommentOnly: false });
+      expect(await contentPrunedPairs(tok, PAIRS, { ...cfg, pruneIncorrectChosen: false }, null, join(dir, 'none'), (l) => logged.push(l))).toEqual(tok);
+      expect(readPruneCounts(join(dir, 'none'))).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
