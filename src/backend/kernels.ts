@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { availableParallelism, loadavg } from 'node:os';
 import { blasBatchMatMulConfig, loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { xnnpackBatchMatMulConfig } from '../../kernels/matmul-wasm.js';
+import { selectBatchMatMulConfig } from '../../kernels/matmul-select.js';
 import { asFusedAddon, nativeKernelConfig, type NativeOp } from '../../kernels/native.js';
 import { rmsNormOps } from '../../kernels/rmsnorm.js';
 import { ropeOps } from '../../kernels/rope.js';
@@ -54,7 +55,10 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
   else if (impl === 'blas') {
     const { addon, reason } = loadBlasAddon(env().blasAddon);
     if (!addon) throw new Error(`BatchMatMul blas: ${reason}`);
-    install(blasBatchMatMulConfig(addon, backend, base));
+    const blas = blasBatchMatMulConfig(addon, backend, base);
+    const transpose = backend === 'wasm' ? tf.getKernel('Transpose', 'wasm') : undefined;
+    // On wasm, products below the measured BLAS_MIN_WORK go to XNNPACK (kernels/matmul-select.ts; 0 on the machine measured).
+    install(transpose ? selectBatchMatMulConfig(blas, xnnpackBatchMatMulConfig(transpose, base)) : blas);
   } else {
     if (backend !== 'wasm') throw new Error(`BatchMatMul xnnpack: only for the wasm backend, not ${backend}`);
     const transpose = tf.getKernel('Transpose', 'wasm');
