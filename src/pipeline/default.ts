@@ -1,42 +1,50 @@
-// The embedded default: `node train.js` with no flags runs the whole pipeline on a tiny model built from a fixed
-// seed and the project's own sample pairs, so a newcomer sees every stage work on a laptop CPU.
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+// The embedded default: `node train.js` with no flags runs the seed's whole pipeline on a learnable world (issue 16):
+// world -> init (init-tiny --preset world) -> SFT --full -> best-of-N pairs on train prompts, scored by the sandbox ->
+// score -> LoRA DPO with the `stages` curriculum, held-out pass@1 at step 0 (the SFT model) and each stage end -> report.
+// Each stage calls its command's library function and is cached under checkpoints/default/ (default-cache.ts).
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveRunConfig, pairLengths } from '../config/run.js';
-import { loadPairsFile } from '../data/load.js';
-import { scorePairs } from '../dpo/score.js';
-import { openRunServices } from '../eval/stage.js';
+import type { BackendName } from '../backend/index.js';
+import { resolveRunConfig, type RunConfig } from '../config/run.js';
+import { defaultSandbox, openSandbox } from '../config/sandbox.js';
+import { runScore } from '../dpo/score.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { disposeModel, openModel } from '../io/model-dir.js';
+import { openModel } from '../io/model-dir.js';
 import { writeTinyModel } from '../io/tiny-model.js';
+import { runPairs } from '../pairs/job.js';
 import { runReport } from '../report/run.js';
 import { listCheckpoints } from '../run/checkpoint.js';
-import { ADAPTER_WEIGHTS, RUN_FILES, runFile } from '../run/layout.js';
-import { runTraining } from '../train/loop.js';
-import { InterruptedError } from '../util/errors.js';
+import { readEvals, readMetrics } from '../run/files.js';
+import { ADAPTER_WEIGHTS, runFile } from '../run/layout.js';
+import { resolveSftConfig } from '../sft/config.js';
+import { sft } from '../sft/train.js';
+import { InputError, InterruptedError, describe } from '../util/errors.js';
 import { guardPipes } from '../util/pipe.js';
+import { fmtTime } from '../util/progress.js';
+import { generateWorld, worldSummary, writeWorld, WORLD_FILES } from '../world/world.js';
+import { train } from './train.js';
+import { DEFAULT_BUDGET, sftStepsFor, type DefaultBudget } from './default-budget.js';
+import { PipelineEta, freeName, keepLegacyRoot, readStage, stageDir, stageKey, writeStage, type StageRecord } from './default-cache.js';
 
-/** The repo root (dist/src/pipeline -> ../../..), where data/ and checkpoints/ live. */
+/** The repo root (dist/src/pipeline -> ../../..), where checkpoints/ lives. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const DEFAULT_PATHS = {
-  model: join(ROOT, 'checkpoints', 'tiny-model'),
-  data: join(ROOT, 'data', 'sample-pairs.jsonl'),
-  tasks: join(ROOT, 'data', 'tasks', 'humaneval-sample.jsonl'),
+  /** Every stage's folder goes under here. */
   run: join(ROOT, 'checkpoints', 'default'),
 };
 
-/** The first of `<run>.prev`, `<run>.prev-2`, ... that does not exist. */
-function freeName(base: string): string {
-  if (!existsSync(base)) return base;
-  for (let i = 2; ; i++) if (!existsSync(`${base}-${i}`)) return `${base}-${i}`;
+export interface DefaultOptions {
+  /** The cache root (default DEFAULT_PATHS.run). */
+  root?: string;
+  budget?: DefaultBudget;
 }
 
 /**
- * What the default run does with the folder an earlier one left: a finished run (its final adapter is there) is
- * renamed to a free `.prev` name, never deleted; an unfinished one is resumed from its latest checkpoint, or, with no
- * checkpoint yet (Ctrl-C while scoring), started again in place.
+ * What the default does with a DPO stage folder that is not marked complete: a finished run in it (its final adapter
+ * is there, stage.json is not: a crash between the two) is renamed to a free `.prev` name, never deleted; an
+ * unfinished one is resumed from its latest checkpoint, or, with no checkpoint yet, started again in place.
  */
 export function prepareDefaultRun(runDir: string): { resume: 'latest' | null; keptAs: string | null } {
   if (!existsSync(runDir)) return { resume: null, keptAs: null };
@@ -48,52 +56,180 @@ export function prepareDefaultRun(runDir: string): { resume: 'latest' | null; ke
   return { resume: listCheckpoints(runDir).length > 0 ? 'latest' : null, keptAs: null };
 }
 
-export async function runDefaultPipeline(backend: string, log: (l: string) => void): Promise<void> {
-  const t0 = Date.now();
-  guardPipes(); // `node train.js | head`: the run stops after a save, the report is still written (util/pipe.ts)
-  if (!existsSync(DEFAULT_PATHS.model)) {
-    log(`[1/5] building the tiny model in ${DEFAULT_PATHS.model}`);
-    await writeTinyModel(DEFAULT_PATHS.model, { seed: 0 });
-  } else log(`[1/5] reusing the tiny model in ${DEFAULT_PATHS.model}`);
-  // A finished default run is kept under a new name, never deleted; an unfinished one is resumed in place.
-  const { resume, keptAs } = prepareDefaultRun(DEFAULT_PATHS.run);
-  if (keptAs) log(`      the previous default run is kept in ${keptAs}`);
-  const unfinished = resume !== null;
-  mkdirSync(DEFAULT_PATHS.run, { recursive: true });
-  const scores = runFile(DEFAULT_PATHS.run, 'scores');
-  const cfg = resolveRunConfig({
-    preset: 'tiny', model: DEFAULT_PATHS.model, data: DEFAULT_PATHS.data, 'output-dir': DEFAULT_PATHS.run, backend,
-    curriculum: 'stages', scores, 'eval-tasks': DEFAULT_PATHS.tasks, 'eval-max-new-tokens': 48,
-  });
-  const model = await openModel(cfg.backend, cfg.model, log);
-  let last: Record<string, number> | null = null;
-  try {
-    log(`[2/5] scoring ${DEFAULT_PATHS.data} under the reference model`);
-    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
-    writeFileAtomic(scores, (await scorePairs(model, records, data.pairs, cfg.batchSize, log)).join('\n') + '\n');
-    log(`[3/5] training LoRA adapters with DPO, easiest stage first; evaluating ${DEFAULT_PATHS.tasks} after each stage`);
-    const services = await openRunServices(model, cfg, log);
-    try {
-      if (unfinished) log(`      resuming the interrupted default run in ${DEFAULT_PATHS.run}`);
-      const res = await runTraining(model, data.pairs, cfg.data!, cfg, {
-        log, sources: records, pythonRunner: services.pool ?? undefined, evaluate: services.evaluate, resume,
-      });
-      if (res.interrupted) throw new InterruptedError(`default run stopped at step ${res.steps}; run \`node train.js\` again to resume it`);
-      last = res.lastMetrics;
-    } finally {
-      await services.close();
-    }
-  } finally {
-    disposeModel(model);
+// Seconds per unit of work on 2 cores (wasm), measured with scripts in issue16-default.md; the ETA corrects them as stages finish.
+const COST = { worldTask: 0.004, sftToken: 1 / 2900, sampleToken: 1 / 3000, scorePair: 0.05, dpoPairEpoch: 0.25, evalToken: 1 / 1600, fixed: 8 };
+
+/** Each stage's estimated seconds for a budget (the ETA's starting point). */
+function estimates(b: DefaultBudget): Map<string, number> {
+  const pairs = b.pairs.tasks * 0.45;
+  const evals = 5 * b.world.heldout * b.evalMaxNewTokens * 0.5;
+  return new Map([
+    ['world', COST.worldTask * (b.world.size + b.world.heldout)],
+    ['init', 1],
+    ['sft', COST.fixed + b.sftTokens * COST.sftToken],
+    ['pairs', COST.fixed + b.pairs.tasks * b.pairs.n * b.pairs.maxNewTokens * 0.5 * COST.sampleToken],
+    ['score', COST.fixed + pairs * COST.scorePair],
+    ['dpo', COST.fixed + pairs * Number(b.dpo.epochs ?? 1) * COST.dpoPairEpoch + evals * COST.evalToken],
+  ]);
+}
+
+/** How often a running stage prints the pipeline's ETA. */
+const ETA_EVERY_MS = 60_000;
+
+interface Ctx {
+  root: string;
+  log: (l: string) => void;
+  eta: PipelineEta;
+  index: number;
+  total: number;
+}
+
+/** Runs `build` into the stage's folder unless a complete one with this key is there; returns the folder and its record. */
+async function stage(ctx: Ctx, name: string, settings: unknown, inputs: string[], what: string,
+  build: (dir: string) => Promise<Record<string, unknown>>): Promise<{ dir: string; rec: StageRecord }> {
+  const key = stageKey(name, settings, inputs);
+  const dir = stageDir(ctx.root, name, key);
+  const step = `[${++ctx.index}/${ctx.total}] ${name}`;
+  const hit = readStage(dir, key);
+  if (hit) {
+    ctx.eta.finish(name, 0, true);
+    ctx.log(`${step}: cached in ${dir} (built in ${fmtTime(hit.seconds)})`);
+    return { dir, rec: hit };
   }
-  log('[4/5] writing the report');
-  await runReport(DEFAULT_PATHS.run, (l) => console.log(l), log);
-  log('[5/5] done');
-  if (last) log(`last step: loss ${last.loss.toFixed(4)}, rewards/margins ${last['rewards/margins'].toFixed(4)}, rewards/accuracies ${last['rewards/accuracies'].toFixed(2)}`);
-  log(`default pipeline done in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
-  log(`  run folder:  ${DEFAULT_PATHS.run}`);
-  log(`  scores:      ${scores}`);
-  log(`  metrics:     ${runFile(DEFAULT_PATHS.run, 'metrics')}  (eval: ${RUN_FILES.eval})`);
-  log(`  adapter:     ${join(DEFAULT_PATHS.run, ADAPTER_WEIGHTS)} (PEFT)`);
-  log(`  report:      ${runFile(DEFAULT_PATHS.run, 'report')}`);
+  ctx.log(`${step}: ${what} -> ${dir} (${ctx.eta.line()})`);
+  mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+  ctx.eta.start(name);
+  // The stage's own progress (bar, logger lines) says how far it is; this line says how far the whole pipeline is.
+  const timer = setInterval(() => ctx.log(`      ${name}: ${fmtTime(ctx.eta.running())} so far; ${ctx.eta.line()}`), ETA_EVERY_MS);
+  timer.unref();
+  let result: Record<string, unknown>;
+  try {
+    result = await build(dir);
+  } finally {
+    clearInterval(timer);
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const rec = writeStage(dir, { stage: name, key, settings, seconds, result });
+  ctx.eta.finish(name, seconds, false);
+  ctx.log(`${step} done in ${fmtTime(seconds)}; ${ctx.eta.line()}`);
+  return { dir, rec };
+}
+
+function lines(file: string): string[] {
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+}
+
+export async function runDefaultPipeline(backend: string, log: (l: string) => void, o: DefaultOptions = {}): Promise<void> {
+  const t0 = Date.now();
+  const b = o.budget ?? DEFAULT_BUDGET;
+  const root = o.root ?? DEFAULT_PATHS.run;
+  guardPipes(); // `node train.js | head`: a stage stops after a save, the report is still written (util/pipe.ts)
+  const kept = keepLegacyRoot(root);
+  if (kept) log(`the previous default run (one DPO run folder) is kept in ${kept}`);
+  mkdirSync(root, { recursive: true });
+  const ctx: Ctx = { root, log, eta: new PipelineEta(estimates(b)), index: 0, total: 6 };
+  log(`default pipeline in ${root}: world -> init -> sft -> pairs -> score -> dpo (stages) + held-out eval -> report; ${ctx.eta.line()}`);
+
+  const world = await stage(ctx, 'world', { seed: b.seed, ...b.world }, [], `${b.world.size} train + ${b.world.heldout} held-out tasks`, async (dir) => {
+    const w = generateWorld({ seed: b.seed, size: b.world.size, heldout: b.world.heldout });
+    writeWorld(dir, w);
+    log(`      ${worldSummary(w)}`);
+    return { train: w.train.length, heldout: w.heldout.length };
+  });
+  const trainFile = join(world.dir, WORLD_FILES.train);
+  const heldoutFile = join(world.dir, WORLD_FILES.heldout);
+
+  const init = await stage(ctx, 'init', { ...b.model, seed: b.seed }, [], 'init-tiny --preset world', async (dir) => {
+    await writeTinyModel(join(dir, 'model'), { ...b.model, seed: b.seed, overwrite: true });
+    return {};
+  });
+
+  // SFT --full from scratch on the train split (prompt + canonical solution, loss on the solution), for a token budget.
+  const trainRecords = lines(trainFile).map((l) => JSON.parse(l) as { prompt: string; canonical_solution: string });
+  const sftSteps = sftStepsFor(b, trainRecords.map((r) => Buffer.byteLength(r.prompt + r.canonical_solution) + 2));
+  const sftFlags = { ...b.sft, full: true, 'max-steps': sftSteps, seed: b.seed };
+  const sftStage = await stage(ctx, 'sft', sftFlags, [world.rec.key, init.rec.key], `SFT --full, ${sftSteps} steps (~${b.sftTokens} tokens)`, async (dir) => {
+    const cfg = resolveSftConfig({ ...sftFlags, model: join(init.dir, 'model'), data: trainFile, 'output-dir': dir, backend });
+    const resume = listCheckpoints(dir).length > 0 ? 'latest' : null;
+    if (resume) log(`      resuming the interrupted SFT in ${dir}`);
+    const res = await interruptible(() => sft(cfg, resume, log));
+    return { steps: res.steps, loss: res.lastMetrics?.loss ?? null, mean_token_accuracy: res.lastMetrics?.mean_token_accuracy ?? null, num_tokens: res.lastMetrics?.num_tokens ?? null };
+  });
+  const model = sftStage.dir;
+
+  // Best-of-N on the first train prompts: the sandbox runs each sample's tests; best passing vs worst failing is a pair.
+  const pairSettings = { ...b.pairs, seed: b.seed };
+  const pairs = await stage(ctx, 'pairs', pairSettings, [world.rec.key, sftStage.rec.key], `best-of-${b.pairs.n} on ${b.pairs.tasks} train prompts`, async (dir) => {
+    const tasks = join(dir, 'tasks.jsonl');
+    if (!existsSync(tasks)) writeFileAtomic(tasks, lines(trainFile).slice(0, b.pairs.tasks).map((l) => l + '\n').join(''));
+    await interruptible(() => runPairs({
+      model, tasks, out: join(dir, 'pairs.jsonl'), backend: backend as BackendName, minGap: 0, requireChosenPass: b.pairs.requireChosenPass,
+      sampling: { nSamples: b.pairs.n, temperature: b.pairs.temperature, topP: b.pairs.topP, topK: 0, maxNewTokens: b.pairs.maxNewTokens, seed: b.seed, chat: false, batchSize: null },
+      sandbox: defaultSandbox(),
+    }, { openRunner: openSandbox, print: log, log, loadModel: (be, d) => openModel(be, d, log) }));
+    const n = lines(join(dir, 'pairs.jsonl')).length;
+    return { tasks: b.pairs.tasks, pairs: n, yield: n / b.pairs.tasks };
+  });
+  const pairsFile = join(pairs.dir, 'pairs.jsonl');
+  if (Number(pairs.rec.result.pairs) === 0) {
+    throw new InputError(describe(pairsFile, `no pair from ${b.pairs.tasks} train prompts (no prompt had a passing and a failing sample)`,
+      'at least one pair for DPO', 'The SFT model is too weak for this budget: raise sftTokens or pairs.tasks in src/pipeline/default-budget.ts.'));
+  }
+
+  const dpoArgs = (dir: string, scores: string | null): RunConfig => resolveRunConfig({
+    ...b.dpo, model, data: pairsFile, ...(scores ? { scores } : {}), 'eval-tasks': heldoutFile, 'eval-max-new-tokens': b.evalMaxNewTokens,
+    'eval-temperature': 0, 'output-dir': dir, backend, seed: b.seed,
+  });
+  const scores = await stage(ctx, 'score', { maxLength: b.dpo['max-length'] ?? null }, [pairs.rec.key, sftStage.rec.key], 'reference log-probs and distances of every pair', async (dir) => {
+    await runScore(dpoArgs(dir, null), join(dir, 'scores.jsonl'), log);
+    return { pairs: lines(join(dir, 'scores.jsonl')).length };
+  });
+  const scoresFile = join(scores.dir, 'scores.jsonl');
+
+  const dpo = await stage(ctx, 'dpo', { ...b.dpo, evalMaxNewTokens: b.evalMaxNewTokens }, [world.rec.key, sftStage.rec.key, pairs.rec.key, scores.rec.key],
+    `LoRA DPO, ${b.dpo.curriculum ?? 'stages'} curriculum, held-out pass@1 after each stage`, async (dir) => {
+      const { resume, keptAs } = prepareDefaultRun(dir);
+      if (keptAs) log(`      a finished DPO run without its stage.json is kept in ${keptAs}`);
+      if (resume) log(`      resuming the interrupted DPO run in ${dir}`);
+      mkdirSync(dir, { recursive: true });
+      const res = await interruptible(() => train(dpoArgs(dir, scoresFile), resume, log));
+      await runReport(dir, (l) => console.log(l), log);
+      const notes: string[] = [];
+      const evals = (readEvals(dir, notes) ?? []).map((e) => ({ step: e.step, stage: e.stage, 'pass@1': e.passAtK['pass@1'] ?? null }));
+      const m = readMetrics(dir, notes).at(-1) ?? null;
+      return { steps: res.steps, evals, loss: m?.loss ?? null, margins: m?.['rewards/margins'] ?? null, accuracies: m?.['rewards/accuracies'] ?? null };
+    });
+
+  summary(log, b, { world, sft: sftStage, pairs, dpo }, (Date.now() - t0) / 1000);
+}
+
+/** A stage stopped by a signal says how to continue: the same `node train.js` resumes it from its cache folder. */
+async function interruptible<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof InterruptedError) throw new InterruptedError(`${e.message.split('\n')[0]}; run \`node train.js\` again to resume the default pipeline`);
+    throw e;
+  }
+}
+
+type Stages = Record<'world' | 'sft' | 'pairs' | 'dpo', { dir: string; rec: StageRecord }>;
+
+function summary(log: (l: string) => void, b: DefaultBudget, s: Stages, seconds: number): void {
+  const r = (x: { rec: StageRecord }) => x.rec.result;
+  const f = (v: unknown, d = 3) => (typeof v === 'number' ? v.toFixed(d) : '-');
+  const evals = (r(s.dpo).evals ?? []) as { step: number; stage: unknown; 'pass@1': number | null }[];
+  log(`default pipeline done in ${fmtTime(seconds)}.`);
+  log(`  world:  ${r(s.world).train} train / ${r(s.world).heldout} held-out tasks (seed ${b.seed})      ${s.world.dir}`);
+  log(`  sft:    ${r(s.sft).steps} steps, ${r(s.sft).num_tokens} tokens, loss ${f(r(s.sft).loss, 4)}, mean_token_accuracy ${f(r(s.sft).mean_token_accuracy)}      ${s.sft.dir}`);
+  log(`  pairs:  ${r(s.pairs).pairs} of ${r(s.pairs).tasks} train prompts (yield ${f(r(s.pairs).yield, 2)}), best-of-${b.pairs.n} at T ${b.pairs.temperature}      ${s.pairs.dir}`);
+  log(`  dpo:    ${r(s.dpo).steps} steps, final loss ${f(r(s.dpo).loss, 4)}, rewards/margins ${f(r(s.dpo).margins, 4)}, rewards/accuracies ${f(r(s.dpo).accuracies, 2)}      ${s.dpo.dir}`);
+  const held = evals.map((e) => `${e.step === 0 ? 'SFT' : `step ${e.step}`} ${f(e['pass@1'])}`).join(', ');
+  log(`  held-out greedy pass@1 (${r(s.world).heldout} tasks): ${held || '-'}`);
+  if (evals.length >= 2 && evals[0]['pass@1'] !== null && evals.at(-1)!['pass@1'] !== null) {
+    const d = evals.at(-1)!['pass@1']! - evals[0]['pass@1']!;
+    log(`  DPO - SFT: ${d >= 0 ? '+' : ''}${d.toFixed(3)} (one seed; \`node train.js experiment\` measures it over seeds with CIs)`);
+  }
+  log(`  report: ${runFile(s.dpo.dir, 'report')}`);
 }
