@@ -16,6 +16,7 @@ const USAGE = `node dist/scripts/bench-step.js [options]
   --backends LIST    comma-separated, of cpu,wasm,tensorflow (default: all; tensorflow only when installed)
   --kernels MODE     DPO_KERNELS for our children: auto (default), blas, xnnpack or reference
   --torch-script F   the PyTorch peer (default: ../shared/bench/torch_dpo_step.py next to this repository)
+  --threads L        DPO_THREADS for our children, one row per count (e.g. 1,2; default: the idle cores)
   --torch-threads L  thread counts to try, best kept (default 1,2)
   --python P         the Python with torch (default: python3 on PATH)
   --no-torch         skip PyTorch (it is skipped anyway, with a line saying why, when the script or torch is absent)
@@ -150,10 +151,10 @@ const profiles: string[] = [];
 
 type Row = { name: string; detail: string; stepS: number | null; tokensPerS: number | null; rssMiB?: number };
 
-function runChild(backend: string, preset: string, steps: number, kernels: string, timeoutS: number, profile: boolean, dropout = 0): Row {
+function runChild(backend: string, preset: string, steps: number, kernels: string, timeoutS: number, profile: boolean, dropout = 0, threads?: string): Row {
   const args = [fileURLToPath(import.meta.url), '--child', backend, '--preset', preset, '--steps', String(steps), '--lora-dropout', String(dropout), ...(profile ? ['--profile'] : [])];
   const r = spawnSync(process.execPath, args, {
-    encoding: 'utf8', timeout: timeoutS * 1000, env: { ...process.env, DPO_KERNELS: kernels }, maxBuffer: 1 << 26,
+    encoding: 'utf8', timeout: timeoutS * 1000, env: { ...process.env, DPO_KERNELS: kernels, ...(threads ? { DPO_THREADS: threads } : {}) }, maxBuffer: 1 << 26,
   });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) {
@@ -163,7 +164,8 @@ function runChild(backend: string, preset: string, steps: number, kernels: strin
   const c = JSON.parse(line.slice(7)) as ChildResult;
   const prof = r.stdout.split('\n').filter((l) => l.startsWith('PROFILE ')).map((l) => `  ${backend} ${l.slice(8)}`);
   if (prof.length) profiles.push(...prof);
-  return { name: backend, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS, rssMiB: c.peakRssMiB };
+  const name = threads ? `${backend} ${threads}t` : backend;
+  return { name, detail: `${c.kernels}; ${c.steps} steps, loss ${c.loss.toFixed(4)}`, stepS: c.stepS, tokensPerS: c.tokensPerS, rssMiB: c.peakRssMiB };
 }
 
 /**
@@ -226,7 +228,7 @@ async function main(): Promise<void> {
       kernels: { type: 'string', default: process.env.DPO_KERNELS ?? 'auto' }, 'torch-script': { type: 'string' },
       'torch-threads': { type: 'string', default: '1,2' }, 'no-torch': { type: 'boolean', default: false }, python: { type: 'string', default: 'python3' },
       timeout: { type: 'string', default: '1200' }, child: { type: 'string' }, help: { type: 'boolean', default: false },
-      profile: { type: 'boolean', default: false }, 'lora-dropout': { type: 'string', default: '0' },
+      profile: { type: 'boolean', default: false }, threads: { type: 'string' }, 'lora-dropout': { type: 'string', default: '0' },
     },
   });
   if (values.help) {
@@ -252,7 +254,8 @@ async function main(): Promise<void> {
       if (values.backends) rows.push({ name: b, detail: 'not installed', stepS: null, tokensPerS: null });
       continue;
     }
-    rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!, dropout));
+    const counts = values.threads ? values.threads.split(',').map((t) => t.trim()).filter(Boolean) : [undefined];
+    for (const t of counts) rows.push(runChild(b, preset, steps, values.kernels!, timeoutS, values.profile!, dropout, t));
   }
   let skipped: string | null = values['no-torch'] ? 'skipping PyTorch: --no-torch' : null;
   if (!values['no-torch']) {

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,54 +35,67 @@ class Pool {
     for (int i = 1; i < n; i++) workers_.emplace_back([this, now] { loop(now); });
   }
 
-  /** Calls f(task) for every task in [0, tasks), spread over the pool; returns when all are done. */
+  /**
+   * Calls f(task) for every task in [0, tasks), spread over the pool; returns when all are done. The caller works
+   * too and waits only for tasks a worker has claimed, never for a worker that has not woken up yet (on a busy
+   * machine a sleeping worker would otherwise cost a scheduler slice per call).
+   */
   void run(int64_t tasks, const std::function<void(int64_t)>& f) {
     if (tasks <= 0) return;
     if (workers_.empty() || tasks == 1) {
       for (int64_t i = 0; i < tasks; i++) f(i);
       return;
     }
+    auto job = std::make_shared<Job>(f, tasks);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      job_ = &f;
-      tasks_ = tasks;
-      next_.store(0);
-      active_ = (int)workers_.size();
+      job_ = job;
       ++generation_;
     }
     cv_.notify_all();
-    drain();
-    std::unique_lock<std::mutex> lk(mu_);
-    done_.wait(lk, [this] { return active_ == 0; });
-    job_ = nullptr;
+    job->drain();
+    std::unique_lock<std::mutex> lk(job->mu);
+    job->cv.wait(lk, [&] { return job->finished == job->tasks; });
   }
 
  private:
-  void drain() {
-    for (int64_t i; (i = next_.fetch_add(1)) < tasks_;) (*job_)(i);
-  }
+  struct Job {
+    Job(const std::function<void(int64_t)>& f, int64_t n) : fn(f), tasks(n) {}
+    const std::function<void(int64_t)>& fn;
+    const int64_t tasks;
+    std::atomic<int64_t> next{0};
+    int64_t finished = 0;  // guarded by mu
+    std::mutex mu;
+    std::condition_variable cv;
+    /** Claims and runs tasks until none is left. fn is only called for a claimed task: the run is then still open. */
+    void drain() {
+      int64_t done = 0;
+      for (int64_t i; (i = next.fetch_add(1)) < tasks; done++) fn(i);
+      if (done == 0) return;
+      std::lock_guard<std::mutex> lk(mu);
+      finished += done;
+      if (finished == tasks) cv.notify_all();
+    }
+  };
 
   void loop(uint64_t seen) {
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return generation_ != seen; });
         seen = generation_;
         if (stop_) return;
+        job = job_;
       }
-      drain();
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--active_ == 0) done_.notify_one();
+      if (job) job->drain();
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_, done_;
-  const std::function<void(int64_t)>* job_ = nullptr;
-  std::atomic<int64_t> next_{0};
-  int64_t tasks_ = 0;
-  int active_ = 0;
+  std::condition_variable cv_;
+  std::shared_ptr<Job> job_;
   uint64_t generation_ = 0;
   bool stop_ = false;
 };
