@@ -36,6 +36,10 @@ export function loadOutcome(dir: string, runs: readonly ArmData[], notes: string
   const tasks = [...(evals[0]?.keys() ?? [])].filter((t) => evals.every((e) => e.has(t))).sort();
   const dropped = new Set(evals.flatMap((e) => [...e.keys()])).size - tasks.length;
   if (dropped > 0) notes.push(`${dropped} task(s) missing from some evaluation are left out of the intervals.`);
+  if (steps.length === 0 || tasks.length === 0) {
+    notes.push('no evaluation step and task common to every run: no intervals.');
+    return null;
+  }
   const armNames = [...new Set(per.map((p) => p.run.group))];
   const arms = armNames.map((arm) => ({ arm, seeds: per.filter((p) => p.run.group === arm).map((p) => p.run.seed ?? 0) }));
   const seedCounts = new Set(arms.map((a) => a.seeds.length));

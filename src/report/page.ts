@@ -44,24 +44,40 @@ const SETTINGS = ['model', 'data', 'curriculum', 'difficulty', 'loss', 'beta', '
 /** Run-specific by construction: never a difference worth a row. */
 const NOT_SETTINGS = new Set(['outputDir', 'runName']);
 
+/** One column per arm: its runs' values of a setting (their seeds: `1, 2, 3`), each distinct value once. */
+interface Column {
+  name: string;
+  runs: ArmData[];
+}
+
+function columns(arms: ArmData[]): Column[] {
+  const groups = [...new Set(arms.map((a) => a.group))];
+  // An arm run with several seeds is one column; otherwise each run is its own.
+  if (groups.length === arms.length) return arms.map((a) => ({ name: a.name, runs: [a] }));
+  return groups.map((g) => ({ name: g, runs: arms.filter((a) => a.group === g) }));
+}
+
 /** The settings every report shows, then every other setting whose value differs between runs, then the pairs each trained on. */
 function settingsTable(arms: ArmData[]): string {
   const show = (v: unknown) => (v === undefined || v === null ? '-' : esc(typeof v === 'object' ? JSON.stringify(v) : String(v)));
+  const cols = columns(arms);
+  const cell = (c: Column, f: (a: ArmData) => string) => [...new Set(c.runs.map(f))].join(', ');
   const all = [...new Set(arms.flatMap((a) => Object.keys(a.config ?? {})))].filter((k) => !NOT_SETTINGS.has(k));
   const differs = all.filter((k) => !SETTINGS.includes(k) && new Set(arms.map((a) => JSON.stringify(a.config?.[k] ?? null))).size > 1);
   const keys = [...SETTINGS.filter((k) => arms.some((a) => a.config && a.config[k] !== undefined && a.config[k] !== null)), ...differs, 'steps_per_epoch', 'epochs']
     .filter((k, i, ks) => ks.indexOf(k) === i && arms.some((a) => a.config?.[k] !== undefined));
   if (keys.length === 0) return '';
-  const rows = keys.map((k) => [esc(k), ...arms.map((a) => show(a.config?.[k]))]);
+  const rows = keys.map((k) => [esc(k), ...cols.map((c) => cell(c, (a) => show(a.config?.[k])))]);
   if (arms.some((a) => a.pruning)) {
-    rows.push(['pairs trained', ...arms.map((a) => (a.pruning ? `${a.pruning.kept} of ${a.pruning.total}` : '-'))]);
-    rows.push(['pruned: incorrect chosen', ...arms.map((a) => (a.pruning ? String(a.pruning.incorrectChosen) : '-'))]);
-    rows.push(['pruned: comment-only', ...arms.map((a) => (a.pruning ? String(a.pruning.commentOnly) : '-'))]);
+    rows.push(['pairs trained', ...cols.map((c) => cell(c, (a) => (a.pruning ? `${a.pruning.kept} of ${a.pruning.total}` : '-')))]);
+    rows.push(['pruned: incorrect chosen', ...cols.map((c) => cell(c, (a) => (a.pruning ? String(a.pruning.incorrectChosen) : '-')))]);
+    rows.push(['pruned: comment-only', ...cols.map((c) => cell(c, (a) => (a.pruning ? String(a.pruning.commentOnly) : '-')))]);
   }
   const budget = [...new Set(arms.map((a) => `${a.config?.max_steps ?? '?'} steps of ${a.config?.batchSize ?? '?'} x ${a.config?.gradAccum ?? '?'} pairs`))];
+  const perArm = cols.some((c) => c.runs.length > 1) ? ' One column per arm: a cell lists the distinct values of its runs (one run per seed).' : '';
   return `<h2>Settings</h2>\n<p class="meta">From each run's <code>run_config.json</code>: the main settings, then every other setting that differs between runs` +
-    `${differs.length ? ` (${differs.map(esc).join(', ')})` : ''}. Budget: ${esc(budget.join('; '))}${budget.length > 1 ? ' (differs between runs)' : ' per run'}.</p>\n` +
-    table(['', ...arms.map((a) => esc(a.name))], rows);
+    `${differs.length ? ` (${differs.map(esc).join(', ')})` : ''}. Budget: ${esc(budget.join('; '))}${budget.length > 1 ? ' (differs between runs)' : ' per run'}.${perArm}</p>\n` +
+    table(['', ...cols.map((c) => esc(c.name))], rows);
 }
 
 /** The answer: pass@1 with intervals per step and arm, differences from shuffle, gains over step 0, per level, and the completions. */
