@@ -17,22 +17,25 @@ export interface DefaultBudget {
   pairs: { tasks: number; n: number; temperature: number; topP: number; maxNewTokens: number; requireChosenPass: boolean };
   /** `train` flags (RUN_SCHEMA keys): LoRA DPO with the `stages` curriculum on the pairs, over the SFT model. */
   dpo: Record<string, unknown>;
-  /** Held-out evaluation after each stage (and at step 0, the SFT model): greedy, up to this many tokens. */
+  /** Held-out evaluation after each stage (and at step 0, the SFT model): the first `evalTasks` held-out tasks, greedy. */
+  evalTasks: number;
   evalMaxNewTokens: number;
 }
 
 export const DEFAULT_BUDGET: DefaultBudget = {
   seed: 0,
-  world: { size: 4000, heldout: 100 },
+  // The world and SFT of scripts/world-experiment.ts's 2M-token run (issue16.md: held-out greedy pass@1 0.225).
+  world: { size: 8000, heldout: 200 },
   model: TINY_PRESETS.world,
-  sftTokens: 1_200_000,
-  sft: { 'completion-only-loss': false, 'batch-size': 4, 'learning-rate': 2e-3, 'lr-scheduler': 'cosine', 'warmup-ratio': 0.02, 'weight-decay': 0.1, 'max-length': 512, 'save-steps': 200, 'logging-steps': 50 },
+  sftTokens: 2_000_000,
+  sft: { 'batch-size': 4, 'learning-rate': 2e-3, 'lr-scheduler': 'cosine', 'warmup-ratio': 0.02, 'weight-decay': 0.1, 'max-length': 1024, 'save-steps': 250, 'logging-steps': 100 },
   pairs: { tasks: 200, n: 8, temperature: 1.0, topP: 1, maxNewTokens: 128, requireChosenPass: true },
   dpo: {
-    'max-length': 512, 'lora-r': 8, 'lora-alpha': 16, 'lora-dropout': 0, 'learning-rate': 1e-4, beta: 0.1, 'batch-size': 4, epochs: 2,
+    'max-length': 512, 'lora-r': 8, 'lora-alpha': 16, 'lora-dropout': 0, 'learning-rate': 1e-4, beta: 0.1, 'batch-size': 4, epochs: 1,
     'save-steps': 10, 'logging-steps': 5, curriculum: 'stages',
   },
-  evalMaxNewTokens: 128,
+  evalTasks: 100,
+  evalMaxNewTokens: 160,
 };
 
 /** SFT steps for a token budget: tokens per step = batch x mean tokens per example (byte-level: UTF-8 bytes + BOS + EOS). */

@@ -62,7 +62,7 @@ const COST = { worldTask: 0.004, sftToken: 1 / 2900, sampleToken: 1 / 3000, scor
 /** Each stage's estimated seconds for a budget (the ETA's starting point). */
 function estimates(b: DefaultBudget): Map<string, number> {
   const pairs = b.pairs.tasks * 0.45;
-  const evals = 5 * b.world.heldout * b.evalMaxNewTokens * 0.5;
+  const evals = 5 * Math.min(b.evalTasks, b.world.heldout) * b.evalMaxNewTokens * 0.4;
   return new Map([
     ['world', COST.worldTask * (b.world.size + b.world.heldout)],
     ['init', 1],
@@ -72,6 +72,9 @@ function estimates(b: DefaultBudget): Map<string, number> {
     ['dpo', COST.fixed + pairs * Number(b.dpo.epochs ?? 1) * COST.dpoPairEpoch + evals * COST.evalToken],
   ]);
 }
+
+/** The held-out tasks each stage end is evaluated on, in the DPO folder. */
+const EVAL_TASKS = 'eval-tasks.jsonl';
 
 /** How often a running stage prints the pipeline's ETA. */
 const ETA_EVERY_MS = 60_000;
@@ -178,7 +181,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
   }
 
   const dpoArgs = (dir: string, scores: string | null): RunConfig => resolveRunConfig({
-    ...b.dpo, model, data: pairsFile, ...(scores ? { scores } : {}), 'eval-tasks': heldoutFile, 'eval-max-new-tokens': b.evalMaxNewTokens,
+    ...b.dpo, model, data: pairsFile, ...(scores ? { scores, 'eval-tasks': join(dir, EVAL_TASKS) } : {}), 'eval-max-new-tokens': b.evalMaxNewTokens,
     'eval-temperature': 0, 'output-dir': dir, backend, seed: b.seed,
   });
   const scores = await stage(ctx, 'score', { maxLength: b.dpo['max-length'] ?? null }, [pairs.rec.key, sftStage.rec.key], 'reference log-probs and distances of every pair', async (dir) => {
@@ -187,12 +190,13 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
   });
   const scoresFile = join(scores.dir, 'scores.jsonl');
 
-  const dpo = await stage(ctx, 'dpo', { ...b.dpo, evalMaxNewTokens: b.evalMaxNewTokens }, [world.rec.key, sftStage.rec.key, pairs.rec.key, scores.rec.key],
+  const dpo = await stage(ctx, 'dpo', { ...b.dpo, evalTasks: b.evalTasks, evalMaxNewTokens: b.evalMaxNewTokens }, [world.rec.key, sftStage.rec.key, pairs.rec.key, scores.rec.key],
     `LoRA DPO, ${b.dpo.curriculum ?? 'stages'} curriculum, held-out pass@1 after each stage`, async (dir) => {
       const { resume, keptAs } = prepareDefaultRun(dir);
       if (keptAs) log(`      a finished DPO run without its stage.json is kept in ${keptAs}`);
       if (resume) log(`      resuming the interrupted DPO run in ${dir}`);
       mkdirSync(dir, { recursive: true });
+      writeFileAtomic(join(dir, EVAL_TASKS), lines(heldoutFile).slice(0, b.evalTasks).map((l) => l + '\n').join(''));
       const res = await interruptible(() => train(dpoArgs(dir, scoresFile), resume, log));
       await runReport(dir, (l) => console.log(l), log);
       const notes: string[] = [];
@@ -226,7 +230,7 @@ function summary(log: (l: string) => void, b: DefaultBudget, s: Stages, seconds:
   log(`  pairs:  ${r(s.pairs).pairs} of ${r(s.pairs).tasks} train prompts (yield ${f(r(s.pairs).yield, 2)}), best-of-${b.pairs.n} at T ${b.pairs.temperature}      ${s.pairs.dir}`);
   log(`  dpo:    ${r(s.dpo).steps} steps, final loss ${f(r(s.dpo).loss, 4)}, rewards/margins ${f(r(s.dpo).margins, 4)}, rewards/accuracies ${f(r(s.dpo).accuracies, 2)}      ${s.dpo.dir}`);
   const held = evals.map((e) => `${e.step === 0 ? 'SFT' : `step ${e.step}`} ${f(e['pass@1'])}`).join(', ');
-  log(`  held-out greedy pass@1 (${r(s.world).heldout} tasks): ${held || '-'}`);
+  log(`  held-out greedy pass@1 (${Math.min(b.evalTasks, Number(r(s.world).heldout))} tasks): ${held || '-'}`);
   if (evals.length >= 2 && evals[0]['pass@1'] !== null && evals.at(-1)!['pass@1'] !== null) {
     const d = evals.at(-1)!['pass@1']! - evals[0]['pass@1']!;
     log(`  DPO - SFT: ${d >= 0 ? '+' : ''}${d.toFixed(3)} (one seed; \`node train.js experiment\` measures it over seeds with CIs)`);
