@@ -4,10 +4,10 @@
 // from (run seed, step), and the draws follow the fixed (layer, module) order, so a mask is a function of
 // (seed, step, layer, module, position): resume and gradient-checkpoint recomputation replay it exactly.
 //
-// Exact on every backend: only int32 add, mul, floorDiv, mod (powers of two) and gather, with every value below 2^24,
-// so the float32 arithmetic that webgl/webgpu use for int32 gives the same bits as cpu and wasm.
+// Exact on every backend: integers below 2^24 held in float32 (faster than int32 on wasm), only add, mul, floorDiv and
+// mod by powers of two, then one gather, so every backend (webgl/webgpu compute int32 in float32 too) gives the same bits.
 //
-// Construction, for N = L^2 >= max(M, in, M*in/16) (L = 2^b, b <= 12):
+// Construction, for N = L^2 >= max(M, in, M*in/64) (L = 2^b, b <= 12):
 //   R = P_r(m), C = P_c(i): 4-round Feistel permutations of [0, N) (halves of b bits, round function the middle bits
 //   of (hi + k1 mod L)(hi + k2 mod L) + k3), keyed from the call seed by murmur3's fmix32 on the host;
 //   keep(m, i) = T[(R + C) mod N] with T[j] = [P_t(j) >= round(p N)], so T holds exactly N - round(p N) ones.
@@ -28,9 +28,9 @@ function fmix32(x: number): number {
   return x >>> 0;
 }
 
-/** Half width b of the table for an [M, in] input: N = 2^(2b) >= max(M, in, ceil(M*in/16), 16). */
+/** Half width b of the table for an [M, in] input: N = 2^(2b) >= max(M, in, ceil(M*in/64), 16) (the table costs ~40 ops a slot). */
 export function tableBits(M: number, inp: number): number {
-  const need = Math.max(M, inp, Math.ceil((M * inp) / 16), 16);
+  const need = Math.max(M, inp, Math.ceil((M * inp) / 64), 16);
   let e = Math.ceil(Math.log2(need));
   e += e % 2;
   const b = e / 2;
@@ -45,7 +45,7 @@ export function roundKeys(seed: number, b: number): number[] {
 }
 
 /**
- * A Feistel permutation of [0, L^2) on j = hi * L + lo, given as broadcastable int32 halves (each in [0, L)); `k` holds
+ * A Feistel permutation of [0, L^2) on j = hi * L + lo, given as broadcastable integer-valued halves (each in [0, L)); `k` holds
  * the round keys, `L` and `shift` = 2^(b/2) the constants. Returns P(j) with the broadcast shape.
  */
 function permute(hi0: tf.Tensor, lo0: tf.Tensor, k: tf.Tensor[], L: tf.Tensor, shift: tf.Tensor): tf.Tensor {
@@ -69,7 +69,7 @@ function permuteCounter(n: number, lin: tf.Tensor1D, L: number, k: tf.Tensor[], 
 
 /**
  * The keep mask (1 = kept, 0 = dropped; the caller scales by 1 / (1 - rate)) of an [M, in] input, float32, made on
- * the device. The host uploads one int32 vector per call: the round keys, three constants and the counter 0 .. L-1
+ * the device. The host uploads one float32 vector per call: the round keys, three constants and the counter 0 .. L-1
  * (at most 4096 values; tf.range would be computed on the host and uploaded at full length on webgl/webgpu).
  */
 export function dropoutKeepMask(M: number, inp: number, rate: number, seed: number): tf.Tensor2D {
@@ -78,11 +78,11 @@ export function dropoutKeepMask(M: number, inp: number, rate: number, seed: numb
     const L = 1 << b;
     const N = L * L;
     const nk = 3 * ROUNDS * 3;
-    const host = new Int32Array(nk + 3 + L);
+    const host = new Float32Array(nk + 3 + L); // integers below 2^24: exact in float32
     host.set(roundKeys(seed >>> 0, b));
     host.set([L, 1 << (b >> 1), Math.round(rate * N)], nk);
     for (let i = 0; i < L; i++) host[nk + 3 + i] = i;
-    const all = tf.tensor1d(host, 'int32'); // the one upload
+    const all = tf.tensor1d(host, 'float32'); // the one upload
     const scalars = tf.unstack(tf.slice(all, [0], [nk + 3]));
     const lin = tf.slice(all, [nk + 3], [L]) as tf.Tensor1D; // [L] = 0 .. L-1
     const [Lt, shift, thresh] = scalars.slice(nk);
@@ -91,7 +91,7 @@ export function dropoutKeepMask(M: number, inp: number, rate: number, seed: numb
     const cols = permuteCounter(inp, lin, L, scalars.slice(per, 2 * per), Lt, shift); // [in]
     const table = tf.cast(tf.greaterEqual(permuteCounter(N, lin, L, scalars.slice(2 * per), Lt, shift), thresh), 'float32'); // [N]
     // R + C < 2N: a doubled table replaces the mod on the [M, in] grid.
-    const idx = tf.add(tf.reshape(rows, [M, 1]), tf.reshape(cols, [1, inp])); // [M, in] int32
+    const idx = tf.cast(tf.add(tf.reshape(rows, [M, 1]), tf.reshape(cols, [1, inp])), 'int32'); // [M, in]
     return tf.gather(tf.concat([table, table]), idx) as tf.Tensor2D; // [M, in]
   });
 }

@@ -63,7 +63,7 @@ describe('dropoutKeepMask', () => {
     }
   });
 
-  it('draws nothing on the host: no randomUniform kernel runs and one small int32 vector is uploaded', () => {
+  it('draws nothing on the host: no randomUniform kernel runs and one small vector is uploaded', () => {
     const engine = tf.engine() as unknown as { makeTensor: (...a: unknown[]) => tf.Tensor };
     const orig = engine.makeTensor;
     const uploads: number[] = [];
@@ -77,7 +77,7 @@ describe('dropoutKeepMask', () => {
     return prof.then((info) => {
       for (const k of info.kernels) kernels.push(k.name);
       expect(kernels.some((k) => /Random|Multinomial/.test(k))).toBe(false);
-      // 36 round keys + 3 constants + the counter 0 .. L-1 (L = 2^b, here 2^6 = 64), in one upload.
+      // 36 round keys + 3 constants + the counter 0 .. L-1 (L = 2^b, here 2^5 = 32), in one upload.
       expect(uploads).toEqual([36 + 3 + 2 ** tableBits(300, 64)]);
     });
   });
