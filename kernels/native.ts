@@ -19,6 +19,8 @@ export interface FusedAddon {
   softmaxBackward(p: F32, dp: F32, dScores: F32, rows: number, S: number, scale: number): void;
   logSoftmaxPick(z: F32, labels: I32, lse: F32, picked: F32, mean: F32, hit: F32, rows: number, V: number): void;
   logSoftmaxPickGrad(z: F32, labels: I32, scale: F32, g: F32, rows: number, V: number): void;
+  add(a: F32, b: F32, y: F32, n: number): void;
+  gatherRows(table: F32, ids: I32, out: F32, rows: number, V: number, W: number): void;
   /** Sets the fused kernels' pool and OpenBLAS to n threads; returns the pool's size. */
   setThreads(n: number): number;
   getThreads(): number;

@@ -434,6 +434,40 @@ static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- elementwise add and row gather (the wasm backend's stock Add and GatherV2 are slow on these shapes) ----
+
+HOT static void addRange(const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+// add(a, b, y, n): y = a + b, same shapes.
+static napi_value Add(napi_env env, napi_callback_info info) {
+  Args a(env, info, 4, "add");
+  const int64_t n = a.size(3, "add");
+  const float *x = a.f32(0, n, "add"), *z = a.f32(1, n, "add");
+  float* y = a.f32(2, n, "add");
+  if (!a.ok) return nullptr;
+  pool.run((n + 4 * ELEMS - 1) / (4 * ELEMS), [&](int64_t t) {
+    const int64_t i0 = t * 4 * ELEMS, len = i0 + 4 * ELEMS < n ? 4 * ELEMS : n - i0;
+    addRange(x + i0, z + i0, y + i0, len);
+  });
+  return nullptr;
+}
+
+// gatherRows(table [V, W], ids [R], out [R, W], R, V, W): out[r] = table[ids[r]].
+static napi_value GatherRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6, "gatherRows");
+  const int64_t R = a.size(3, "gatherRows"), V = a.size(4, "gatherRows"), W = a.size(5, "gatherRows");
+  const float* table = a.f32(0, V * W, "gatherRows");
+  const int32_t* ids = a.i32(1, R, "gatherRows");
+  float* out = a.f32(2, R * W, "gatherRows");
+  if (!a.ok) return nullptr;
+  for (int64_t r = 0; r < R; r++)
+    if (ids[r] < 0 || ids[r] >= V) { a.fail("gatherRows", "an index is outside [0, V)"); return nullptr; }
+  for (int64_t r = 0; r < R; r++) memcpy(out + r * W, table + (int64_t)ids[r] * W, sizeof(float) * W);
+  return nullptr;
+}
+
 // ---- threads ----
 
 // setThreads(n): the pool's size and OpenBLAS's thread count. Returns the pool's size.
@@ -465,6 +499,7 @@ void RegisterFused(napi_env env, napi_value exports) {
       {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"logSoftmaxPick", LogSoftmaxPick}, {"logSoftmaxPickGrad", LogSoftmaxPickGrad},
+      {"add", Add}, {"gatherRows", GatherRows},
       {"setThreads", SetThreads}, {"getThreads", GetThreads},
   };
   for (const auto& f : fns) {

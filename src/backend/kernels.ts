@@ -13,6 +13,7 @@ import { ropeOps } from '../../kernels/rope.js';
 import { swigluOps } from '../../kernels/swiglu.js';
 import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
 import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
+import { elementwiseConfigs } from '../../kernels/elementwise.js';
 import { logprobOps } from '../../kernels/logprob.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { env, type KernelMode } from '../config/env.js';
@@ -71,11 +72,13 @@ export function useMatMul(backend: 'wasm' | 'cpu', impl: MatMulImpl): void {
 /** Every fused op of kernels/ (each file's forward and backward kernels). */
 export const FUSED_OPS: readonly NativeOp[] = [...rmsNormOps, ...ropeOps, ...swigluOps, ...maskedSoftmaxOps, ...logprobOps];
 
-const stockIdentity = new Map<string, tf.KernelConfig>();
+/** Stock kernels replaced by useFusedKernels (Identity on wasm, Add, GatherV2), by `name/backend`. */
+const stockOverridden = new Map<string, tf.KernelConfig>();
 
 /**
  * Registers (on = true) or removes the fused kernels for 'wasm' or 'cpu'; without them every op of kernels/ takes its
- * reference path. Returns false when the addon (or its fused exports) is missing. On wasm it also swaps Identity.
+ * reference path. Returns false when the addon (or its fused exports) is missing. It also swaps Add and GatherV2
+ * (kernels/elementwise.ts) and, on wasm, Identity (kernels/identity-wasm.ts), restoring the stock ones when off.
  */
 export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
   const addon = on ? asFusedAddon(loadBlasAddon(env().blasAddon).addon) : null;
@@ -83,13 +86,16 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
-  if (backend === 'wasm') {
-    const base = stockIdentity.get(backend) ?? tf.getKernel('Identity', backend);
-    if (base) {
-      stockIdentity.set(backend, base);
-      install(addon ? sharedIdentityConfig(base) : base);
-    }
-  }
+  const stockOf = (name: string): tf.KernelConfig => {
+    const key = `${name}/${backend}`;
+    const k = stockOverridden.get(key) ?? tf.getKernel(name, backend);
+    if (!k) throw new Error(`${name}: backend ${backend} has no kernel`);
+    stockOverridden.set(key, k);
+    return k;
+  };
+  if (backend === 'wasm') install(addon ? sharedIdentityConfig(stockOf('Identity')) : stockOf('Identity'));
+  if (addon) for (const k of elementwiseConfigs(addon, backend, stockOf)) install(k);
+  else for (const name of ['Add', 'GatherV2']) install(stockOf(name));
   return addon !== null;
 }
 

@@ -306,6 +306,29 @@ describe.each(BACKENDS)('fused log-softmax + gather (kernels/logprob.ts) on %s',
   });
 });
 
+describe.each(BACKENDS)('addon Add and GatherV2 (kernels/elementwise.ts) on %s', (backend) => {
+  it.skipIf(!hasFused)('same-shape adds and row gathers are exact; broadcasts and other axes go to the stock kernels', async () => {
+    await tf.setBackend(backend);
+    const rng = new Rng(8);
+    const a = normal(rng, 3 * 70_000);
+    const b = normal(rng, 3 * 70_000);
+    const table = normal(rng, 50 * 6);
+    const ids = Int32Array.from({ length: 40 }, () => rng.int(50));
+    tf.tidy(() => {
+      const sum = tf.add(tf.tensor(a, [3, 70_000]), tf.tensor(b, [3, 70_000])).dataSync();
+      expect(maxDiff(sum, Float32Array.from(a, (x, i) => x + b[i]))).toBe(0);
+      expect(tf.add(tf.tensor([1, 2]), tf.tensor([[10], [20]])).arraySync()).toEqual([[11, 12], [21, 22]]);
+      const rows = tf.gather(tf.tensor2d(table, [50, 6]), tf.tensor2d(ids, [5, 8], 'int32'));
+      expect(rows.shape).toEqual([5, 8, 6]);
+      const want = new Float32Array(40 * 6);
+      ids.forEach((id, r) => want.set(table.subarray(id * 6, id * 6 + 6), r * 6));
+      expect(maxDiff(rows.dataSync(), want)).toBe(0);
+      expect(tf.gather(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor1d([1], 'int32'), 1).arraySync()).toEqual([[2], [4]]);
+      expect(() => tf.gather(tf.tensor2d(table, [50, 6]), tf.tensor1d([50], 'int32')).dataSync()).toThrow(/outside/);
+    });
+  });
+});
+
 describe('zero-copy Identity on wasm', () => {
   it.skipIf(!hasFused)('a clone shares the data, survives the original and frees the buffer with the last reference', async () => {
     await tf.setBackend('wasm');
