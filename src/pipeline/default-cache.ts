@@ -77,12 +77,17 @@ export function keepLegacyRoot(root: string): string | null {
 export class PipelineEta {
   private readonly actual = new Map<string, number>();
   private readonly reused = new Set<string>();
-  private current: { stage: string; t0: number } | null = null;
+  private current: { stage: string; t0: number; done: number } | null = null;
 
   constructor(private readonly estimates: ReadonlyMap<string, number>, private readonly now: () => number = Date.now) {}
 
   start(stage: string): void {
-    this.current = { stage, t0: this.now() };
+    this.current = { stage, t0: this.now(), done: 0 };
+  }
+
+  /** The running stage's fraction done (its steps), when it reports one: its rate then replaces its estimate. */
+  progress(fraction: number): void {
+    if (this.current) this.current.done = Math.min(1, Math.max(0, fraction));
   }
 
   /** Seconds since the running stage started. */
@@ -97,8 +102,8 @@ export class PipelineEta {
   }
 
   /**
-   * Seconds left: the unfinished stages' estimates times (time taken / estimate) over the stages that ran, less what
-   * the running stage has done (never below a tenth of its estimate: an overrun stage is still running).
+   * Seconds left: the unfinished stages' estimates times (time taken / estimate) over the stages that ran; for the
+   * running stage, its own rate once 5% is done, else its estimate less its time so far (at least a tenth of it).
    */
   left(): number {
     let est = 0;
@@ -114,7 +119,9 @@ export class PipelineEta {
     let left = 0;
     for (const [s, e] of this.estimates) {
       if (this.actual.has(s)) continue;
-      left += this.current?.stage === s ? Math.max(e * scale - this.running(), 0.1 * e * scale) : e * scale;
+      if (this.current?.stage !== s) left += e * scale;
+      else if (this.current.done >= 0.05) left += (this.running() * (1 - this.current.done)) / this.current.done;
+      else left += Math.max(e * scale - this.running(), 0.1 * e * scale);
     }
     return left;
   }

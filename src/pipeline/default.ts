@@ -156,7 +156,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
     const cfg = resolveSftConfig({ ...sftFlags, model: join(init.dir, 'model'), data: trainFile, 'output-dir': dir, backend });
     const resume = listCheckpoints(dir).length > 0 ? 'latest' : null;
     if (resume) log(`      resuming the interrupted SFT in ${dir}`);
-    const res = await interruptible(() => sft(cfg, resume, log));
+    const res = await interruptible(() => sft(cfg, resume, stepsLog(ctx, log, sftSteps)));
     return { steps: res.steps, loss: res.lastMetrics?.loss ?? null, mean_token_accuracy: res.lastMetrics?.mean_token_accuracy ?? null, num_tokens: res.lastMetrics?.num_tokens ?? null };
   });
   const model = sftStage.dir;
@@ -197,7 +197,8 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
       if (resume) log(`      resuming the interrupted DPO run in ${dir}`);
       mkdirSync(dir, { recursive: true });
       writeFileAtomic(join(dir, EVAL_TASKS), lines(heldoutFile).slice(0, b.evalTasks).map((l) => l + '\n').join(''));
-      const res = await interruptible(() => train(dpoArgs(dir, scoresFile), resume, log));
+      const dpoSteps = Math.ceil(Number(pairs.rec.result.pairs) / Number(b.dpo['batch-size'] ?? 4)) * Number(b.dpo.epochs ?? 1);
+      const res = await interruptible(() => train(dpoArgs(dir, scoresFile), resume, stepsLog(ctx, log, dpoSteps)));
       await runReport(dir, (l) => console.log(l), log);
       const notes: string[] = [];
       const evals = (readEvals(dir, notes) ?? []).map((e) => ({ step: e.step, stage: e.stage, 'pass@1': e.passAtK['pass@1'] ?? null }));
@@ -206,6 +207,15 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
     });
 
   summary(log, b, { world, sft: sftStage, pairs, dpo }, (Date.now() - t0) / 1000);
+}
+
+/** The stage's log, read for the step its logger reached (`'step': N` in HF Trainer's dict lines), for the ETA. */
+function stepsLog(ctx: Ctx, log: (l: string) => void, total: number): (l: string) => void {
+  return (l) => {
+    const m = /'step': (\d+)/.exec(l);
+    if (m) ctx.eta.progress(Number(m[1]) / total);
+    log(l);
+  };
 }
 
 /** A stage stopped by a signal says how to continue: the same `node train.js` resumes it from its cache folder. */
