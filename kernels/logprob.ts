@@ -96,8 +96,8 @@ function shiftedExp(h: tf.Tensor2D, headW: tf.Tensor2D, keepMax = false): { e: t
  * Forward of one chunk: sum over its positions of mask * (z[label] - lse) -> [1, B]; with `stats` also the masked sums
  * of mean_v z and of [argmax z == label] -> [3, B]. mean z = mean(z - max) + max; the argmax is that of z - max.
  */
-function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): tf.Tensor2D {
-  if (fusedActive('DpoLogSoftmaxPick')) return chunkForwardFused(k, headW, B, stats);
+function chunkForward(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean, kept?: tf.Tensor[]): tf.Tensor2D {
+  if (fusedActive('DpoLogSoftmaxPick')) return chunkForwardFused(k, headW, B, stats, kept);
   const V = headW.shape[0];
   const { e, shifted, mx } = shiftedExp(k.h, headW, stats);
   const logZ = tf.log(tf.sum(e, -1)); // [B*c] lse - max
@@ -133,11 +133,15 @@ function chunkBackward(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number)
   return tf.reshape(dh, [B, k.c, H]) as tf.Tensor3D; // [B, c, H]
 }
 
-/** chunkForward with the native pass: the chunk's logits, then lse, z[label], mean z and argmax hits per row in one. */
-function chunkForwardFused(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean): tf.Tensor2D {
+/**
+ * chunkForward with the native pass: the chunk's logits, then lse, z[label], mean z and argmax hits per row in one.
+ * With `keep`, the pass also writes onehot - softmax(z) [B*c, V] into `kept` for the backward (no recompute).
+ */
+function chunkForwardFused(k: Chunk, headW: tf.Tensor2D, B: number, stats: boolean, kept?: tf.Tensor[]): tf.Tensor2D {
   const logits = tf.matMul(k.h, headW, false, true); // [B*c, V]
-  const [lse, picked, meanZ, hit] = runFused('DpoLogSoftmaxPick', { logits, labels: k.labels }); // each [B*c]
+  const [lse, picked, meanZ, hit, g] = runFused('DpoLogSoftmaxPick', { logits, labels: k.labels }, { keep: kept !== undefined }); // [B*c] x4
   logits.dispose();
+  if (kept && g) kept.push(tf.keep(g));
   const masked = (x: tf.Tensor) => tf.sum(tf.mul(tf.reshape(x, [B, k.c]), k.mask), 1); // [B]
   const lp = masked(tf.sub(picked, lse));
   if (!stats) return tf.reshape(lp, [1, B]) as tf.Tensor2D;
@@ -154,6 +158,25 @@ function chunkBackwardFused(k: Chunk, headW: tf.Tensor2D, dy: tf.Tensor1D, B: nu
   const dh = tf.matMul(dz, headW); // [B*c, H]
   dz.dispose();
   return tf.reshape(dh, [B, k.c, H]) as tf.Tensor3D; // [B, c, H]
+}
+
+/** chunkBackward from the kept onehot - softmax(z) of the forward: dz = s * kept, dh = dz W. -> [B, c, H] */
+function chunkBackwardKept(k: Chunk, kept: tf.Tensor2D, headW: tf.Tensor2D, dy: tf.Tensor1D, B: number): tf.Tensor3D {
+  const H = headW.shape[1];
+  const scale = tf.reshape(tf.mul(k.mask, tf.reshape(dy, [B, 1])), [B * k.c]); // [B*c]
+  const [dz] = runFused('DpoScaleRows', { x: kept, scale }); // [B*c, V]
+  return tf.reshape(tf.matMul(dz, headW), [B, k.c, H]) as tf.Tensor3D; // [B, c, H]
+}
+
+/** The most bytes of kept [B*c, V] chunks (all chunks together) before the backward recomputes the logits instead. */
+export const KEEP_BYTES = 64 * 2 ** 20;
+let keepBytes = KEEP_BYTES;
+
+/** Sets the kept-chunk budget (tests force the recompute path with 0); returns the previous one. */
+export function setLogprobKeepBytes(bytes: number): number {
+  const prev = keepBytes;
+  keepBytes = bytes;
+  return prev;
 }
 
 /**
@@ -178,21 +201,30 @@ function chunkedOp(hidden: tf.Tensor3D, headW: tf.Tensor2D, inputIds: tf.Tensor2
   const rowsOut = stats ? 3 : 1;
   const starts = chunkStarts(T, chunk);
   const size = (t0: number) => Math.min(chunk, T - 1 - t0);
+  // Under a tape, with the native pass and all chunks' [B*c, V] within KEEP_BYTES, the forward keeps each chunk's
+  // onehot - softmax for the backward instead of recomputing the logits there (one head matmul less per chunk).
+  const V = headW.shape[0];
+  const taped = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+  const keep = taped && fusedActive('DpoScaleRows') && B * (T - 1) * V * 4 <= keepBytes;
   const op = tf.customGrad((...args: unknown[]) => {
     const [hid, ids, mask] = args as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
     const save = args[3] as tf.GradSaveFunc;
-    save([hid, ids, mask]);
+    const kept: tf.Tensor[] | undefined = keep ? [] : undefined;
     let value = tf.fill([rowsOut, B], 0) as tf.Tensor2D; // fill, not zeros: a kernel, no host array uploaded
     for (const t0 of starts) {
-      const next = tf.tidy(() => tf.add(value, chunkForward(chunkAt(hid, ids, mask, t0, size(t0)), headW, B, stats)) as tf.Tensor2D);
+      const next = tf.tidy(() => tf.add(value, chunkForward(chunkAt(hid, ids, mask, t0, size(t0)), headW, B, stats, kept)) as tf.Tensor2D);
       value.dispose();
       value = next;
     }
+    save([hid, ids, mask, ...(kept ?? [])]);
+    if (kept) tf.dispose(kept); // save() holds its own references
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
       const [sh, si, sm] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
       const dLogp = tf.reshape(tf.slice(dy, [0, 0], [1, B]), [B]) as tf.Tensor1D; // the stats rows get no gradient
       // Each chunk's tidy frees its [B*c, V] tensors before the next chunk starts.
-      const parts = starts.map((t0) => tf.tidy(() => chunkBackward(chunkAt(sh, si, sm, t0, size(t0)), headW, dLogp, B)));
+      const parts = starts.map((t0, i) => tf.tidy(() => (saved.length > 3
+        ? chunkBackwardKept(chunkAt(sh, si, sm, t0, size(t0)), saved[3 + i] as tf.Tensor2D, headW, dLogp, B)
+        : chunkBackward(chunkAt(sh, si, sm, t0, size(t0)), headW, dLogp, B))));
       parts.push(tf.fill([B, 1, H], 0) as tf.Tensor3D); // position T-1 predicts nothing
       const dh = tf.concat(parts, 1); // [B, T, H]
       for (const p of parts) p.dispose();
@@ -211,14 +243,20 @@ const rowsOf = (t: tf.TensorInfo) => t.shape[0];
 export const logprobOps: NativeOp[] = [
   {
     kernelName: 'DpoLogSoftmaxPick', inputs: ['logits', 'labels'],
-    outShapes: ([z, l]) => {
+    outShapes: ([z, l], attrs) => {
       if (z.shape.length !== 2 || l.dtype !== 'int32' || String(l.shape) !== String([z.shape[0]])) {
         throw new Error(`DpoLogSoftmaxPick: logits [${z.shape}] with labels [${l.shape}] ${l.dtype} (expected [R, V] and [R] int32)`);
       }
-      return [[z.shape[0]], [z.shape[0]], [z.shape[0]], [z.shape[0]]];
+      const R = z.shape[0];
+      return attrs.keep ? [[R], [R], [R], [R], z.shape] : [[R], [R], [R], [R]];
     },
-    run: (a: FusedAddon, [z, l], [lse, picked, meanZ, hit], [zi]) =>
-      a.logSoftmaxPick(z as Float32Array, l as Int32Array, lse, picked, meanZ, hit, rowsOf(zi), zi.shape[1]),
+    run: (a: FusedAddon, [z, l], [lse, picked, meanZ, hit, g], [zi]) =>
+      a.logSoftmaxPick(z as Float32Array, l as Int32Array, lse, picked, meanZ, hit, g ?? new Float32Array(0), rowsOf(zi), zi.shape[1]),
+  },
+  {
+    kernelName: 'DpoScaleRows', inputs: ['x', 'scale'],
+    outShapes: ([x]) => [x.shape],
+    run: (a: FusedAddon, [x, sc], [y], [xi]) => a.scaleRows(x as Float32Array, sc as Float32Array, y, rowsOf(xi), xi.shape[1]),
   },
   {
     kernelName: 'DpoLogSoftmaxPickGrad', inputs: ['logits', 'labels', 'scale'],

@@ -17,7 +17,8 @@ export interface FusedAddon {
   swigluBackward(gate: F32, up: F32, dy: F32, dGate: F32, dUp: F32, n: number): void;
   softmaxForward(scores: F32, bias: F32, p: F32, B: number, N: number, T: number, S: number, scale: number): void;
   softmaxBackward(p: F32, dp: F32, dScores: F32, rows: number, S: number, scale: number): void;
-  logSoftmaxPick(z: F32, labels: I32, lse: F32, picked: F32, mean: F32, hit: F32, rows: number, V: number): void;
+  logSoftmaxPick(z: F32, labels: I32, lse: F32, picked: F32, mean: F32, hit: F32, g: F32, rows: number, V: number): void;
+  scaleRows(x: F32, scale: F32, y: F32, rows: number, V: number): void;
   logSoftmaxPickGrad(z: F32, labels: I32, scale: F32, g: F32, rows: number, V: number): void;
   add(a: F32, b: F32, y: F32, n: number): void;
   gatherRows(table: F32, ids: I32, out: F32, rows: number, V: number, W: number): void;

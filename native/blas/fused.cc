@@ -371,15 +371,26 @@ static napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
 
 // ---- log-softmax + gather over rows of V logits ----
 
-// logSoftmaxPick(z [R,V], labels [R], lse [R], picked [R], mean [R], hit [R], R, V): lse = logsumexp(z),
-// picked = z[label], mean = mean(z), hit = 1 when the label is the first index of the row's max (tf.argMax), else 0.
+// logSoftmaxPick(z [R,V], labels [R], lse [R], picked [R], mean [R], hit [R], g [R,V] or [0], R, V): lse = logsumexp(z),
+// picked = z[label], mean = mean(z), hit = 1 when the label is the first index of the row's max (tf.argMax), else 0;
+// when g has R*V elements, also g = onehot(label) - softmax(z), the backward's direction (kept instead of recomputed).
 static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
-  Args a(env, info, 8, "logSoftmaxPick");
-  const int64_t R = a.size(6, "logSoftmaxPick"), V = a.size(7, "logSoftmaxPick");
+  Args a(env, info, 9, "logSoftmaxPick");
+  const int64_t R = a.size(7, "logSoftmaxPick"), V = a.size(8, "logSoftmaxPick");
   const float* z = a.f32(0, R * V, "logSoftmaxPick");
   const int32_t* labels = a.i32(1, R, "logSoftmaxPick");
   float *lse = a.f32(2, R, "logSoftmaxPick"), *picked = a.f32(3, R, "logSoftmaxPick");
   float *mean = a.f32(4, R, "logSoftmaxPick"), *hit = a.f32(5, R, "logSoftmaxPick");
+  size_t gLen = 0;
+  float* g = nullptr;
+  if (a.ok) {
+    napi_typedarray_type type;
+    void* ptr = nullptr;
+    napi_value buf;
+    size_t off = 0;
+    napi_get_typedarray_info(env, a.argv[6], &type, &gLen, &ptr, &buf, &off);
+    if (gLen != 0) g = a.f32(6, R * V, "logSoftmaxPick");
+  }
   if (!a.ok) return nullptr;
   for (int64_t r = 0; r < R; r++)
     if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPick", "a label is outside [0, V)"); return nullptr; }
@@ -388,8 +399,15 @@ static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
     for (int64_t r = r0; r < r1; r++) {
       const float* zr = z + r * V;
       const float m = rowMax(zr, V);
-      lse[r] = m + logf(expShifted(zr, m, e.data(), V));
+      const float sumE = expShifted(zr, m, e.data(), V);
+      lse[r] = m + logf(sumE);
       picked[r] = zr[labels[r]];
+      if (g) {
+        float* gr = g + r * V;
+        const float k = -1.0f / sumE;
+        for (int64_t j = 0; j < V; j++) gr[j] = e[j] * k;
+        gr[labels[r]] += 1.0f;
+      }
       float acc[L] = {0};
       int64_t i = 0;
       for (; i + L <= V; i += L)
@@ -430,6 +448,20 @@ static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
       for (int64_t j = 0; j < V; j++) gr[j] *= k;
       gr[labels[r]] += s;
     }
+  });
+  return nullptr;
+}
+
+// scaleRows(x [R,V], scale [R], y [R,V], R, V): y = x * scale per row.
+static napi_value ScaleRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5, "scaleRows");
+  const int64_t R = a.size(3, "scaleRows"), V = a.size(4, "scaleRows");
+  const float *x = a.f32(0, R * V, "scaleRows"), *sc = a.f32(1, R, "scaleRows");
+  float* y = a.f32(2, R * V, "scaleRows");
+  if (!a.ok) return nullptr;
+  forRows(R, V, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t j = 0; j < V; j++) y[r * V + j] = x[r * V + j] * sc[r];
   });
   return nullptr;
 }
@@ -499,7 +531,7 @@ void RegisterFused(napi_env env, napi_value exports) {
       {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"logSoftmaxPick", LogSoftmaxPick}, {"logSoftmaxPickGrad", LogSoftmaxPickGrad},
-      {"add", Add}, {"gatherRows", GatherRows},
+      {"add", Add}, {"gatherRows", GatherRows}, {"scaleRows", ScaleRows},
       {"setThreads", SetThreads}, {"getThreads", GetThreads},
   };
   for (const auto& f : fns) {

@@ -12,7 +12,7 @@ import { swiglu, swigluFused, swigluReference } from '../../kernels/swiglu.js';
 import { ropeHeadsFirst, ropeHeadsFirstFused, ropeHeadsFirstReference } from '../../kernels/rope.js';
 import { maskedSoftmax, maskedSoftmaxFused, maskedSoftmaxReference } from '../../kernels/attention-softmax.js';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
-import { completionStats, completionStatsReference } from '../../kernels/logprob.js';
+import { completionStats, completionStatsReference, setLogprobKeepBytes } from '../../kernels/logprob.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import { Rng } from '../../src/util/rng.js';
@@ -262,8 +262,9 @@ describe.each(BACKENDS)('fused kernels on %s', (backend) => {
 });
 
 describe.each(BACKENDS)('fused log-softmax + gather (kernels/logprob.ts) on %s', (backend) => {
-  it.skipIf(!hasFused)('log-probs, mean-logit and argmax sums = the reference; dHidden = autograd of the reference = float64 differences', async () => {
+  it.skipIf(!hasFused).each([['kept', 64 * 2 ** 20], ['recomputed', 0]])('log-probs, mean-logit and argmax sums = the reference; dHidden (%s softmax) = autograd of the reference = float64 differences', async (_, bytes) => {
     await tf.setBackend(backend);
+    const prevBytes = setLogprobKeepBytes(bytes as number);
     expect(fusedActive('DpoLogSoftmaxPick')).toBe(true);
     const [B, T, H, V, chunk] = [2, 7, 6, 37, 3];
     const rng = new Rng(21);
@@ -280,7 +281,9 @@ describe.each(BACKENDS)('fused log-softmax + gather (kernels/logprob.ts) on %s',
       const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor3D, ...args, chunk).logps, tf.tensor1d(up))))(hid);
       return [s.logps, s.logitSums, s.correct, g].map((t) => t.dataSync() as Float32Array);
     });
+    const before = tf.memory().numTensors;
     const fused = run(completionStats);
+    expect(tf.memory().numTensors).toBe(before); // the kept chunks are freed with the tape
     const ref = run(completionStatsReference);
     for (let k = 0; k < 3; k++) expect(maxDiff(fused[k], ref[k]), `output ${k}`).toBeLessThan(5e-5);
     expect(maxDiff(fused[3], ref[3])).toBeLessThan(2e-5);
@@ -303,6 +306,7 @@ describe.each(BACKENDS)('fused log-softmax + gather (kernels/logprob.ts) on %s',
       return (p - m) / 2e-5;
     });
     expect(maxDiff(fused[3], fd)).toBeLessThan(1e-4);
+    setLogprobKeepBytes(prevBytes);
   });
 });
 
