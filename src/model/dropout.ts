@@ -68,11 +68,63 @@ function permuteCounter(n: number, lin: tf.Tensor1D, L: number, k: tf.Tensor[], 
 }
 
 /**
- * The keep mask (1 = kept, 0 = dropped; the caller scales by 1 / (1 - rate)) of an [M, in] input, float32, made on
- * the device. The host uploads one float32 vector per call: the round keys, three constants and the counter 0 .. L-1
- * (at most 4096 values; tf.range would be computed on the host and uploaded at full length on webgl/webgpu).
+ * The keep mask (1 = kept, 0 = dropped; the caller scales by 1 / (1 - rate)) of an [M, in] input, float32. Where the
+ * backend's memory is the host's (cpu, wasm), the host computes it (one pass, no transfer to save: measured 70 ms on
+ * the device path against about 1 ms here for a [1024, 512] input on wasm); elsewhere it is made on the device.
+ * Both give the same bits (test/model/dropout.test.ts).
  */
 export function dropoutKeepMask(M: number, inp: number, rate: number, seed: number): tf.Tensor2D {
+  // DPO_DROPOUT_MASK=device|host forces a path (tests count the device path's uploads on cpu).
+  const forced = process.env.DPO_DROPOUT_MASK;
+  const backend = tf.getBackend();
+  const host = forced ? forced === 'host' : backend === 'cpu' || backend === 'wasm';
+  return host ? tf.tensor2d(hostKeepMask(M, inp, rate, seed), [M, inp]) : deviceKeepMask(M, inp, rate, seed);
+}
+
+/** The Feistel permutation of `permute`, on one j = hi * L + lo, in exact integer arithmetic. */
+function permuteOne(j: number, k: number[], off: number, L: number, shift: number): number {
+  let hi = Math.floor(j / L);
+  let lo = j % L;
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = (hi + k[off + 3 * r]!) % L;
+    const c = (hi + k[off + 3 * r + 1]!) % L;
+    const f = Math.floor((a * c + k[off + 3 * r + 2]!) / shift) % L;
+    [hi, lo] = [(lo + f) % L, hi];
+  }
+  return hi * L + lo;
+}
+
+/** The keep mask computed on the host: the same construction as `deviceKeepMask`, element by element. */
+export function hostKeepMask(M: number, inp: number, rate: number, seed: number): Float32Array {
+  const b = tableBits(M, inp);
+  const L = 1 << b;
+  const N = L * L;
+  const shift = 1 << (b >> 1);
+  const k = roundKeys(seed >>> 0, b);
+  const per = 3 * ROUNDS;
+  const thresh = Math.round(rate * N);
+  const rows = Float64Array.from({ length: M }, (_, m) => permuteOne(m, k, 0, L, shift));
+  const cols = Float64Array.from({ length: inp }, (_, i) => permuteOne(i, k, per, L, shift));
+  const table = new Uint8Array(N);
+  for (let j = 0; j < N; j++) table[j] = permuteOne(j, k, 2 * per, L, shift) >= thresh ? 1 : 0;
+  const out = new Float32Array(M * inp);
+  for (let m = 0; m < M; m++) {
+    const r = rows[m]!;
+    const base = m * inp;
+    for (let i = 0; i < inp; i++) {
+      const j = r + cols[i]!;
+      out[base + i] = table[j >= N ? j - N : j]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * The keep mask made on the device. The host uploads one float32 vector per call: the round keys, three constants
+ * and the counter 0 .. L-1 (at most 4096 values; tf.range would be computed on the host and uploaded at full length
+ * on webgl/webgpu).
+ */
+export function deviceKeepMask(M: number, inp: number, rate: number, seed: number): tf.Tensor2D {
   return tf.tidy(() => {
     const b = tableBits(M, inp);
     const L = 1 << b;

@@ -3,7 +3,7 @@
 // replay that resume needs (same seed, same mask), and that no random values are drawn on the host.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dropoutKeepMask, tableBits } from '../../src/model/dropout.js';
+import { deviceKeepMask, dropoutKeepMask, hostKeepMask, tableBits } from '../../src/model/dropout.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -29,6 +29,23 @@ describe('dropoutKeepMask', () => {
       const m = dropoutKeepMask(5, 7, 0.3, 12345);
       expect(Array.from(m.dataSync())).toEqual(want);
       m.dispose();
+    }
+    const d = deviceKeepMask(5, 7, 0.3, 12345);
+    expect(Array.from(d.dataSync())).toEqual(want);
+    d.dispose();
+  });
+
+  it('the host path (cpu and wasm) and the device path give the same bits', () => {
+    for (const [M, I, p, seed] of [[5, 7, 0.3, 12345], [300, 64, 0.1, 7], [1024, 512, 0.05, 99], [3, 4096, 0.5, 2 ** 32 - 1],
+      [257, 1, 0.05, 0]]) {
+      const d = deviceKeepMask(M!, I!, p!, seed!);
+      const h = hostKeepMask(M!, I!, p!, seed!);
+      const dv = d.dataSync();
+      let diff = 0;
+      for (let i = 0; i < h.length; i++) if (h[i] !== dv[i]) diff++;
+      expect(diff, `[${M}, ${I}] p ${p} seed ${seed}`).toBe(0);
+      expect(h.length).toBe(M! * I!);
+      d.dispose();
     }
   });
 
@@ -63,7 +80,7 @@ describe('dropoutKeepMask', () => {
     }
   });
 
-  it('draws nothing on the host: no randomUniform kernel runs and one small vector is uploaded', () => {
+  it('the device path draws nothing on the host: no randomUniform kernel runs and one small vector is uploaded', () => {
     const engine = tf.engine() as unknown as { makeTensor: (...a: unknown[]) => tf.Tensor };
     const orig = engine.makeTensor;
     const uploads: number[] = [];
@@ -72,7 +89,7 @@ describe('dropoutKeepMask', () => {
       return orig.apply(this, a);
     };
     const kernels: string[] = [];
-    const prof = tf.profile(() => dropoutKeepMask(300, 64, 0.1, 7).dispose());
+    const prof = tf.profile(() => deviceKeepMask(300, 64, 0.1, 7).dispose());
     engine.makeTensor = orig;
     return prof.then((info) => {
       for (const k of info.kernels) kernels.push(k.name);
