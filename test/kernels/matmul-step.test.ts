@@ -1,5 +1,6 @@
 // End to end: the policy log-probs and their LoRA gradients of a small Llama on wasm are the same with every
-// BatchMatMul implementation (stock, XNNPACK views, CBLAS addon when built). Covers every matmul shape the model uses.
+// BatchMatMul implementation (stock, XNNPACK views, CBLAS addon when built), and with the fused kernels of the addon
+// (RMSNorm, RoPE, SiLU*up, masked softmax, log-prob pass, Add, Gather, Identity). Covers every matmul shape the model uses.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +11,8 @@ import { expectedWeightShapes } from '../../src/model/llama.js';
 import { ATTN_TARGETS, createLora, loraTensors, type Lora } from '../../src/model/lora.js';
 import { sequenceLogprobs } from '../../src/dpo/logprobs.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
-import { useMatMul, type MatMulImpl } from '../../src/backend/kernels.js';
+import { useFusedKernels, useMatMul, type MatMulImpl } from '../../src/backend/kernels.js';
+import { asFusedAddon } from '../../kernels/native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -43,8 +45,9 @@ afterAll(() => {
   w = {};
 });
 
-function run(impl: MatMulImpl): { logps: Float32Array; grads: Float32Array[] } {
+function run(impl: MatMulImpl, fused = false): { logps: Float32Array; grads: Float32Array[] } {
   useMatMul('wasm', impl);
+  useFusedKernels('wasm', fused);
   try {
     return tf.tidy(() => {
       const ids = tf.tensor2d(Array.from({ length: B * T }, (_, i) => (i * 37 + 5) % cfg.vocabSize), [B, T], 'int32');
@@ -61,6 +64,7 @@ function run(impl: MatMulImpl): { logps: Float32Array; grads: Float32Array[] } {
     });
   } finally {
     useMatMul('wasm', 'stock');
+    useFusedKernels('wasm', false);
   }
 }
 
@@ -87,6 +91,17 @@ it.for(['xnnpack', 'blas'] as const)('the %s BatchMatMul gives the stock log-pro
   expect(stock.grads.every((g) => g.some((x) => x !== 0))).toBe(true);
   stock.grads.forEach((g, i) => {
     const dg = relDiff(fast.grads[i], g);
+    expect(dg, `gradient ${i}: max relative diff ${dg}`).toBeLessThan(1e-4);
+  });
+});
+
+it.skipIf(!asFusedAddon(loadBlasAddon().addon))('the fused kernels give the plain-ops log-probs and LoRA gradients', () => {
+  const plain = run('stock');
+  const fused = run('stock', true);
+  const d = relDiff(fused.logps, plain.logps);
+  expect(d, `log-probs: max relative diff ${d}`).toBeLessThan(1e-5);
+  plain.grads.forEach((g, i) => {
+    const dg = relDiff(fused.grads[i], g);
     expect(dg, `gradient ${i}: max relative diff ${dg}`).toBeLessThan(1e-4);
   });
 });
