@@ -31,7 +31,7 @@ export const DEFAULT_BUDGET: DefaultBudget = {
   sft: { 'batch-size': 4, 'learning-rate': 2e-3, 'lr-scheduler': 'cosine', 'warmup-ratio': 0.02, 'weight-decay': 0.1, 'max-length': 1024, 'save-steps': 250, 'logging-steps': 100 },
   pairs: { tasks: 200, n: 8, temperature: 1.0, topP: 1, maxNewTokens: 128, requireChosenPass: true },
   dpo: {
-    'max-length': 512, 'lora-r': 8, 'lora-alpha': 16, 'lora-dropout': 0, 'learning-rate': 1e-4, beta: 0.1, 'batch-size': 4, epochs: 1,
+    'max-length': 512, 'lora-r': 8, 'lora-alpha': 16, 'lora-dropout': 0, 'learning-rate': 5e-4, beta: 0.1, 'batch-size': 4, epochs: 1,
     'save-steps': 10, 'logging-steps': 5, curriculum: 'stages',
   },
   evalTasks: 100,

@@ -57,7 +57,7 @@ export function prepareDefaultRun(runDir: string): { resume: 'latest' | null; ke
 }
 
 // Seconds per unit of work on 2 cores (wasm), measured with scripts in issue16-default.md; the ETA corrects them as stages finish.
-const COST = { worldTask: 0.004, sftToken: 1 / 2900, sampleToken: 1 / 3000, scorePair: 0.05, dpoPairEpoch: 0.25, evalToken: 1 / 1600, fixed: 8 };
+const COST = { worldTask: 0.002, sftToken: 1 / 4000, sampleToken: 1 / 3000, scorePair: 0.05, dpoPairEpoch: 0.25, evalToken: 1 / 1600, fixed: 8 };
 
 /** Each stage's estimated seconds for a budget (the ETA's starting point). */
 function estimates(b: DefaultBudget): Map<string, number> {
