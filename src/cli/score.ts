@@ -5,7 +5,7 @@ import { yargsOptions } from '../config/schema.js';
 import { runScore } from '../dpo/score.js';
 import { log } from './common.js';
 
-const KEYS = ['model', 'data', 'backend', 'maxLength', 'maxPromptLength', 'truncationMode', 'batchSize'] as const;
+const KEYS = ['model', 'data', 'split', 'backend', 'maxLength', 'maxPromptLength', 'truncationMode', 'batchSize'] as const;
 
 export const scoreCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'score',

@@ -17,7 +17,8 @@ import { parseReportTo } from '../run/report-to.js';
 
 export const RUN_SCHEMA = {
   model: { type: 'string', default: null, nullable: true, describe: 'Hugging Face model directory' },
-  data: { type: 'string', default: null, nullable: true, describe: 'pairs JSONL (TRL standard or conversational format)' },
+  data: { type: 'string', default: null, nullable: true, describe: 'pairs: JSONL/JSON/Parquet file, datasets folder or cached Hub dataset id (TRL standard or conversational format)' },
+  split: { type: 'string', default: null, nullable: true, aliases: ['dataset_train_split'], describe: 'split of --data when it holds several [default: train, or the only one]' },
   backend: { type: 'string', default: 'auto', choices: BACKENDS, describe: 'tfjs backend' },
   maxLength: { type: 'int', default: 1024, min: 2, describe: 'max prompt + completion tokens' },
   maxPromptLength: { type: 'int', default: null, nullable: true, min: 1, describe: 'cap the prompt first, keeping BOS and its end (TRL 0.x max_prompt_length; TRL 1.x has none)' },
@@ -67,6 +68,7 @@ export const RUN_SCHEMA = {
   // Stage evaluation
   evalTasks: { type: 'string', default: null, nullable: true, describe: 'tasks file to evaluate pass@k after each stage' },
   evalFormat: { type: 'string', default: null, nullable: true, choices: TASK_FORMATS, describe: 'format of --eval-tasks [default: detected]' },
+  evalSplit: { type: 'string', default: null, nullable: true, aliases: ['dataset_test_split'], describe: 'split of --eval-tasks when it holds several [default: train, or the only one]' },
   evalSamples: { type: 'int', default: SAMPLING_DEFAULTS.stage.nSamples, min: 1, describe: 'samples per eval task (pass@k for k <= this)' },
   evalSteps: { type: 'int', default: 0, min: 0, describe: 'also evaluate every N steps (0: only after stages)' },
   evalMaxNewTokens: { type: 'int', default: SAMPLING_DEFAULTS.stage.maxNewTokens, min: 1, describe: 'tokens generated per eval sample' },

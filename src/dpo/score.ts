@@ -1,6 +1,6 @@
 // `score`: reference log-probs of every pair under the bare base model (no adapter), their per-token distance and the
 // percentile of |distance|. One output line per kept pair, in input order, every input field passed through.
-import { checkInputFile, checkOutputFile } from '../io/paths.js';
+import { checkInputSource, checkOutputFile } from '../io/paths.js';
 import { readPairs } from '../data/pairs.js';
 import type { RunConfig } from '../config/run.js';
 import { pairLengths } from '../config/run.js';
@@ -35,7 +35,7 @@ export async function scorePairs(model: LoadedModel, records: PairRecord[], pair
 
 /** Scores `cfg.data` under `model` and writes the lines to `out` atomically; returns how many. */
 export async function writeScores(model: LoadedModel, cfg: RunConfig, out: string, log: (l: string) => void): Promise<number> {
-  const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
+  const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log, cfg.split ?? undefined);
   const lines = await scorePairs(model, records, data.pairs, cfg.batchSize, log);
   writeFileAtomic(out, lines.join('\n') + '\n');
   return lines.length;
@@ -46,8 +46,8 @@ export async function runScore(cfg: RunConfig, out: string, log: (l: string) => 
   // Every path before the model loads: the data read to its last line, and a folder for --out.
   checkOutputFile('--out', out);
   if (cfg.data) {
-    checkInputFile('--data', cfg.data, 'a pairs JSONL file');
-    readPairs(cfg.data);
+    checkInputSource('--data', cfg.data, 'a pairs file (JSONL, JSON, Parquet), a datasets folder or a cached Hub dataset id');
+    readPairs(cfg.data, cfg.split ?? undefined);
   }
   const model = await openModel(cfg.backend, cfg.model, log);
   try {

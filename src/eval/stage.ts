@@ -33,7 +33,7 @@ export function stageSandbox(cfg: RunConfig): SandboxConfig {
 export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (l: string) => void, open: OpenSandbox = openSandbox): Promise<RunServices> {
   const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast' || cfg.pruneCommentOnly;
   // Tasks first: a bad tasks file fails before a pool exists whose workers would keep Node alive.
-  const tasks = cfg.evalTasks ? loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined) : null;
+  const tasks = cfg.evalTasks ? loadTasks(cfg.evalTasks, cfg.evalFormat ?? undefined, cfg.evalSplit ?? undefined) : null;
   const pool = needPool ? await open(stageSandbox(cfg), log) : null;
   const services: RunServices = { pool, close: async () => { await pool?.close(); } };
   if (cfg.evalTasks && tasks && pool) {

@@ -3,11 +3,17 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InputError, describe } from '../util/errors.js';
+import { isHubId } from './hub-cache.js';
 
 /** An input file that must exist (and be a file). */
 export function checkInputFile(flag: string, file: string, expected: string): void {
   if (!existsSync(file)) throw new InputError(describe(`${flag} ${file}`, 'file not found', expected));
   if (statSync(file).isDirectory()) throw new InputError(describe(`${flag} ${file}`, 'is a folder', expected));
+}
+
+/** A data source that must exist: a file or a folder here, or a Hub id (the reader then looks in the HF cache). */
+export function checkInputSource(flag: string, spec: string, expected: string): void {
+  if (!existsSync(spec) && !isHubId(spec)) throw new InputError(describe(`${flag} ${spec}`, 'file not found', expected));
 }
 
 /** An input folder that must exist. */

@@ -5,12 +5,12 @@ import { readPairs } from '../data/pairs.js';
 import { loadTasks, type TaskFormat } from '../eval/tasks.js';
 import { resolveResume } from '../run/checkpoint.js';
 import { InputError, describe } from '../util/errors.js';
-import { checkInputDir, checkInputFile, checkOutputDir } from '../io/paths.js';
+import { checkInputDir, checkInputFile, checkInputSource, checkOutputDir } from '../io/paths.js';
 
-/** A tasks file, parsed whole: a wrong format fails here, not after training. */
-export function checkTasksFile(flag: string, file: string, format?: TaskFormat | null): void {
-  checkInputFile(flag, file, 'a HumanEval, MBPP or stdio tasks file');
-  loadTasks(file, format ?? undefined);
+/** Tasks (a file, a datasets folder or a cached Hub id), parsed whole: a wrong format fails here, not after training. */
+export function checkTasksFile(flag: string, file: string, format?: TaskFormat | null, split?: string | null): void {
+  checkInputSource(flag, file, 'a HumanEval, MBPP or stdio tasks file, a datasets folder or a cached Hub dataset id');
+  loadTasks(file, format ?? undefined, split ?? undefined);
 }
 
 /**
@@ -20,9 +20,9 @@ export function checkTasksFile(flag: string, file: string, format?: TaskFormat |
 export function checkRunPaths(cfg: RunConfig, resume: string | null, outputDir: string | null = cfg.outputDir): void {
   if (cfg.model) checkInputDir('--model', cfg.model, 'a Hugging Face model directory');
   if (!cfg.data) throw new InputError(describe('--data', 'missing', 'a pairs JSONL file'));
-  checkInputFile('--data', cfg.data, 'a pairs JSONL file');
-  readPairs(cfg.data);
-  if (cfg.evalTasks) checkTasksFile('--eval-tasks', cfg.evalTasks, cfg.evalFormat);
+  checkInputSource('--data', cfg.data, 'a pairs file (JSONL, JSON, Parquet), a datasets folder or a cached Hub dataset id');
+  readPairs(cfg.data, cfg.split ?? undefined); // read through to the last row; an uncached Hub id says where to put it
+  if (cfg.evalTasks) checkTasksFile('--eval-tasks', cfg.evalTasks, cfg.evalFormat, cfg.evalSplit);
   if (cfg.scores) checkInputFile('--scores', cfg.scores, 'a scores JSONL file written by `score`');
   if (cfg.initAdapter) checkInputDir('--init-adapter', cfg.initAdapter, 'a PEFT adapter directory');
   if (cfg.refAdapter && cfg.refAdapter !== 'none') checkInputDir('--ref-adapter', cfg.refAdapter, 'a PEFT adapter directory (or none: the base model)');

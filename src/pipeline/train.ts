@@ -44,7 +44,7 @@ export async function train(cfg: RunConfig, resume: string | null, log: (l: stri
   try {
     // A long run on a silent CPU fallback after asking for the GPU is refused (doctor explains what is missing).
     assertGpuWhenAsked(cfg.backend, currentBackend()!);
-    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log);
+    const { records, data } = loadPairsFile(cfg.data, model.tokenizer, pairLengths(cfg), log, cfg.split ?? undefined);
     const services = await openRunServices(model, cfg, log);
     let res: TrainResult;
     try {

@@ -10,6 +10,7 @@ import { loraTensors } from '../model/lora.js';
 import { ADAM_MOMENTS, adapterHash, momentKey, saveAdapter } from '../io/peft.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import { hashFile } from '../util/hash.js';
+import { hashData } from '../data/formats.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { readJsonObject } from '../io/json.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
@@ -40,7 +41,7 @@ export function runHashes(model: LoadedModel, dataFile: string, cfg: RunConfig):
   return {
     model: model.modelHash,
     tokenizer: model.tokenizerHash,
-    data: hashFile(dataFile),
+    data: hashData(dataFile, cfg.split ?? undefined),
     initAdapter: adapterHash(cfg.initAdapter),
     refAdapter: adapterHash(refDir),
     scores: cfg.scores ? hashFile(cfg.scores) : null,
