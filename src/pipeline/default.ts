@@ -170,7 +170,7 @@ export async function runDefaultPipeline(backend: string, log: (l: string) => vo
       model, tasks, out: join(dir, 'pairs.jsonl'), backend: backend as BackendName, minGap: 0, requireChosenPass: b.pairs.requireChosenPass,
       sampling: { nSamples: b.pairs.n, temperature: b.pairs.temperature, topP: b.pairs.topP, topK: 0, maxNewTokens: b.pairs.maxNewTokens, seed: b.seed, chat: false, batchSize: null },
       sandbox: defaultSandbox(),
-    }, { openRunner: openSandbox, print: log, log, loadModel: (be, d) => openModel(be, d, log) }));
+    }, { openRunner: openSandbox, print: log, log: tasksLog(ctx, log), loadModel: (be, d) => openModel(be, d, log) }));
     const n = lines(join(dir, 'pairs.jsonl')).length;
     return { tasks: b.pairs.tasks, pairs: n, yield: n / b.pairs.tasks };
   });
@@ -214,6 +214,15 @@ function stepsLog(ctx: Ctx, log: (l: string) => void, total: number): (l: string
   return (l) => {
     const m = /'step': (\d+)/.exec(l);
     if (m) ctx.eta.progress(Number(m[1]) / total);
+    log(l);
+  };
+}
+
+/** The pairs job's status lines off a TTY (`pairs: 123/200 tasks, ...`), read for the ETA. */
+function tasksLog(ctx: Ctx, log: (l: string) => void): (l: string) => void {
+  return (l) => {
+    const m = /^pairs:? (\d+)\/(\d+) tasks/.exec(l);
+    if (m) ctx.eta.progress(Number(m[1]) / Number(m[2]));
     log(l);
   };
 }
