@@ -64,7 +64,7 @@ export function formatOutcome(o: Outcome): string {
   const st = o.overall;
   const rows = [['pass@1 [95% CI]', ...st.arms.map((a) => a.arm)], ...st.steps.map((s, i) => [`step ${s}`, ...st.arms.map((a) => formatInterval(a.pass[i]))])];
   const last = st.steps.length - 1;
-  if (st.baseline && st.arms.length > 1) rows.push([`- ${st.baseline} @${st.steps[last]}`, ...st.arms.map((a) => formatInterval(a.diff[last], 3, true))]);
+  if (st.baseline && st.arms.length > 1) rows.push([`vs ${st.baseline} @${st.steps[last]}`, ...st.arms.map((a) => formatInterval(a.diff[last], 3, true))]);
   if (st.steps[0] === 0 && last > 0) rows.push([`gain over SFT @${st.steps[last]}`, ...st.arms.map((a) => formatInterval(a.gain[last], 3, true))]);
   const widths = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
   return [`${st.tasks} tasks x ${st.seeds} seed(s), paired bootstrap over tasks (${st.resamples} resamples)`,

@@ -46,13 +46,15 @@ function stageLabel(stage: string | number): string {
 
 /**
  * pass@1 by evaluation step and arm. Arms are evaluated at the same step counts (the experiment's contract), so
- * the step is the key; the label takes the stage from the first arm that names one at that step.
+ * the step is the key; the label takes the latest stage any arm ends at that step.
  */
 export function passTable(arms: ArmData[]): PassTable {
   const withPass = arms.filter((a) => a.evals?.some((e) => 'pass@1' in e.passAtK));
   const steps = [...new Set(withPass.flatMap((a) => a.evals!.filter((e) => 'pass@1' in e.passAtK).map((e) => e.step)))].sort((x, y) => x - y);
   const points = steps.map((s) => {
-    const stage = withPass.map((a) => a.evals!.find((e) => e.step === s)?.stage).find((x) => x !== null && x !== undefined);
+    // A step that ends a stage in several arms takes the latest stage (a shuffle arm's single stage 0 ends where the stages arm's last does).
+    const named = withPass.map((a) => a.evals!.find((e) => e.step === s)?.stage).filter((x) => x !== null && x !== undefined);
+    const stage = named.some((x) => typeof x === 'number') ? Math.max(...named.filter((x): x is number => typeof x === 'number')) : named[0];
     return stage === undefined || stage === null ? `step ${s}` : `${stageLabel(stage)} · step ${s}`;
   });
   const cells = steps.map((s) => withPass.map((a) => a.evals!.find((e) => e.step === s)?.passAtK['pass@1'] ?? null));

@@ -122,6 +122,6 @@ describe('report answer tables (issue 16 item 6)', () => {
     const out = printed.join('\n');
     expect(out).toMatch(/6 tasks x 2 seed\(s\), paired bootstrap over tasks \(2000 resamples\)/);
     expect(out).toMatch(/^gain over SFT @8 /m);
-    expect(out).toMatch(/^- shuffle @8 /m);
+    expect(out).toMatch(/^vs shuffle @8 /m);
   });
 });
