@@ -168,8 +168,9 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
   try {
     services = await openRunServices(model, base, log);
     const pool = services.pool!;
-    const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log);
-    const evaluator = recordingEvaluator(model, loadTasks(base.evalTasks, base.evalFormat ?? undefined), taskLevels(base.evalTasks), pool, new Map());
+    const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log, base.split ?? undefined);
+    const tasks = loadTasks(base.evalTasks, base.evalFormat ?? undefined, base.evalSplit ?? undefined);
+    const evaluator = recordingEvaluator(model, tasks, taskLevels(base.evalTasks), pool, new Map());
     // Content pruning depends only on the arm's prune settings: done once per setting, shared by its seeds.
     const pruned = new Map<string, { pairs: TokenizedRecord[]; counts: ContentPruneCounts }>();
     const pairsFor = async (cfg: RunConfig) => {
