@@ -21,6 +21,7 @@ class Pool {
   /** Joins the old workers and starts `n - 1` new ones (n >= 1). Call only between runs. */
   void resize(int n) {
     if (n < 1) n = 1;
+    std::lock_guard<std::mutex> serial(runMu_);
     {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
@@ -42,6 +43,8 @@ class Pool {
    */
   void run(int64_t tasks, const std::function<void(int64_t)>& f) {
     if (tasks <= 0) return;
+    // One run at a time: the addon is process-wide, and Node worker threads may each call it.
+    std::lock_guard<std::mutex> serial(runMu_);
     if (workers_.empty() || tasks == 1) {
       for (int64_t i = 0; i < tasks; i++) f(i);
       return;
@@ -93,6 +96,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
+  std::mutex runMu_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<Job> job_;
