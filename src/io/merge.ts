@@ -19,7 +19,7 @@ export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: s
   try {
     await writeDirAtomic(outDir, async (tmp) => {
       const names = Object.keys(merged).sort();
-      await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].dataSync() as Float32Array })),
+      await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].data() as Promise<Float32Array> })),
         { dtype, maxShardBytes });
       const config = readJsonObject(join(model.dir, 'config.json'), 'a Hugging Face config.json');
       // Written in the layout the source came from: v5's save_pretrained writes `dtype`, v4's `torch_dtype`.

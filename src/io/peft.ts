@@ -189,7 +189,7 @@ export function modelCard(baseModel: string, modelName: string): string {
 export async function saveAdapter(dir: string, lora: Lora, baseModel: string, modelName = basename(resolve(dir))): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const named = Object.entries(loraTensors(lora));
-  const tensors = named.map(([k, v]) => ({ name: peftKey(k), shape: v.shape as number[], data: () => v.dataSync() as Float32Array }));
+  const tensors = named.map(([k, v]) => ({ name: peftKey(k), shape: v.shape as number[], data: () => v.data() as Promise<Float32Array> }));
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { dtype: 'F32' });
   writeFileAtomic(join(dir, ADAPTER_CONFIG), JSON.stringify(peftConfig(lora.config, baseModel), null, 2) + '\n');
   writeFileAtomic(join(dir, ADAPTER_CARD), modelCard(baseModel, modelName));

@@ -124,7 +124,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, lor
   await writeDirAtomic(dir, async (tmp) => {
     await saveAdapter(tmp, lora, baseModel, basename(resolve(outputDir)));
     const moments = Object.keys(loraTensors(lora)).flatMap((k) => ADAM_MOMENTS.map((m, i) => ({ name: momentKey(k, m), t: [opt.m, opt.v][i].get(k)! })));
-    await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments.map(({ name, t }) => ({ name, shape: t.shape as number[], data: () => t.dataSync() as Float32Array })),
+    await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments.map(({ name, t }) => ({ name, shape: t.shape as number[], data: () => t.data() as Promise<Float32Array> })),
       { dtype: 'F32', metadata: { format: 'pt', step: String(opt.step) } });
     writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(hfTrainerState(state), null, 2) + '\n');
     writeFileAtomic(join(tmp, RESUME_FILE), JSON.stringify(resumeState(state), null, 1) + '\n');

@@ -46,7 +46,7 @@ export type Trained = { kind: 'full'; vars: Record<string, tf.Variable> } | { ki
 /** An HF model directory of `weights` (F32) with the base's config and tokenizer files: what `--model` loads. */
 export async function writeHfModel(dir: string, model: LoadedModel, weights: Record<string, tf.Tensor>): Promise<void> {
   const names = Object.keys(weights).sort();
-  await writeSafetensors(join(dir, SFT_FILES.weights), names.map((name) => ({ name, shape: weights[name].shape as number[], data: () => weights[name].dataSync() as Float32Array })), { dtype: 'F32' });
+  await writeSafetensors(join(dir, SFT_FILES.weights), names.map((name) => ({ name, shape: weights[name].shape as number[], data: () => weights[name].data() as Promise<Float32Array> })), { dtype: 'F32' });
   const config = readJsonObject(join(model.dir, 'config.json'), 'a Hugging Face config.json');
   if (model.cfg.configLayout === 'v5') config.dtype = 'float32';
   else config.torch_dtype = 'float32';
@@ -78,7 +78,7 @@ export async function saveSftCheckpoint(outputDir: string, state: SftState, mode
     await writeTrained(tmp, model, t);
     const keys = Object.keys(t.vars).sort();
     const moments = keys.flatMap((k) => [{ name: `${k}.exp_avg`, t: opt.m.get(k)! }, { name: `${k}.exp_avg_sq`, t: opt.v.get(k)! }]);
-    await writeSafetensors(join(tmp, SFT_FILES.optimizer), moments.map(({ name, t: x }) => ({ name, shape: x.shape as number[], data: () => x.dataSync() as Float32Array })),
+    await writeSafetensors(join(tmp, SFT_FILES.optimizer), moments.map(({ name, t: x }) => ({ name, shape: x.shape as number[], data: () => x.data() as Promise<Float32Array> })),
       { dtype: 'F32', metadata: { format: 'pt', step: String(opt.step) } });
     writeFileAtomic(join(tmp, SFT_FILES.state), JSON.stringify(state, null, 1) + '\n');
   });
