@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runDefaultPipeline } from '../../src/pipeline/default.js';
 import { DEFAULT_BUDGET, type DefaultBudget } from '../../src/pipeline/default-budget.js';
 import { STAGE_FILE } from '../../src/pipeline/default-cache.js';
-import { tempDir } from '../train/helpers.js';
+import { runTrain, tempDir } from '../train/helpers.js';
 
 // A 40k-parameter model overfits 8 train tasks, so best-of-6 at T 1.2 has passing and failing samples to pair.
 const BUDGET: DefaultBudget = {
@@ -82,6 +82,25 @@ describe('the default pipeline', () => {
     expect(STAGES.map((s) => mtimes(dirs[s][0]))).toEqual(before);
     expect(stageDirs()).toEqual(dirs);
     expect(second.find((l) => /held-out greedy pass@1/.test(l))).toBe(first.find((l) => /held-out greedy pass@1/.test(l)));
+  }, 240_000);
+
+  it('the SFT model solves train tasks (greedy pass@1 above 0), and its SFT is deterministic for the seed', async () => {
+    // Issue 16's small world test: a tiny world, a short SFT, pass@1 on the train split. The SFT stage rebuilt from
+    // scratch (its stage.json removed) writes the same model bytes.
+    const { world, sft } = Object.fromEntries(Object.entries(stageDirs()).map(([k, v]) => [k, v[0]!]));
+    const out = join(base, 'train-eval.jsonl');
+    const r = await runTrain(['eval', '--model', sft!, '--tasks', join(world!, 'train.jsonl'), '--backend', 'wasm', '--temperature', '0',
+      '--max-new-tokens', '64', '--workers', '1', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const results = lines(out).map((l) => JSON.parse(l) as { passed: boolean });
+    expect(results).toHaveLength(8);
+    const pass1 = results.filter((x) => x.passed).length / results.length;
+    console.log(`world test: SFT greedy pass@1 on the 8 train tasks ${pass1.toFixed(3)}`);
+    expect(pass1).toBeGreaterThan(0);
+    const weights = readFileSync(join(sft!, 'model.safetensors'));
+    rmSync(sft!, { recursive: true, force: true });
+    await run();
+    expect(readFileSync(join(stageDirs().sft[0]!, 'model.safetensors'))).toEqual(weights);
   }, 240_000);
 
   it('a finished DPO folder without its stage.json is kept as .prev and the stage alone runs again', async () => {
