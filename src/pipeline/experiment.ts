@@ -11,8 +11,7 @@ import { loadPairsFile } from '../data/load.js';
 import type { TokenizedRecord } from '../data/tokenize.js';
 import { evaluateCompletions, resultRecord } from '../eval/execute.js';
 import { generateSamples } from '../eval/sampling.js';
-import { openRunServices, stageSampling, type Evaluate } from '../eval/stage.js';
-import { summarize } from '../eval/summary.js';
+import { openRunServices, stageMetrics, stageSampling, type Evaluate } from '../eval/stage.js';
 import { loadTasks, type Task } from '../eval/tasks.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readJsonl, readJsonObject } from '../io/json.js';
@@ -127,11 +126,7 @@ function recordingEvaluator(model: LoadedModel, tasks: Task[], levels: Map<strin
     }
     const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step));
     const results = await evaluateCompletions(tasks, samples, pool);
-    const ks = [1, 10, 100].filter((k) => k <= cfg.evalSamples);
-    const frac = new Map<string, number[]>();
-    for (const r of results) frac.set(r.taskId, [...(frac.get(r.taskId) ?? []), r.totalTests > 0 ? r.passedTests / r.totalTests : 0]);
-    const testsPassed = [...frac.values()].reduce((s, f) => s + f.reduce((a, b) => a + b, 0) / f.length, 0) / frac.size;
-    const metrics = { ...summarize(results, ks).passAtK, tests_passed: testsPassed };
+    const metrics = stageMetrics(results, cfg.evalSamples);
     const lines = results.map((r) => ({ ...resultRecord(r), ...(levels.has(r.taskId) ? { level: levels.get(r.taskId) } : {}) }));
     writeCompletions(runDir, step, lines);
     if (key) shared.set(key, { lines, metrics });
