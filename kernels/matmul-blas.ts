@@ -1,6 +1,7 @@
 // `BatchMatMul` for the tfjs wasm and cpu backends through the optional CBLAS addon (native/blas, built by
 // scripts/build-native.mjs). Reads operands in place (wasm heap or cpu buffers); exact tfjs semantics via planMatMul.
 import * as tf from '@tensorflow/tfjs';
+import type { CpuBuffersBackend, WasmHeapBackend } from './backend-shapes.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -69,17 +70,6 @@ function runPlan(addon: BlasAddon, aShape: number[], bShape: number[], ta: boole
   }
 }
 
-interface WasmBackendLike {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): Info;
-  wasm: { HEAPU8: Uint8Array };
-}
-
-interface CpuBackendLike {
-  data: { get(id: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): Info;
-}
-
 /** A BatchMatMul kernel config for `backendName` ('wasm' or 'cpu'); float32 only, other dtypes go to `fallback`. */
 export function blasBatchMatMulConfig(addon: BlasAddon, backendName: 'wasm' | 'cpu', fallback: tf.KernelConfig): tf.KernelConfig {
   const kernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info => {
@@ -88,7 +78,7 @@ export function blasBatchMatMulConfig(addon: BlasAddon, backendName: 'wasm' | 'c
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback.kernelFunc(args as never) as Info;
     const p = planMatMul(a.shape, b.shape, ta, tb);
     if (backendName === 'wasm') {
-      const be = args.backend as WasmBackendLike;
+      const be = args.backend as WasmHeapBackend;
       const out = be.makeOutput(p.outShape, 'float32');
       // Offsets are read after makeOutput: its malloc may grow the heap and replace the buffer.
       const heap = new Float32Array(be.wasm.HEAPU8.buffer);
@@ -96,7 +86,7 @@ export function blasBatchMatMulConfig(addon: BlasAddon, backendName: 'wasm' | 'c
       runPlan(addon, a.shape, b.shape, ta, tb, heap, off(a), heap, off(b), heap, off(out));
       return out;
     }
-    const be = args.backend as CpuBackendLike;
+    const be = args.backend as CpuBuffersBackend;
     const av = be.data.get(a.dataId).values;
     const bv = be.data.get(b.dataId).values;
     if (!(av instanceof Float32Array) || !(bv instanceof Float32Array)) return fallback.kernelFunc(args as never) as Info;

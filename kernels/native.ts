@@ -3,6 +3,7 @@
 // backends never get them, and each op in kernels/ then takes its plain-ops reference. Leaves out: the ops' gradients
 // (each op file wraps its forward and backward kernels in tf.customGrad), non-float32 data (int32 labels only).
 import * as tf from '@tensorflow/tfjs';
+import type { CpuBuffersBackend, WasmHeapBackend } from './backend-shapes.js';
 
 type F32 = Float32Array;
 type I32 = Int32Array;
@@ -44,17 +45,6 @@ export interface NativeOp {
   run(addon: FusedAddon, ins: View[], outs: F32[], inputs: Info[], attrs: tf.NamedAttrMap): void;
 }
 
-interface WasmBackendLike {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): Info;
-  wasm: { HEAPU8: Uint8Array };
-}
-
-interface CpuBackendLike {
-  data: { get(id: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: F32): Info;
-}
-
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 
 function checkDtype(op: NativeOp, t: Info, name: string): void {
@@ -73,7 +63,7 @@ export function nativeKernelConfig(addon: FusedAddon, op: NativeOp, backendName:
     });
     const shapes = op.outShapes(inputs, attrs);
     if (backendName === 'wasm') {
-      const be = args.backend as WasmBackendLike;
+      const be = args.backend as WasmHeapBackend;
       const outs = shapes.map((s) => be.makeOutput(s, 'float32'));
       // Views are made after every makeOutput: a malloc may grow the heap and replace its buffer.
       const buf = be.wasm.HEAPU8.buffer;
@@ -84,7 +74,7 @@ export function nativeKernelConfig(addon: FusedAddon, op: NativeOp, backendName:
       op.run(addon, inputs.map(view), outs.map((o) => view(o) as F32), inputs, attrs);
       return outs;
     }
-    const be = args.backend as CpuBackendLike;
+    const be = args.backend as CpuBuffersBackend;
     const ins = inputs.map((t) => {
       const v = be.data.get(t.dataId).values;
       if (!(v instanceof Float32Array) && !(v instanceof Int32Array)) throw new Error(`${op.kernelName}: a cpu input has no typed array`);
