@@ -1,10 +1,16 @@
 // Picks the tfjs backend once: tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu; webgpu only when asked for.
 // Nothing else in the code branches on the backend; a requested backend that is missing is a clear error.
 // `auto` never picks webgpu: tfjs-node-gpu stays the default GPU backend, and a software adapter is slower than wasm.
+// Given the model (BackendNeed), `auto` never picks wasm past its 4 GiB heap (plan/ceilings.ts) and says so, and an
+// explicit `--backend wasm` whose weights cannot fit is refused before anything loads, instead of wasm's Aborted().
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { BackendError, describe } from '../util/errors.js';
+import type { LlamaConfig } from '../config/llama.js';
+import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
+import { planMemory, type PlanSettings } from '../plan/memory.js';
+import { gib, machineCeilings, WASM_HEAP_BYTES, wasmVerdict, type Ceilings } from '../plan/ceilings.js';
 import { registerFastKernels } from './kernels.js';
 import { checkWeightsFit, registerWebGpu, releaseWebGpu, webgpuAdapter } from './webgpu.js';
 
@@ -19,8 +25,37 @@ export interface BackendInfo {
   gpu: boolean;
 }
 
+/**
+ * What the run will hold, for sizing the backend: the model's config (its float32 weights) and, when the command
+ * knows them, the step's settings (then the whole plan's peak counts). `ceilings` replaces this machine's (tests).
+ */
+export interface BackendNeed {
+  cfg: LlamaConfig;
+  /** The model folder or name, for messages. */
+  source?: string;
+  settings?: Pick<PlanSettings, 'maxLength' | 'batchSize' | 'gradientCheckpointing' | 'loraR' | 'loraTargets'>;
+  ceilings?: Partial<Ceilings>;
+}
+
 const require = createRequire(import.meta.url);
 let chosen: BackendInfo | null = null;
+/** The wasm heap the chosen backend was sized against (a test's smaller one stays in force for assertWeightsFit). */
+let wasmHeap = WASM_HEAP_BYTES;
+
+/** The wasm heap's verdict on `need`: weights alone, and the step's peak when its settings are known. */
+function wasmFit(need: BackendNeed): ReturnType<typeof wasmVerdict> {
+  const c = machineCeilings(need.ceilings);
+  const plan = need.settings
+    ? planMemory(need.cfg, { ...need.settings, logprobChunk: LOGPROB_CHUNK, gpu: false, deviceBytes: null })
+    : null;
+  return wasmVerdict(need.cfg, plan, c);
+}
+
+function wasmRefusal(need: BackendNeed, why: string): BackendError {
+  return new BackendError(describe(`--backend wasm${need.source ? ` with ${need.source}` : ''}`, why,
+    `a model whose float32 weights fit the ${gib(machineCeilings(need.ceilings).wasmHeapBytes)} wasm32 heap`,
+    'Use --backend cpu (JS memory, bounded by the machine\'s RAM), or --backend auto, which picks it; `node train.js plan --model M` shows each backend\'s ceiling.'));
+}
 
 async function tryTensorflow(pkg: string): Promise<boolean> {
   try {
@@ -80,13 +115,19 @@ function gpuPresent(): boolean {
  * Selects the backend once per process. Later calls return the first choice and refuse a different one.
  * `log` receives one line saying what was chosen.
  */
-export async function selectBackend(requested: BackendName = 'auto', log: (line: string) => void = () => {}): Promise<BackendInfo> {
+export async function selectBackend(requested: BackendName = 'auto', log: (line: string) => void = () => {}, need?: BackendNeed): Promise<BackendInfo> {
+  const wasm = need ? wasmFit(need) : null;
   if (chosen) {
     if (requested !== 'auto' && requested !== chosen.name) {
       throw new BackendError(describe('--backend', `${requested} requested after ${chosen.name} was chosen`, 'one backend per process'));
     }
+    if (need && chosen.name === 'wasm' && wasm?.weightsExceed) throw wasmRefusal(need, wasm.why);
     return chosen;
   }
+  if (need && requested === 'wasm' && wasm?.weightsExceed) throw wasmRefusal(need, wasm.why);
+  if (need) wasmHeap = machineCeilings(need.ceilings).wasmHeapBytes;
+  /** Why auto chose what it chose (only for auto). */
+  let auto = '';
   // PROD silences tfjs' "install the node backend" banner; we log the choice ourselves.
   tf.env().set('PROD', true);
   let info: BackendInfo | null = null;
@@ -103,8 +144,13 @@ export async function selectBackend(requested: BackendName = 'auto', log: (line:
         'Install it on a machine with internet access: `npm install @tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1) or `npm install @tensorflow/tfjs-node` (CPU). Or use --backend wasm|cpu.'));
     }
   }
-  if (!info && (requested === 'auto' || requested === 'wasm')) {
-    if (await tryWasm()) info = { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', gpu: false };
+  if (!info && requested === 'auto' && wasm?.fits === false) auto = wasm.why; // never wasm past its heap: cpu below
+  else if (!info && (requested === 'auto' || requested === 'wasm')) {
+    if (requested === 'wasm' && wasm?.fits === false) log(`warning: ${wasm.why} at --max-length ${need?.settings?.maxLength} (the plan's upper bound); a batch that long would abort wasm`);
+    if (await tryWasm()) {
+      info = { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', gpu: false };
+      if (requested === 'auto') auto = `no tfjs-node${wasm ? `, and ${wasm.why}` : ''}`;
+    } else if (requested === 'auto') auto = 'neither tfjs-node nor wasm loaded';
     else if (requested === 'wasm') {
       throw new BackendError(describe('--backend wasm', '@tensorflow/tfjs-backend-wasm could not be loaded', 'the package installed', 'Run `npm install` or use --backend cpu.'));
     }
@@ -115,7 +161,7 @@ export async function selectBackend(requested: BackendName = 'auto', log: (line:
   }
   await tf.ready();
   chosen = info;
-  log(`backend: ${info.name} (${info.package}), GPU ${info.gpu ? 'present' : 'not used'}`);
+  log(`backend: ${info.name} (${auto ? `auto: ${auto}; ` : ''}${info.package}), GPU ${info.gpu ? 'present' : 'not used'}`);
   const adapter = info.name === 'webgpu' ? webgpuAdapter() : null;
   if (adapter) {
     log(`webgpu: ${adapter.description} (${adapter.vendor}, ${adapter.architecture}${adapter.fallback ? ', fallback adapter' : ''}), ` +
@@ -137,6 +183,14 @@ export function currentBackend(): BackendInfo | null {
 export function assertWeightsFit(shapes: Record<string, readonly number[]>): void {
   const adapter = chosen?.name === 'webgpu' ? webgpuAdapter() : null;
   if (adapter) checkWeightsFit(shapes, adapter.limits.maxStorageBufferBindingSize);
+  if (chosen?.name === 'wasm') {
+    // A backend chosen without the model (eval, doctor): the weights are checked here, still before any is read.
+    const bytes = 4 * Object.values(shapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+    if (bytes > wasmHeap) {
+      throw new BackendError(describe('backend wasm', `the model's ${gib(bytes)} of float32 weights exceed wasm's ${gib(wasmHeap)} heap`,
+        'weights that fit the wasm32 heap', 'Use --backend cpu, or --backend auto with the model (train, score, pairs pick cpu for it).'));
+    }
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import { InputError, describe } from '../util/errors.js';
 import { listModelFiles, loadModelWeights } from './hf-model.js';
 import { localModelDir } from './hub-cache.js';
 import { progress } from '../util/progress.js';
-import { assertWeightsFit, selectBackend, type BackendName } from '../backend/index.js';
+import { assertWeightsFit, selectBackend, type BackendName, type BackendNeed } from '../backend/index.js';
 
 export interface LoadedModel {
   dir: string;
@@ -51,9 +51,15 @@ export function disposeModel(m: LoadedModel): void {
   tf.dispose(Object.values(m.weights));
 }
 
-/** Picks the backend (once per process) and loads the model: what every command that needs weights starts with. */
-export async function openModel(backend: BackendName, dir: string | null, log: (line: string) => void): Promise<LoadedModel> {
+/**
+ * Picks the backend (once per process) and loads the model: what every command that needs weights starts with.
+ * The backend is sized against the model's config.json (and the step's `settings` when given): auto never picks wasm
+ * for weights past its heap, and --backend wasm with such a model is refused before any weight is read.
+ */
+export async function openModel(backend: BackendName, dir: string | null, log: (line: string) => void, settings?: BackendNeed['settings']): Promise<LoadedModel> {
   if (!dir) throw new InputError(describe('--model', 'missing', 'a Hugging Face model directory', 'Run `node train.js init-tiny --out tiny` for a tiny one.'));
-  await selectBackend(backend, log);
+  const local = localModelDir(dir, '--model');
+  const sized = existsSync(join(local, 'config.json')) ? { cfg: loadLlamaConfig(local), source: dir, settings } : undefined;
+  await selectBackend(backend, log, sized); // without a config.json, loadModel says what is missing
   return loadModel(dir, log);
 }

@@ -3,7 +3,7 @@
 import { currentBackend } from '../backend/index.js';
 import { assertGpuWhenAsked } from '../backend/doctor.js';
 import type { RunConfig } from '../config/run.js';
-import { changedFlags, pairLengths, shellWord } from '../config/run.js';
+import { changedFlags, loraTargets, pairLengths, shellWord } from '../config/run.js';
 import { loadPairsFile } from '../data/load.js';
 import { openRunServices } from '../eval/stage.js';
 import { disposeModel, openModel } from '../io/model-dir.js';
@@ -40,7 +40,9 @@ export async function train(cfg: RunConfig, resume: string | null, log: (l: stri
   // The whole config goes to run_config.json (train/loop.ts); the log shows what differs from the defaults.
   log(`config: ${changedFlags(cfg).join(' ') || '(defaults)'}; the whole of it in ${join(defaultOutputDir(cfg), RUN_FILES.config)}`);
   checkRunPaths(cfg, resume, cfg.outputDir ?? (cfg.runName ? defaultRunDir(cfg.runName) : null));
-  const model = await openModel(cfg.backend, cfg.model, log);
+  // The backend is sized against the step's plan at these settings (auto never picks wasm past its heap).
+  const step = { maxLength: cfg.maxLength, batchSize: cfg.batchSize, gradientCheckpointing: cfg.gradientCheckpointing, loraR: cfg.loraR, loraTargets: loraTargets(cfg) };
+  const model = await openModel(cfg.backend, cfg.model, log, step);
   try {
     // A long run on a silent CPU fallback after asking for the GPU is refused (doctor explains what is missing).
     assertGpuWhenAsked(cfg.backend, currentBackend()!);

@@ -11,6 +11,7 @@ import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
 import { expectedWeightShapes } from '../model/llama.js';
 import { linearShape } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
+import { backendVerdicts, formatVerdicts, machineCeilings, type BackendVerdict, type Ceilings } from './ceilings.js';
 
 const F32 = 4;
 const GiB = 1024 ** 3;
@@ -65,8 +66,17 @@ export const LLAMA_31_8B: LlamaConfig = {
   bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009], torchDtype: 'bfloat16',
 };
 
+/** Llama 3.2 1B (HF config.json of meta-llama/Llama-3.2-1B: tied head, 1.236 B params): past wasm's 4 GiB in float32. */
+export const LLAMA_32_1B: LlamaConfig = {
+  vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64,
+  rmsNormEps: 1e-5, ropeTheta: 500000,
+  ropeScaling: { ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+  maxPositionEmbeddings: 131072, tieWordEmbeddings: true, attentionBias: false, mlpBias: false,
+  bosTokenId: 128000, eosTokenIds: [128001], torchDtype: 'bfloat16',
+};
+
 /** Named model shapes for `plan --model NAME`. */
-export const PLAN_MODELS: Record<string, LlamaConfig> = { 'llama-3.1-8b': LLAMA_31_8B };
+export const PLAN_MODELS: Record<string, LlamaConfig> = { 'llama-3.1-8b': LLAMA_31_8B, 'llama-3.2-1b': LLAMA_32_1B };
 
 function paramCount(cfg: LlamaConfig): number {
   let n = 0;
@@ -114,7 +124,7 @@ export function planMemory(cfg: LlamaConfig, s: PlanSettings): MemoryPlan {
   const perToken = layerFloatsPerToken(cfg, T, s.loraR, s.loraTargets);
   const layer = perToken * M * F32;
   const terms: PlanTerm[] = [
-    { name: 'weights', bytes: params * F32, detail: `${(params / 1e9).toFixed(3)} B params x 4 bytes (float32, frozen)` },
+    { name: 'weights', bytes: params * F32, detail: `${(params / 1e9).toFixed(3)} B params x 4 bytes (frozen; held as float32 on every backend, ${cfg.torchDtype ?? 'float32'} on disk)` },
     { name: 'lora + adam', bytes: loraParams * 4 * F32, detail: `${(loraParams / 1e6).toFixed(2)} M params x (value, grad, m, v) x 4 bytes` },
   ];
   if (s.gradientCheckpointing) {
@@ -215,15 +225,20 @@ export interface PlanRequest {
   loraTargets: string[];
   deviceMemoryGB: number | null;
   gpu: boolean;
+  /** The backends' ceilings (default: this machine's); tests pass small ones. */
+  ceilings?: Partial<Ceilings>;
 }
 
-/** The `plan` command's work: the model's shape, the plan at the run's settings, and its text. */
-export function runPlan(r: PlanRequest): { plan: MemoryPlan; text: string } {
+/** The `plan` command's work: the model's shape, the plan at the run's settings, each backend's verdict, and the text. */
+export function runPlan(r: PlanRequest): { plan: MemoryPlan; backends: BackendVerdict[]; text: string } {
   if (r.deviceMemoryGB !== null && !(r.deviceMemoryGB > 0)) throw new InputError(describe('--device-memory', String(r.deviceMemoryGB), 'a size in GiB > 0'));
   const { cfg, title } = planModel(r.model);
   const plan = planMemory(cfg, {
     maxLength: r.maxLength, batchSize: r.batchSize, gradientCheckpointing: r.gradientCheckpointing, loraR: r.loraR, loraTargets: r.loraTargets,
     logprobChunk: LOGPROB_CHUNK, gpu: r.gpu, deviceBytes: r.deviceMemoryGB === null ? null : r.deviceMemoryGB * 1024 ** 3,
   });
-  return { plan, text: formatPlan(plan, title, cfg) };
+  // The CPU-side backends hold the tensors without the GPU runtime terms.
+  const hostPlan = r.gpu ? planMemory(cfg, { ...plan.settings, gpu: false, deviceBytes: null }) : plan;
+  const backends = backendVerdicts(cfg, hostPlan, machineCeilings(r.ceilings));
+  return { plan, backends, text: `${formatPlan(plan, title, cfg)}\n${formatVerdicts(backends)}` };
 }
