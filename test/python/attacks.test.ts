@@ -46,6 +46,25 @@ describe('1. realm escape', () => {
     }
     await control();
   });
+
+  it("no JS proxy is held where a class walk reaches: the bridge modules' namespaces through their methods' globals", async () => {
+    // `object.__subclasses__()` reaches pyodide.ffi's and pyodide.webloop's classes although their modules left
+    // sys.modules; a method's `__globals__` is the module namespace, where webloop kept `scheduleCallback`, a JS
+    // function of the realm (its `constructor` is the realm's Function).
+    const walk =
+      'def allsub(c, seen):\n    for d in type.__subclasses__(c):\n        if d not in seen:\n' +
+      '            seen.add(d)\n            yield d\n            yield from allsub(d, seen)\n' +
+      "classes = list(allsub(object, set()))\nJsProxy = [c for c in classes if c.__module__ == 'pyodide.ffi' and c.__qualname__ == 'JsProxy'][0]\n" +
+      'spaces = {}\nfor c in classes:\n    for v in list(vars(c).values()):\n        g = getattr(v, "__globals__", None)\n' +
+      '        if isinstance(g, dict):\n            spaces[id(g)] = g\n' +
+      "held = sorted(f'{g.get(\"__name__\")}.{k}' for g in spaces.values() for k, v in list(g.items()) if isinstance(v, JsProxy))\n" +
+      "held += sorted(f'{c.__qualname__}.{k}' for c in classes for k, v in list(vars(c).items()) if isinstance(v, JsProxy))\n" +
+      "print(len(spaces) > 20, 'pyodide.webloop' in {g.get('__name__') for g in spaces.values()}, held)\n";
+    const r = await run(walk);
+    expect(r.result).toBe('passed');
+    expect(r.stdout).toBe('True True []\n');
+    await control();
+  });
 });
 
 describe('1b. crafted bytecode (unverified by CPython: reads and writes memory outside any object)', () => {

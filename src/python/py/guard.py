@@ -98,10 +98,48 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 if _isinstance(proxies, dict):
                     proxies.clear()
                 sys.meta_path.remove(finder)
+        ffi = _modules.get('pyodide.ffi')
+        if ffi is not None:
+            scrub_js_proxies(ffi.JsProxy)
         for name in list(_modules):
             top = str_partition(name, '.')[0]
             if top in JS_BRIDGES:
                 del _modules[name]
+
+    def scrub_js_proxies(JsProxy):
+        """Drop every JS proxy that a Python object still holds. Removing the bridge modules from sys.modules is
+        not enough: their namespaces stay reachable through any of their classes' methods (`__globals__`), found
+        by walking `object.__subclasses__()`, and `pyodide.webloop` keeps the JS function `scheduleCallback` there.
+        A held proxy is a JS object in the realm, whose `constructor` chain leads to the realm's built-ins."""
+        cell_type = _type((lambda x: lambda: x)(0).__closure__[0])
+        for obj in gc.get_objects():
+            if _isinstance(obj, dict):
+                for key, value in list(obj.items()):
+                    if _isinstance(value, JsProxy):
+                        obj[key] = None
+            elif _isinstance(obj, list):
+                for i, value in enumerate(obj):
+                    if _isinstance(value, JsProxy):
+                        obj[i] = None
+            elif _isinstance(obj, cell_type):
+                try:
+                    if _isinstance(obj.cell_contents, JsProxy):
+                        obj.cell_contents = None
+                except _ValueError:  # an empty cell
+                    pass
+            elif _isinstance(obj, _type):
+                for key, value in list(vars(obj).items()):
+                    if _isinstance(value, JsProxy):
+                        try:
+                            _setattr(obj, key, None)
+                        except TypeError:  # a static type: its dict holds no proxy a program made
+                            pass
+            else:
+                instance = getattr(obj, '__dict__', None)
+                if _isinstance(instance, dict):
+                    for key, value in list(instance.items()):
+                        if _isinstance(value, JsProxy):
+                            instance[key] = None
 
     state = [False, None, None, 0]  # active, blocked (what), dirty (what), in_hook
 
