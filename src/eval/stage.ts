@@ -19,9 +19,14 @@ export interface RunServices {
   close(): Promise<void>;
 }
 
-/** Stage-evaluation sampling: the stage defaults with the run's --eval-* settings; the seed moves with the step. */
-export function stageSampling(cfg: RunConfig, step: number): SamplingConfig {
-  return { ...SAMPLING_DEFAULTS.stage, nSamples: cfg.evalSamples, temperature: cfg.evalTemperature, maxNewTokens: cfg.evalMaxNewTokens, seed: cfg.seed + step };
+/**
+ * Stage-evaluation sampling: the stage defaults with the run's --eval-* settings. The seed moves with the step, or with
+ * `commonSeed` stays the run's seed at every step: common random numbers, so a task's samples at step N and at step 0
+ * draw the same uniforms and differ only where the policy moved (the gain over step 0 is then paired in the sampling
+ * noise too, not only in the tasks).
+ */
+export function stageSampling(cfg: RunConfig, step: number, commonSeed = false): SamplingConfig {
+  return { ...SAMPLING_DEFAULTS.stage, nSamples: cfg.evalSamples, temperature: cfg.evalTemperature, maxNewTokens: cfg.evalMaxNewTokens, seed: commonSeed ? cfg.seed : cfg.seed + step };
 }
 
 /** The run's sandbox: --eval-timeout seconds, one worker per core. */

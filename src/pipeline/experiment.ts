@@ -83,7 +83,7 @@ export function experimentResumeCommand(expDir: string): string {
  * What `experiment --resume` continues: experiment.json's config, arms and seed count. `latest` needs the experiment
  * folder (--output-dir, or --run-name under checkpoints/); any other value is that folder. Flags given with it apply over it.
  */
-export function storedExperiment(resume: string, outputDir: string | null): { base: { config: Record<string, unknown>; source: string }; arms: string; seeds: number } {
+export function storedExperiment(resume: string, outputDir: string | null): { base: { config: Record<string, unknown>; source: string }; arms: string; seeds: number; commonEvalSeed: boolean } {
   if (resume === 'latest' && outputDir === null) {
     throw new InputError(describe('--resume latest', 'no experiment folder given', '--output-dir DIR (or --run-name NAME)', 'Or pass the experiment folder itself: --resume DIR.'));
   }
@@ -99,7 +99,7 @@ export function storedExperiment(resume: string, outputDir: string | null): { ba
   const arms = Array.isArray(obj.arm_names) && obj.arm_names.every((a) => typeof a === 'string') ? (obj.arm_names as string[]).join(',') : readExperimentArms(dir).map((a) => a.name).join(',');
   const seeds = Array.isArray(obj.seeds) && obj.seeds.length > 0 ? obj.seeds.length : 1;
   // The experiment folder is where experiment.json is, wherever the experiment was started from.
-  return { base: { config: { ...(config as Record<string, unknown>), outputDir: dir }, source: file }, arms, seeds };
+  return { base: { config: { ...(config as Record<string, unknown>), outputDir: dir }, source: file }, arms, seeds, commonEvalSeed: obj.common_eval_seed === true };
 }
 
 /** Each eval task's `level` (the world's tasks carry one), read from a JSONL tasks file; empty for other files. */
@@ -116,7 +116,7 @@ function taskLevels(file: string): Map<string, number> {
  * evaluated once per sampling seed (once in all for greedy) and shared.
  */
 function recordingEvaluator(model: LoadedModel, tasks: Task[], levels: Map<string, number>, pool: Parameters<typeof evaluateCompletions>[2],
-  shared: Map<string, { lines: Record<string, unknown>[]; metrics: Record<string, number> }>) {
+  shared: Map<string, { lines: Record<string, unknown>[]; metrics: Record<string, number> }>, commonSeed = false) {
   return (cfg: RunConfig, runDir: string): Evaluate => async (lora, step) => {
     const key = step === 0 && !cfg.initAdapter ? (cfg.evalTemperature === 0 ? 'greedy' : `seed ${cfg.seed}`) : null;
     const hit = key ? shared.get(key) : undefined;
@@ -124,7 +124,7 @@ function recordingEvaluator(model: LoadedModel, tasks: Task[], levels: Map<strin
       writeCompletions(runDir, step, hit.lines);
       return hit.metrics;
     }
-    const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step));
+    const { samples } = await generateSamples(model, lora, tasks, stageSampling(cfg, step, commonSeed));
     const results = await evaluateCompletions(tasks, samples, pool);
     const metrics = stageMetrics(results, cfg.evalSamples);
     const lines = results.map((r) => ({ ...resultRecord(r), ...(levels.has(r.taskId) ? { level: levels.get(r.taskId) } : {}) }));
@@ -146,6 +146,9 @@ interface Planned {
 export interface ExperimentOptions {
   /** Seeds per arm (`--seeds K`): the config's seed and the K - 1 after it. Default 1. */
   seeds?: number;
+  /** `--eval-common-seed`: every evaluation of a run samples with the run's seed (eval/stage.ts stageSampling), so the
+   * gain over step 0 is measured with common random numbers. Default false: the seed moves with the step. */
+  commonEvalSeed?: boolean;
 }
 
 /** Trains and evaluates every (arm, seed) run (resuming run by run), writes the manifest and the report; returns the experiment folder. */
@@ -165,7 +168,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
     const pool = services.pool!;
     const { records, data } = loadPairsFile(base.data, model.tokenizer, pairLengths(base), log, base.split ?? undefined);
     const tasks = loadTasks(base.evalTasks, base.evalFormat ?? undefined, base.evalSplit ?? undefined);
-    const evaluator = recordingEvaluator(model, tasks, taskLevels(base.evalTasks), pool, new Map());
+    const evaluator = recordingEvaluator(model, tasks, taskLevels(base.evalTasks), pool, new Map(), opts.commonEvalSeed ?? false);
     // Content pruning depends only on the arm's prune settings: done once per setting, shared by its seeds.
     const pruned = new Map<string, { pairs: TokenizedRecord[]; counts: ContentPruneCounts }>();
     const pairsFor = async (cfg: RunConfig) => {
@@ -214,7 +217,7 @@ export async function runExperiment(base: RunConfig, armsSpec: string, log: (l: 
     });
     const writeManifest = () => writeExperiment(expDir, {
       arms: plans.map(status), eval_steps: evalSteps, max_steps: maxSteps, config: base,
-      ...{ arm_names: arms.map((a) => a.name), seeds, budget: { max_steps: maxSteps, batch_size: base.batchSize, grad_accum: base.gradAccum, pairs: Object.fromEntries(arms.map((a) => [a.name, plans.find((p) => p.arm === a)!.pairs.length])) } },
+      ...{ arm_names: arms.map((a) => a.name), seeds, common_eval_seed: opts.commonEvalSeed ?? false, budget: { max_steps: maxSteps, batch_size: base.batchSize, grad_accum: base.gradAccum, pairs: Object.fromEntries(arms.map((a) => [a.name, plans.find((p) => p.arm === a)!.pairs.length])) } },
     } as Parameters<typeof writeExperiment>[1]);
     writeManifest();
     for (const p of plans) {
