@@ -1,9 +1,11 @@
 // The webgpu backend on Node: Dawn's binding (npm `webgpu`, a prebuilt dawn.node) as navigator.gpu, under
 // @tensorflow/tfjs-backend-webgpu 4.22, on a device that asks for the adapter's own limits. Both are optional dependencies.
 // Dawn skips, with only a printed message, any dispatch that binds a buffer above maxStorageBufferBindingSize, so
-// every upload is checked against it here and a device error throws. Leaves out textures, canvas and timestamps.
+// every weight and upload is checked against it here (the embedding and lm_head are split by rows instead) and a
+// device error throws. Leaves out textures, canvas and timestamps.
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, describe } from '../util/errors.js';
+import { env } from '../config/env.js';
 
 /** What the adapter reports: doctor prints it, and the size checks use the limits. */
 export interface WebGpuAdapter {
@@ -122,22 +124,43 @@ export function deviceBytes(shape: readonly number[], dtype: string): number {
   return shape.reduce((n, d) => n * d, 1) * (dtype === 'complex64' ? 8 : 4);
 }
 
+/**
+ * The weights the loader may keep as row blocks when one tensor would not fit (model/row-blocks.ts: the embedding
+ * lookup and the head's logits and log-probs work block by block). Every other weight must fit whole.
+ */
+export const ROW_SPLIT_KEYS: readonly string[] = ['model.embed_tokens.weight', 'lm_head.weight'];
+
 /** The BackendError for a tensor the device cannot bind; `name` is a weight key, or null for an intermediate. */
 export function tooLargeError(name: string | null, shape: readonly number[], dtype: string, limit: number): BackendError {
   const fix = name ? 'Use a GPU with larger limits or --backend tensorflow.' : 'Lower --batch-size or --max-length, use a GPU with larger limits, or --backend tensorflow.';
-  return new BackendError(describe(`--backend webgpu: ${name ?? 'an intermediate tensor'}`, `${dtype} [${shape.join(', ')}] is ${formatBytes(deviceBytes(shape, dtype))}`,
+  const what = name && ROW_SPLIT_KEYS.includes(name) ? ' (split by rows, and one row alone is above the limit)' : '';
+  return new BackendError(describe(`--backend webgpu: ${name ?? 'an intermediate tensor'}`, `${dtype} [${shape.join(', ')}] is ${formatBytes(deviceBytes(shape, dtype))}${what}`,
     `at most maxStorageBufferBindingSize = ${formatBytes(limit)} (${limit} bytes) of this adapter`,
     `Dawn would skip every kernel that reads it and return zeros. ${fix}`));
 }
 
 /**
- * Every weight against the binding limit, before any is read: the first that does not fit is refused by name. Splitting
- * the embedding and lm_head by rows is not done yet, so they are refused like the rest. `limit` defaults to the device's.
+ * Every weight against the binding limit, before any is read: the first that does not fit is refused by name. The
+ * embedding and lm_head pass when one row fits, since the loader then keeps them as row blocks under the limit.
  */
 export function checkWeightsFit(shapes: Record<string, readonly number[]>, limit: number, dtype = 'float32'): void {
   for (const [name, shape] of Object.entries(shapes)) {
-    if (deviceBytes(shape, dtype) > limit) throw tooLargeError(name, shape, dtype, limit);
+    if (deviceBytes(shape, dtype) <= limit) continue;
+    if (ROW_SPLIT_KEYS.includes(name) && shape.length === 2 && deviceBytes(shape.slice(1), dtype) <= limit) continue;
+    throw tooLargeError(name, shape, dtype, limit);
   }
+}
+
+/**
+ * The most bytes one weight block may take, or null for no split: the running webgpu device's
+ * maxStorageBufferBindingSize, capped on any backend by DPO_MAX_BINDING_BYTES (which forces the split for checks;
+ * the refusals above keep the adapter's own limit).
+ */
+export function rowSplitLimit(): number | null {
+  const forced = env().maxBindingBytes;
+  const device = session?.adapter?.limits.maxStorageBufferBindingSize ?? null;
+  if (forced === null) return device;
+  return device === null ? forced : Math.min(forced, device);
 }
 
 /** The uploads of tensors the device cannot bind throw, instead of Dawn's skipped dispatch and silent zeros. */

@@ -17,6 +17,8 @@ export interface Env {
   ci: boolean;
   /** DPO_THREADS: threads of the fused kernels and OpenBLAS (default: the idle cores, see backend/kernels.ts). */
   threads: number | null;
+  /** DPO_MAX_BINDING_BYTES: caps the bytes one tensor may bind, on any backend, so the row split of the embedding and lm_head (model/row-blocks.ts) can be forced and checked. */
+  maxBindingBytes: number | null;
 }
 
 /** Parses the switches from an environment (process.env, or a test's object). */
@@ -29,7 +31,11 @@ export function readEnv(e: Record<string, string | undefined> = process.env): En
   if (threads !== null && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) {
     throw new InputError(describe('DPO_THREADS', JSON.stringify(e.DPO_THREADS), 'an integer from 1 to 64'));
   }
-  return { kernels: kernels as KernelMode, blasAddon: e.DPO_BLAS_ADDON || null, allowCpuFallback: e.DPO_ALLOW_CPU_FALLBACK === '1', ci: e.CI === 'true', threads };
+  const maxBindingBytes = e.DPO_MAX_BINDING_BYTES ? Number(e.DPO_MAX_BINDING_BYTES) : null;
+  if (maxBindingBytes !== null && !(Number.isSafeInteger(maxBindingBytes) && maxBindingBytes >= 4)) {
+    throw new InputError(describe('DPO_MAX_BINDING_BYTES', JSON.stringify(e.DPO_MAX_BINDING_BYTES), 'an integer number of bytes >= 4'));
+  }
+  return { kernels: kernels as KernelMode, blasAddon: e.DPO_BLAS_ADDON || null, allowCpuFallback: e.DPO_ALLOW_CPU_FALLBACK === '1', ci: e.CI === 'true', threads, maxBindingBytes };
 }
 
 let current: Env | null = null;

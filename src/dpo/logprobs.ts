@@ -8,6 +8,8 @@ import type { Rng } from '../util/rng.js';
 import type { PairBatch } from '../data/batch.js';
 import { completionLogprobs, completionLogprobsReference, completionStats, completionStatsReference, type CompletionStats } from '../../kernels/logprob.js';
 import { env } from '../config/env.js';
+import { headKey, rowBlocks } from '../model/row-blocks.js';
+import { blockCompletionLogprobs, blockCompletionStats } from '../model/row-block-logprob.js';
 
 /** Positions per head chunk: bounds the live `[B, c, V]` logits (V is 128256 for Llama 3). */
 export const LOGPROB_CHUNK = 64;
@@ -20,9 +22,10 @@ export const LOGPROB_CHUNK = 64;
  * takes the plain path (kernels/logprob.ts holds both).
  */
 export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor3D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk = LOGPROB_CHUNK): tf.Tensor1D {
-  const key = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  const head = w[key] as tf.Tensor2D | undefined;
-  if (!head) throw new Error(`logprobsFromHidden: weights have no ${key}`);
+  const blocks = rowBlocks(w, headKey(cfg));
+  // A head split by rows (model/row-blocks.ts): the logsumexp over blocks, never the whole [B*c, V] chunk as one tensor.
+  if (blocks.length > 1) return blockCompletionLogprobs(hidden, blocks, inputIds, lossMask, chunk);
+  const head = blocks[0];
   // DPO_KERNELS=reference forces the plain-ops path (tape-held logits), for checks and bisection; read once (config/env.ts).
   const f = env().kernels === 'reference' ? completionLogprobsReference : completionLogprobs;
   return f(hidden, head, inputIds, lossMask, chunk);
@@ -30,9 +33,9 @@ export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tens
 
 /** logprobsFromHidden plus the kernel's metric sums (mean logit and argmax hits over completion tokens), no gradient on those. */
 export function statsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor3D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk = LOGPROB_CHUNK): CompletionStats {
-  const key = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  const head = w[key] as tf.Tensor2D | undefined;
-  if (!head) throw new Error(`statsFromHidden: weights have no ${key}`);
+  const blocks = rowBlocks(w, headKey(cfg));
+  if (blocks.length > 1) return blockCompletionStats(hidden, blocks, inputIds, lossMask, chunk);
+  const head = blocks[0];
   const f = env().kernels === 'reference' ? completionStatsReference : completionStats;
   return f(hidden, head, inputIds, lossMask, chunk);
 }

@@ -8,6 +8,8 @@ import type { LlamaConfig } from '../config/llama.js';
 import { FormatError, describe } from '../util/errors.js';
 import { type Dtype, type TensorEntry, openSafetensors } from './safetensors.js';
 import { type SafetensorsIndex, checkShardAgainstIndex, readSafetensorsIndex } from './shards.js';
+import { rowSplitLimit } from '../backend/webgpu.js';
+import { hostRowBlocks } from '../model/row-blocks.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -81,6 +83,11 @@ export interface TensorLoadInfo {
 export interface LoadOptions {
   /** Called after each tensor is converted, in file order. */
   onTensor?: (info: TensorLoadInfo) => void;
+  /**
+   * Bytes above which the embedding and lm_head are loaded as row blocks (model/row-blocks.ts), or null for whole
+   * tensors. Default: the backend's binding limit (webgpu; DPO_MAX_BINDING_BYTES on any backend), else null.
+   */
+  rowLimit?: number | null;
 }
 
 const list = (names: string[]): string => names.slice(0, 5).map((n) => `"${n}"`).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
@@ -146,7 +153,8 @@ function planLoad(mf: ModelFiles, cfg: LlamaConfig, expected: Record<string, num
 }
 
 /**
- * Loads the checkpoint in `dir` as float32 tensors keyed by their HF names. Every name in `expected` must be present
+ * Loads the checkpoint in `dir` as float32 tensors keyed by their HF names (the embedding and lm_head as row blocks
+ * `key#i` above opts.rowLimit). Every name in `expected` must be present
  * with that shape and nothing else (bar the ignored tensors above); errors name the file and tensor. Each tensor is
  * converted as soon as it is read, so host memory peaks at about one tensor beyond the result.
  */
@@ -160,6 +168,7 @@ export async function loadModelWeights(
   const plan = planLoad(mf, cfg, expected);
   const total = plan.reduce((n, p) => n + p.entries.length, 0);
   const out: Record<string, tf.Tensor> = {};
+  const rowLimit = opts.rowLimit === undefined ? rowSplitLimit() : opts.rowLimit;
   let i = 0;
   try {
     for (const { file, entries } of plan) {
@@ -167,7 +176,8 @@ export async function loadModelWeights(
       try {
         for (const e of entries) {
           const t = st.read(e.name);
-          out[e.name] = tf.tensor(t.data, t.shape, 'float32');
+          // Split on the host, so no tensor above the device's binding limit is ever made.
+          for (const b of hostRowBlocks(e.name, t.data, t.shape, rowLimit)) out[b.key] = tf.tensor(b.data, b.shape, 'float32');
           opts.onTensor?.({ name: e.name, file, dtype: e.dtype, shape: t.shape, index: ++i, total });
         }
       } finally {

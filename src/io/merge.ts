@@ -4,6 +4,7 @@ import { copyFileSync, existsSync } from 'node:fs';
 import { readJsonObject } from './json.js';
 import { join } from 'node:path';
 import { mergeLora, disposeMerged, type Lora } from '../model/lora.js';
+import { savedEntries } from '../model/row-blocks.js';
 import type { LoadedModel } from './model-dir.js';
 import { writeDirAtomic, writeFileAtomic } from './atomic.js';
 import { type WriteDtype } from './safetensors.js';
@@ -18,9 +19,8 @@ export async function writeMergedModel(model: LoadedModel, lora: Lora, outDir: s
   const merged = mergeLora(model.weights, lora);
   try {
     await writeDirAtomic(outDir, async (tmp) => {
-      const names = Object.keys(merged).sort();
-      await writeShardedSafetensors(tmp, names.map((name) => ({ name, shape: merged[name].shape as number[], data: () => merged[name].data() as Promise<Float32Array> })),
-        { dtype, maxShardBytes });
+      // By HF name, sorted; an embedding or lm_head held as row blocks (model/row-blocks.ts) is joined on the host.
+      await writeShardedSafetensors(tmp, savedEntries(merged), { dtype, maxShardBytes });
       const config = readJsonObject(join(model.dir, 'config.json'), 'a Hugging Face config.json');
       // Written in the layout the source came from: v5's save_pretrained writes `dtype`, v4's `torch_dtype`.
       const dtypeName = dtype === 'BF16' ? 'bfloat16' : 'float32';

@@ -20,8 +20,12 @@ import type { Lora, LoraDropout } from './lora.js';
 import { ropeCosSin, ropeInvFreq } from './rope.js';
 import { cacheCommit, cacheExtend, cacheKeyMask } from './kvcache.js';
 import type { KVCache } from './kvcache.js';
+import { EMBED_KEY, blockLogits, embedLookup, headKey, rowBlocks } from './row-blocks.js';
 
-/** HF safetensors keys -> float32 tensors; linear weights are [out, in] as in HF. */
+/**
+ * HF safetensors keys -> float32 tensors; linear weights are [out, in] as in HF. The embedding and lm_head may instead
+ * be row blocks `key#0`, `key#1`, ... when one tensor would exceed the device's binding limit (model/row-blocks.ts).
+ */
 export type Weights = Record<string, tf.Tensor>;
 
 export interface ForwardOptions {
@@ -219,7 +223,7 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
     const { cos, sin } = ropeCosSin(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), positions); // [B, T, D]
     const bias = attentionBias(keyMask, past, T); // [B, 1, T, S]
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
-    let x = tf.gather(need(w, 'model.embed_tokens.weight'), ids) as tf.Tensor3D; // [B, T, H]
+    let x = embedLookup(rowBlocks(w, EMBED_KEY), ids) as tf.Tensor3D; // [B, T, H]
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
     for (let l = 0; l < cfg.numLayers; l++) {
@@ -241,15 +245,15 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
 }
 
 /**
- * LM head on hidden states [..., H] -> logits [..., V]: lm_head.weight, or the embedding when tied. The caller picks
- * the rows (a chunk, the last token) so a [B, T, V] tensor is built only when asked for.
+ * LM head on hidden states [..., H] -> logits [..., V]: lm_head.weight, or the embedding when tied (split by rows: the
+ * blocks' logits side by side). The caller picks the rows (a chunk, the last token) so a [B, T, V] tensor is built
+ * only when asked for.
  */
 export function headLogits(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const W = need(w, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'); // [V, H]
     const H = cfg.hiddenSize;
     const lead = hidden.shape.slice(0, -1);
-    const logits = tf.matMul(tf.reshape(hidden, [-1, H]), W, false, true); // [M, V]
+    const logits = blockLogits(rowBlocks(w, headKey(cfg)), tf.reshape(hidden, [-1, H]) as tf.Tensor2D); // [M, V]
     return tf.reshape(logits, [...lead, cfg.vocabSize]); // [..., V]
   });
 }

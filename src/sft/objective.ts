@@ -6,7 +6,9 @@ import type { LlamaConfig } from '../model/types.js';
 import { forwardHidden, type Weights } from '../model/llama.js';
 import type { Objective, StepValues } from '../train/objective.js';
 import { completionStats, completionStatsReference } from '../../kernels/logprob.js';
-import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
+import { LOGPROB_CHUNK, statsFromHidden } from '../dpo/logprobs.js';
+import { isRowSplit } from '../model/row-blocks.js';
+import { InputError, describe } from '../util/errors.js';
 import { env } from '../config/env.js';
 import type { SftExample } from './data.js';
 
@@ -70,6 +72,12 @@ const sum = (a: ArrayLike<number>) => {
 export function sftObjective(cfg: LlamaConfig, w: Weights, padId: number, s: SftSettings): Objective<SftMicroBatch> {
   let seen = s.tokensSeen ?? 0;
   const headKey = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  // A head split by rows (the device's binding limit, model/row-blocks.ts) is frozen: LoRA reads it block by block.
+  const split = isRowSplit(w, headKey) || isRowSplit(w, 'model.embed_tokens.weight');
+  if (split && s.full) {
+    throw new InputError(describe('sft --full', 'the embedding or lm_head is split into row blocks (above the device\'s binding limit)', 'weights that each fit the device',
+      'Full SFT trains every weight whole; use LoRA SFT (without --full), a device with larger limits, or --backend tensorflow.'));
+  }
   const stats = s.full || env().kernels === 'reference' ? completionStatsReference : completionStats;
   return {
     progressKeys: ['mean_token_accuracy'],
@@ -85,7 +93,7 @@ export function sftObjective(cfg: LlamaConfig, w: Weights, padId: number, s: Sft
           const attn = tf.tensor2d(b.attentionMask, b.shape);
           const mask = tf.tensor2d(b.lossMask, b.shape);
           const hidden = forwardHidden(cfg, w, ids, attn, { lora: ctx.lora, training: true, dropoutRng: ctx.dropoutRng }); // [B, T, H]
-          const st = stats(hidden, w[headKey] as tf.Tensor2D, ids, mask, LOGPROB_CHUNK);
+          const st = split ? statsFromHidden(cfg, w, hidden, ids, mask) : stats(hidden, w[headKey] as tf.Tensor2D, ids, mask, LOGPROB_CHUNK);
           const nll = tf.neg(st.logps) as tf.Tensor1D; // [B] summed over each row's scored tokens
           return {
             loss: tf.div(tf.sum(nll), Math.max(1, size)) as tf.Scalar,
