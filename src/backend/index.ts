@@ -10,7 +10,7 @@ import { BackendError, describe } from '../util/errors.js';
 import type { LlamaConfig } from '../config/llama.js';
 import { LOGPROB_CHUNK } from '../dpo/logprobs.js';
 import { planMemory, type PlanSettings } from '../plan/memory.js';
-import { gib, machineCeilings, WASM_HEAP_BYTES, wasmVerdict, type Ceilings } from '../plan/ceilings.js';
+import { ceiling, gib, machineCeilings, WASM_HEAP_BYTES, wasmVerdict, type Ceilings } from '../plan/ceilings.js';
 import { registerFastKernels } from './kernels.js';
 import { checkWeightsFit, registerWebGpu, releaseWebGpu, webgpuAdapter } from './webgpu.js';
 
@@ -53,7 +53,7 @@ function wasmFit(need: BackendNeed): ReturnType<typeof wasmVerdict> {
 
 function wasmRefusal(need: BackendNeed, why: string): BackendError {
   return new BackendError(describe(`--backend wasm${need.source ? ` with ${need.source}` : ''}`, why,
-    `a model whose float32 weights fit the ${gib(machineCeilings(need.ceilings).wasmHeapBytes)} wasm32 heap`,
+    `a model whose float32 weights fit the ${ceiling(machineCeilings(need.ceilings).wasmHeapBytes)} wasm32 heap`,
     'Use --backend cpu (JS memory, bounded by the machine\'s RAM), or --backend auto, which picks it; `node train.js plan --model M` shows each backend\'s ceiling.'));
 }
 
@@ -187,7 +187,7 @@ export function assertWeightsFit(shapes: Record<string, readonly number[]>): voi
     // A backend chosen without the model (eval, doctor): the weights are checked here, still before any is read.
     const bytes = 4 * Object.values(shapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
     if (bytes > wasmHeap) {
-      throw new BackendError(describe('backend wasm', `the model's ${gib(bytes)} of float32 weights exceed wasm's ${gib(wasmHeap)} heap`,
+      throw new BackendError(describe('backend wasm', `the model's ${gib(bytes)} of float32 weights exceed wasm's ${ceiling(wasmHeap)} heap`,
         'weights that fit the wasm32 heap', 'Use --backend cpu, or --backend auto with the model (train, score, pairs pick cpu for it).'));
     }
   }

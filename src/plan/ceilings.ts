@@ -52,7 +52,7 @@ export function gib(bytes: number): string {
 }
 
 /** A ceiling as people say it: `4 GiB` for the wasm heap (4 GiB less 64 KiB), else two decimals. */
-function ceiling(bytes: number): string {
+export function ceiling(bytes: number): string {
   return Math.abs(bytes - 4 * GiB) <= 65536 ? '4 GiB' : gib(bytes);
 }
 
