@@ -11,7 +11,7 @@ import { checkInputDir, checkInputFile, checkOutputFile } from '../io/paths.js';
 import { partialPath } from '../run/layout.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { hashData } from '../data/formats.js';
-import { disposeModel, loadModel } from '../io/model-dir.js';
+import { disposeModel, loadModel, modelNeed } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
@@ -156,7 +156,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
  */
 async function sampleWithModel(job: EvalJob, tasks: Task[], shard: [number, number] | undefined, log: (l: string) => void): Promise<Sample[]> {
   const n = job.sampling.nSamples;
-  await selectBackend(job.backend ?? 'auto', log);
+  await selectBackend(job.backend ?? 'auto', log, modelNeed(job.model!)); // sized by config.json: never wasm past its heap
   const model = await loadModel(job.model!, log);
   const lora = job.adapter ? loadAdapter(job.adapter, model.cfg) : null;
   try {

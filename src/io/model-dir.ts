@@ -58,8 +58,13 @@ export function disposeModel(m: LoadedModel): void {
  */
 export async function openModel(backend: BackendName, dir: string | null, log: (line: string) => void, settings?: BackendNeed['settings']): Promise<LoadedModel> {
   if (!dir) throw new InputError(describe('--model', 'missing', 'a Hugging Face model directory', 'Run `node train.js init-tiny --out tiny` for a tiny one.'));
-  const local = localModelDir(dir, '--model');
-  const sized = existsSync(join(local, 'config.json')) ? { cfg: loadLlamaConfig(local), source: dir, settings } : undefined;
-  await selectBackend(backend, log, sized); // without a config.json, loadModel says what is missing
+  await selectBackend(backend, log, modelNeed(dir, settings));
   return loadModel(dir, log);
 }
+
+/** What selectBackend sizes against for the model in `dir` (its config.json); undefined without one (loadModel then says what is missing). */
+export function modelNeed(dir: string, settings?: BackendNeed['settings'], flag = '--model'): BackendNeed | undefined {
+  const local = localModelDir(dir, flag);
+  return existsSync(join(local, 'config.json')) ? { cfg: loadLlamaConfig(local), source: dir, settings } : undefined;
+}
+
