@@ -270,7 +270,7 @@ export async function webgpuReport(env: NodeJS.ProcessEnv = process.env): Promis
       `maxComputeWorkgroupsPerDimension ${a.limits.maxComputeWorkgroupsPerDimension}`);
     out.push(a.fallback
       ? 'verdict: only a software adapter: --backend webgpu computes correctly but slower than wasm'
-      : 'verdict: --backend webgpu can run here (tensors above maxStorageBufferBindingSize are refused by name)');
+      : 'verdict: --backend webgpu can run here (an embedding or lm_head above maxStorageBufferBindingSize is split by rows; any other tensor above it is refused by name)');
   } else out.push(`adapter: none (${probe.reason})`);
   const { source, icds } = findVulkanIcds(env);
   out.push(`vulkan icds (${source}):${icds.length === 0 ? ' none' : ''}`);

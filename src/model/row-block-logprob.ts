@@ -1,7 +1,8 @@
 // Summed completion log-probs when the head is split by rows (model/row-blocks.ts): no [M, V] logits tensor is built.
 // log p = z[label] - lse with lse = log sum_b exp(lse_b) over the blocks' own logsumexps (HF causal-LM shift), and the
 // label's logit gathered from its block. Same contract as kernels/logprob.ts' completionStats: chunks of positions, a
-// custom gradient to the hidden states only (the blocks are frozen), the forward saving one lse per position.
+// custom gradient to the hidden states only (the blocks are frozen), the forward saving one lse per position. Chunks
+// hold at most H rows, so each block's logits are no larger than the block (which fits the device's binding limit).
 import * as tf from '@tensorflow/tfjs';
 import type { CompletionStats } from '../../kernels/logprob.js';
 import { blockIndex } from './row-blocks.js';
@@ -78,6 +79,8 @@ function blockOp(hidden: tf.Tensor3D, blocks: tf.Tensor2D[], inputIds: tf.Tensor
   if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`logprob chunk: ${chunk} (expected a positive integer)`);
   const [B, T, H] = hidden.shape;
   const V = blocks.reduce((n, b) => n + b.shape[0], 0);
+  // A block [n, H] fits the limit; with B*c <= H rows a chunk's [B*c, n] logits are no larger, so they fit too.
+  chunk = Math.max(1, Math.min(chunk, Math.floor(H / B)));
   const starts: number[] = [];
   for (let t0 = 0; t0 < T - 1; t0 += chunk) starts.push(t0);
   const size = (t0: number) => Math.min(chunk, T - 1 - t0);
