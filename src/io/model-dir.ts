@@ -38,7 +38,7 @@ export async function loadModel(dir: string, log: (line: string) => void = () =>
   const modelHash = hashModelDir(dir, files.files.map((f) => basename(f)));
   const tokenizerHash = hashFile(join(dir, 'tokenizer.json')).slice(0, 16) + hashFile(join(dir, 'tokenizer_config.json')).slice(0, 16);
   const expected = expectedWeightShapes(cfg);
-  assertWeightsFit(expected); // webgpu: a weight above the adapter's binding limit is refused by name, before reading
+  assertWeightsFit(expected); // webgpu: a weight above the binding limit is refused by name before reading (embedding/lm_head: split by rows)
   const bar = progress('loading weights', Object.keys(expected).length, 'tensors');
   const weights = await loadModelWeights(dir, cfg, expected, { onTensor: (i) => bar.tick(i.index + 1) });
   const params = Object.values(weights).reduce((n, t) => n + t.size, 0);
