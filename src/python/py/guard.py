@@ -107,39 +107,72 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 del _modules[name]
 
     def scrub_js_proxies(JsProxy):
-        """Drop every JS proxy that a Python object still holds. Removing the bridge modules from sys.modules is
-        not enough: their namespaces stay reachable through any of their classes' methods (`__globals__`), found
-        by walking `object.__subclasses__()`, and `pyodide.webloop` keeps the JS function `scheduleCallback` there.
-        A held proxy is a JS object in the realm, whose `constructor` chain leads to the realm's built-ins."""
+        """Drop every JS proxy that a Python object still holds, and every handle on `_pyodide_core` (the C bridge
+        that makes them: `to_js`, `create_proxy`, `create_once_callable`, ...). Removing the bridge modules from
+        sys.modules is not enough: their namespaces stay reachable through any of their classes' methods
+        (`__globals__`), found by walking `object.__subclasses__()`. `pyodide.webloop` keeps the JS function
+        `scheduleCallback` there, and `_pyodide_core`'s functions, whose `__self__` is that module. A proxy is a JS
+        object in the realm, whose `constructor` chain leads to the realm's built-ins."""
         cell_type = _type((lambda x: lambda: x)(0).__closure__[0])
+        builtin_type = _type(len)
+
+        module_type = _type(sys)
+        cores = []  # `_pyodide_core` itself, found through its functions (it is no longer in sys.modules)
+
+        def is_core(value):
+            return _type(value) is module_type and value.__name__ == '_pyodide_core'
+
+        def is_js(value):
+            if _isinstance(value, JsProxy):
+                return True
+            if _type(value) is builtin_type:
+                value = getattr(value, '__self__', None)
+            if is_core(value):
+                if value not in cores:
+                    cores.append(value)
+                return True
+            return False
+
+        def never():
+            return False
+
+        def stand_in(value):
+            """What replaces a handle: None, but `can_run_sync` (time.sleep asks it whether to await) says no."""
+            return never if _type(value) is builtin_type and value.__name__ == 'can_run_sync' else None
+
         for obj in gc.get_objects():
             if _isinstance(obj, dict):
                 for key, value in list(obj.items()):
-                    if _isinstance(value, JsProxy):
-                        obj[key] = None
+                    if is_js(value):
+                        obj[key] = stand_in(value)
             elif _isinstance(obj, list):
                 for i, value in enumerate(obj):
-                    if _isinstance(value, JsProxy):
-                        obj[i] = None
+                    if is_js(value):
+                        obj[i] = stand_in(value)
             elif _isinstance(obj, cell_type):
                 try:
-                    if _isinstance(obj.cell_contents, JsProxy):
-                        obj.cell_contents = None
+                    if is_js(obj.cell_contents):
+                        obj.cell_contents = stand_in(obj.cell_contents)
                 except _ValueError:  # an empty cell
                     pass
             elif _isinstance(obj, _type):
                 for key, value in list(vars(obj).items()):
-                    if _isinstance(value, JsProxy):
+                    if is_js(value):
                         try:
-                            _setattr(obj, key, None)
+                            _setattr(obj, key, stand_in(value))
                         except TypeError:  # a static type: its dict holds no proxy a program made
                             pass
             else:
                 instance = getattr(obj, '__dict__', None)
                 if _isinstance(instance, dict):
                     for key, value in list(instance.items()):
-                        if _isinstance(value, JsProxy):
-                            instance[key] = None
+                        if is_js(value):
+                            instance[key] = stand_in(value)
+        for core in cores:
+            space = vars(core)
+            for key in list(space):
+                if not str_startswith(key, '__'):
+                    del space[key]
 
     state = [False, None, None, 0]  # active, blocked (what), dirty (what), in_hook
 
