@@ -12,6 +12,8 @@ import { listModelFiles, loadModelWeights } from './hf-model.js';
 import { localModelDir } from './hub-cache.js';
 import { progress } from '../util/progress.js';
 import { assertWeightsFit, selectBackend, type BackendName, type BackendNeed } from '../backend/index.js';
+import { rowSplitLimit } from '../backend/webgpu.js';
+import { describeRowSplit } from '../model/row-blocks.js';
 
 export interface LoadedModel {
   dir: string;
@@ -44,6 +46,8 @@ export async function loadModel(dir: string, log: (line: string) => void = () =>
   const params = Object.values(weights).reduce((n, t) => n + t.size, 0);
   bar.done();
   log(`model: ${dir} (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize}, ${(params / 1e6).toFixed(2)}M params, ${files.kind})`);
+  const split = describeRowSplit(weights, rowSplitLimit());
+  if (split) log(split);
   return { dir, cfg, weights, tokenizer, modelHash, tokenizerHash };
 }
 

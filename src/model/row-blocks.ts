@@ -88,6 +88,15 @@ export function splitRowBlocks(w: Weights, limit: number): Weights {
   return out;
 }
 
+/** One line naming each weight held as row blocks and their rows, or null when none is split (the load log). */
+export function describeRowSplit(w: Weights, limit: number | null): string | null {
+  const parts = ROW_SPLIT_KEYS.filter((k) => isRowSplit(w, k)).map((k) => {
+    const rows = rowBlocks(w, k).map((b) => b.shape[0]);
+    return `${k} as ${rows.length} blocks (${rows.length - 1} x ${rows[0]} + ${rows[rows.length - 1]} rows)`;
+  });
+  return parts.length ? `row blocks: ${parts.join('; ')} (each at most ${limit ?? '?'} bytes, the binding limit)` : null;
+}
+
 /** Safetensors entries of a record by HF name, sorted, with each split weight joined back on the host. */
 export function savedEntries(w: Weights): { name: string; shape: number[]; data: () => Promise<Float32Array> }[] {
   const names = new Set<string>();

@@ -29,6 +29,7 @@ import { writeMergedModel } from '../../src/io/merge.js';
 import { writeTinyModel } from '../../src/io/tiny-model.js';
 import { sftObjective } from '../../src/sft/objective.js';
 import { InputError } from '../../src/util/errors.js';
+import { SAMPLE_PAIRS, spawnTrain } from '../train/helpers.js';
 import { Rng } from '../../src/util/rng.js';
 import { batchOf, disposeWeights, loadModel, maxAbsDiff, readFixture, unpack, type ModelFixture } from './fixture.js';
 
@@ -323,6 +324,29 @@ describe('loading and saving split weights', () => {
     disposeModel(whole);
     disposeModel(split);
   });
+
+  it('score with DPO_MAX_BINDING_BYTES splits at load (its log says so) and writes the unsplit log-probs', async () => {
+    const tiny = join(dir, 'tiny');
+    const score = async (out: string, limit: string | null) => {
+      const prev = process.env.DPO_MAX_BINDING_BYTES;
+      if (limit) process.env.DPO_MAX_BINDING_BYTES = limit;
+      const c = spawnTrain(['score', '--model', tiny, '--data', SAMPLE_PAIRS, '--backend', 'cpu', '--max-length', '64', '--out', out]);
+      if (prev === undefined) delete process.env.DPO_MAX_BINDING_BYTES; // spawn has copied the environment
+      else process.env.DPO_MAX_BINDING_BYTES = prev;
+      const { code } = await c.exited;
+      expect(code, c.stderr()).toBe(0);
+      return { log: c.stderr(), rows: readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen_logp: number; rejected_logp: number }) };
+    };
+    const cfg = loadLlamaConfig(tiny);
+    const limit = Math.ceil(cfg.vocabSize / 3) * cfg.hiddenSize * 4; // 3 blocks
+    const [whole, split] = await Promise.all([score(join(dir, 'whole.jsonl'), null), score(join(dir, 'split.jsonl'), String(limit))]);
+    expect(whole.log).not.toMatch(/row blocks/);
+    expect(split.log).toMatch(new RegExp(`row blocks: model\\.embed_tokens\\.weight as 3 blocks \\(2 x ${Math.ceil(cfg.vocabSize / 3)} \\+ \\d+ rows\\); lm_head\\.weight as 3 blocks`));
+    const d = maxAbsDiff(split.rows.flatMap((r) => [r.chosen_logp, r.rejected_logp]), whole.rows.flatMap((r) => [r.chosen_logp, r.rejected_logp]));
+    console.log(`row blocks: score's ${whole.rows.length} pairs, log-probs max abs diff split vs whole ${d.toExponential(2)}`);
+    expect(whole.rows.length).toBeGreaterThan(10);
+    expect(d).toBeLessThan(1e-4);
+  }, 60_000);
 
   it('hostRowBlocks leaves other weights and fitting ones whole; DPO_MAX_BINDING_BYTES is parsed strictly', () => {
     const data = new Float32Array(12);
