@@ -1,7 +1,9 @@
 // DPO losses as small pure functions of four log-prob vectors [P] (policy/reference x chosen/rejected) and, for the
 // length-normalized ones, the completion token counts. Follows TRL 1.x `DPOTrainer._compute_loss` (reverse-KL
-// scores, `loss_type` list with `loss_weights`); rewards = beta (pi - ref) on summed log-probs, as TRL logs them.
-// Leaves out TRL's aot/aot_unpaired (they sort across the batch), WPO weighting and the f-divergence variants.
+// scores, `loss_type` list with `loss_weights`; huggingface/trl@ab0e2f64 dpo_trainer.py L1412-L1593); rewards =
+// beta (pi - ref) on summed log-probs, as TRL logs them. Leaves out TRL's aot/aot_unpaired (they sort across the
+// batch), WPO weighting and the f-divergence variants. Deliberate deviation: label_smoothing is refused where no
+// chosen loss reads it (TRL's sigmoid ignores it) and outside [0, 0.5) (TRL's robust only warns).
 import * as tf from '@tensorflow/tfjs';
 import { InputError, describe } from '../util/errors.js';
 
