@@ -24,6 +24,7 @@ export const LOGPROB_CHUNK = 64;
 export function logprobsFromHidden(cfg: LlamaConfig, w: Weights, hidden: tf.Tensor3D, inputIds: tf.Tensor2D, lossMask: tf.Tensor2D, chunk = LOGPROB_CHUNK): tf.Tensor1D {
   const blocks = rowBlocks(w, headKey(cfg));
   // A head split by rows (model/row-blocks.ts): the logsumexp over blocks, never the whole [B*c, V] chunk as one tensor.
+  // It has no plain-ops twin (that would build the whole chunk), so DPO_KERNELS=reference does not apply to it.
   if (blocks.length > 1) return blockCompletionLogprobs(hidden, blocks, inputIds, lossMask, chunk);
   const head = blocks[0];
   // DPO_KERNELS=reference forces the plain-ops path (tape-held logits), for checks and bisection; read once (config/env.ts).
