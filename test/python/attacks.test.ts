@@ -71,6 +71,11 @@ describe('1. realm escape', () => {
     expect(core.stdout).toBe('None None False\n');
     expect((await run(walk.split('held = ')[0] + "spaces and [g for g in spaces.values() if g.get('__name__') == 'pyodide.webloop'][0]['create_once_callable'].__self__.to_js({})")).result)
       .toBe("failed: AttributeError: 'NoneType' object has no attribute '__self__'");
+    // pyodide.ffi's C JsException made a realm Error on demand (`JsException('Error', 'msg').js_error`).
+    const jsErr = await run(walk.split('held = ')[0] +
+      "made = []\nfor C in [c for c in classes if c.__qualname__ == 'JsException']:\n    try:\n" +
+      "        made.append(type(getattr(C('Error', 'msg'), 'js_error', None)).__name__)\n    except TypeError as e:\n        made.append(str(e))\nprint(sorted(made))\n");
+    expect(jsErr.stdout, jsErr.result).toBe("['JS objects are not available in the sandbox', 'NoneType']\n");
     // time.sleep still works: it asks the stand-in whether to await and sleeps plainly.
     expect((await run('import time\nt = time.time()\ntime.sleep(0.05)\nassert time.time() - t >= 0.04')).result).toBe('passed');
     await control();

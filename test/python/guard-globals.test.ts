@@ -25,7 +25,7 @@ print(json.dumps(found))
 `;
 
 /** Code that runs only at install (before any program), or on the program's own output (the sinks). */
-const INSTALL_OR_SINK = new Set(['install', 'install.trust', 'install.cut_js', 'install.scrub_js_proxies', 'install.scrub_js_proxies.is_core', 'install.scrub_js_proxies.is_js', 'install.scrub_js_proxies.never', 'install.scrub_js_proxies.stand_in', 'install.Blocked', 'install.classes_of',
+const INSTALL_OR_SINK = new Set(['install', 'install.trust', 'install.cut_js', 'install.scrub_js_proxies', 'install.refuse_js_constructors', 'install.scrub_js_proxies.is_core', 'install.scrub_js_proxies.is_js', 'install.scrub_js_proxies.never', 'install.scrub_js_proxies.stand_in', 'install.Blocked', 'install.classes_of',
   'install.<dictcomp>', 'install.<listcomp>', 'Sink', 'Sink.__init__', 'Sink.write', 'ByteSink', 'ByteSink.__init__',
   'ByteSink.write', 'StdinBytes']);
 

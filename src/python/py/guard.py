@@ -101,6 +101,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         ffi = _modules.get('pyodide.ffi')
         if ffi is not None:
             scrub_js_proxies(ffi.JsProxy)
+            refuse_js_constructors()
         for name in list(_modules):
             top = str_partition(name, '.')[0]
             if top in JS_BRIDGES:
@@ -173,6 +174,25 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             for key in list(space):
                 if not str_startswith(key, '__'):
                     del space[key]
+
+    def refuse_js_constructors():
+        """The C types of pyodide.ffi whose constructor makes a JS object: `JsException('Error', 'msg')` makes a
+        realm Error and hands it out as a proxy (the class is reachable through `object.__subclasses__()`). Their
+        `__new__` now refuses; instances that the bridge itself makes are not made through it."""
+        builtin_type = _type(len)
+        seen, stack = {}, [object]
+        while stack:
+            for cls in _type.__subclasses__(stack.pop()):
+                if _id(cls) in seen:
+                    continue
+                seen[_id(cls)] = cls
+                stack.append(cls)
+                new = vars(cls).get('__new__')
+                if vars(cls).get('__module__') == 'pyodide.ffi' and _type(new) is builtin_type:
+                    try:
+                        _setattr(cls, '__new__', staticmethod(refuse_js_new))
+                    except TypeError:  # an immutable type: its constructor makes no JS object (checked by test)
+                        pass
 
     state = [False, None, None, 0]  # active, blocked (what), dirty (what), in_hook
 
@@ -547,6 +567,11 @@ def offender(x, *, _own_eq=own_eq, _type=type, _list=list, _tuple=tuple, _set=se
             stack.extend(_keys(v))
             stack.extend(_values(v))
     return None
+
+
+def refuse_js_new(*args, _error=TypeError, **kwargs):
+    """The constructor of pyodide.ffi's JS types (see install's refuse_js_constructors)."""
+    raise _error("JS objects are not available in the sandbox")
 
 
 def strict_call(*args, _fn=None, _name='', _offender=None, _error=AssertionError,
