@@ -122,7 +122,8 @@ export const PRELUDE = String.raw`(memCapBytes) => {
 
 /**
  * Glue run after boot: per-program stdin for fd 0 (`open(0)`, `os.read(0, n)`), bounded capture of fd 1/2
- * (`os.write(1, …)`), the interrupt buffer, and `run`, which calls the guard's runner and returns its JSON text.
+ * (`os.write(1, …)`), the interrupt buffer, and `run`, which calls the guard's runner and returns its results (with
+ * the marshal texts of the code it compiled, for realm.ts's code cache).
  */
 export const GLUE = String.raw`(py, runner) => {
   'use strict';
@@ -191,16 +192,17 @@ export const GLUE = String.raw`(py, runner) => {
   }
   return {
     irq,
-    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson) {
+    run(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson, cachedCode, cachedTests) {
       Atomics.store(irq, 0, 0);
       stdin = enc.encode(input); pos = 0; limit = maxOutput;
       fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
-      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson);
+      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson, cachedCode, cachedTests);
       const r = proxy.toJs();
       proxy.destroy();
       restoreStreams();
       const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '');
-      return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join('')];
+      return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join(''),
+        String(r[5]), String(r[6])];
     },
   };
 }`;

