@@ -1,7 +1,8 @@
 // Registers the fast matmul kernels of kernels/ for the chosen backend, once, and says which are active.
 // wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow and webgpu: untouched. DPO_KERNELS overrides.
 // With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax, log-softmax + gather) and, on wasm, a zero-copy
-// Identity are registered too, and their threads are chosen (DPO_THREADS, else the idle cores).
+// Identity are registered too, and their threads are chosen (DPO_THREADS, else the idle cores). On cpu, Transpose and Slice are
+// strided copies (kernels/layout-cpu.ts) with or without the addon.
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism, loadavg } from 'node:os';
 import { blasBatchMatMulConfig, loadBlasAddon } from '../../kernels/matmul-blas.js';
@@ -14,6 +15,7 @@ import { swigluOps } from '../../kernels/swiglu.js';
 import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
 import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
 import { elementwiseConfigs } from '../../kernels/elementwise.js';
+import { layoutCpuConfigs } from '../../kernels/layout-cpu.js';
 import { logprobOps } from '../../kernels/logprob.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { env, type KernelMode } from '../config/env.js';
@@ -100,6 +102,21 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
 }
 
 /**
+ * Registers (on) or removes the cpu backend's strided-copy Transpose and Slice (kernels/layout-cpu.ts: plain JS, no
+ * addon needed); off restores the stock kernels, which are their reference.
+ */
+export function useLayoutKernels(on: boolean): void {
+  const stockOf = (name: string): tf.KernelConfig => {
+    const key = `${name}/cpu`;
+    const k = stockOverridden.get(key) ?? tf.getKernel(name, 'cpu');
+    if (!k) throw new Error(`${name}: backend cpu has no kernel`);
+    stockOverridden.set(key, k);
+    return k;
+  };
+  for (const k of on ? layoutCpuConfigs(stockOf) : ['Transpose', 'Slice'].map(stockOf)) install(k);
+}
+
+/**
  * Threads for the fused kernels and OpenBLAS: `requested` (DPO_THREADS) when set, else the cores that are idle now
  * (cores minus the 1-minute load average, rounded, at least 1): 2 on an idle 2-core machine, 1 on a busy one.
  */
@@ -123,6 +140,7 @@ export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu' | 'we
   if (backend === 'tensorflow' || backend === 'webgpu') return `kernels: ${backend} built-ins`;
   // The embedding's gradient (full-weight SFT): wasm has no UnsortedSegmentSum and cpu's is O(segments x size).
   useSegmentSum(backend, mode !== 'reference' || backend === 'wasm');
+  if (backend === 'cpu') useLayoutKernels(mode !== 'reference');
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
     useFusedKernels(backend, false);
