@@ -8,6 +8,7 @@ import { TASK_FORMATS, type TaskFormat } from '../eval/tasks.js';
 import { openModel } from '../io/model-dir.js';
 import { checkOutputFile } from '../io/paths.js';
 import { runPairs, runPairsMerge, type PairsDeps, type PairsMergeJob } from '../pairs/job.js';
+import { REJECTED_RULES, type RejectedRule } from '../pairs/rank.js';
 import { progressPath } from '../run/layout.js';
 import { log } from './common.js';
 
@@ -44,6 +45,7 @@ export const pairsCommand: CommandModule<object, Record<string, unknown>> = {
       shard: { type: 'string', describe: 'i/n: the tasks whose index % n == i; join with `pairs merge`' },
       'min-gap': { type: 'number', default: 0, describe: 'skip pairs whose chosen - rejected pass-rate gap is below this' },
       'require-chosen-pass': { type: 'boolean', default: false, describe: 'keep a pair only when chosen passes every test' },
+      rejected: { choices: REJECTED_RULES, default: 'longest', describe: 'which of the worst completions is rejected: the longest, or the most often sampled (a likely mistake)' },
       ...samplingOptions(SAMPLING_DEFAULTS.pairs, 'n'),
       ...sandboxOptions(),
     })
@@ -54,7 +56,7 @@ export const pairsCommand: CommandModule<object, Record<string, unknown>> = {
     model: argv.model as string | undefined, adapter: argv.adapter as string | undefined, samples: argv.samples as string | undefined,
     tasks: argv.tasks as string | undefined, format: argv.format as TaskFormat | undefined, out: argv.out as string | undefined,
     split: argv.split as string | undefined, backend: argv.backend as BackendName, shard: argv.shard as string | undefined,
-    minGap: argv['min-gap'] as number, requireChosenPass: argv['require-chosen-pass'] as boolean,
+    minGap: argv['min-gap'] as number, requireChosenPass: argv['require-chosen-pass'] as boolean, rejected: argv.rejected as RejectedRule,
     sampling: samplingFromFlags(argv, SAMPLING_DEFAULTS.pairs, 'n'), sandbox: sandboxFromFlags(argv),
   }, deps),
 };

@@ -21,6 +21,7 @@ import { hashData } from '../data/formats.js';
 import { progress, type Progress } from '../util/progress.js';
 import { PROGRESS_FORMAT, formatSummary, runPairJob, type PairJobProgress, type TaskSamples } from './build.js';
 import { mergePairFiles } from './merge.js';
+import { REJECTED_RULES, type RejectedRule } from './rank.js';
 
 export interface PairsJob {
   model?: string;
@@ -37,6 +38,8 @@ export interface PairsJob {
   /** Skip pairs whose chosen - rejected pass-rate gap is below this. */
   minGap: number;
   requireChosenPass: boolean;
+  /** `--rejected`: which of the worst completions is rejected (rank.ts); default longest. */
+  rejected?: RejectedRule;
   sampling: SamplingConfig;
   sandbox: SandboxConfig;
 }
@@ -70,6 +73,7 @@ function checkJob(a: PairsJob): void {
   checkSampling(a.sampling, '--n');
   checkSandbox(a.sandbox);
   if (!(a.minGap >= 0 && a.minGap <= 1)) bad('--min-gap', a.minGap, 'a pass-rate gap in [0, 1]');
+  if (a.rejected !== undefined && !REJECTED_RULES.includes(a.rejected)) bad('--rejected', a.rejected, `one of ${REJECTED_RULES.join('|')}`);
 }
 
 /**
@@ -140,8 +144,11 @@ export async function runPairs(args: PairsJob, deps: PairsDeps): Promise<void> {
   const all = loadTasks(args.tasks!, args.format, args.split);
   const shard = args.shard ? parseShard(args.shard) : undefined;
   let tasks = shard ? all.filter((_, i) => i % shard[1] === shard[0]) : all;
-  const rank = { minGap: args.minGap, requireChosenPass: args.requireChosenPass };
-  const common = { tasks_sha256: tasksSha256, min_gap: args.minGap, require_chosen_pass: args.requireChosenPass, strict_results: sandbox.strictResults, shard: args.shard ?? null };
+  const rejected = args.rejected ?? 'longest';
+  const rank = { minGap: args.minGap, requireChosenPass: args.requireChosenPass, rejected };
+  // `rejected` joins the resume settings only when it is not the default, so progress files written before it resume.
+  const common = { tasks_sha256: tasksSha256, min_gap: args.minGap, require_chosen_pass: args.requireChosenPass, strict_results: sandbox.strictResults, shard: args.shard ?? null,
+    ...(rejected !== 'longest' ? { rejected } : {}) };
 
   let source: (task: Task) => Promise<TaskSamples>;
   let settings: Record<string, unknown>;

@@ -8,7 +8,9 @@
 // - score = passed / total, compared exactly as fractions (a.passed * b.total vs b.passed * a.total).
 // - chosen: the highest score; among ties the shorter text (length in Unicode code points, as Python's len);
 //   then the earlier first occurrence.
-// - rejected: the lowest score; among ties the longer text; then the earlier first occurrence.
+// - rejected: the lowest score; among ties the longer text; then the earlier first occurrence. With `rejected:
+//   'frequent'`, among the lowest-scoring the one sampled most often (the mode of the failures: the model's likely
+//   mistake, a hard negative), then the shorter, then the earlier.
 // - skipped when every unique completion scores the same (a single unique completion included), when the pass-rate
 //   gap is below `minGap`, or with `requireChosenPass` when chosen fails any test.
 
@@ -31,7 +33,13 @@ export interface RankOptions {
   minGap?: number;
   /** Keep a pair only when chosen passes every test. */
   requireChosenPass?: boolean;
+  /** Which of the lowest-scoring completions is rejected: the longest (default) or the most often sampled. */
+  rejected?: RejectedRule;
 }
+
+/** `--rejected`: longest (the default) or frequent (the most repeated of the worst: a likely failure). */
+export type RejectedRule = 'longest' | 'frequent';
+export const REJECTED_RULES: readonly RejectedRule[] = ['longest', 'frequent'];
 
 /** Why a task gave no pair; also the keys of the job's skip counts. */
 export type SkipReason = 'no samples' | 'single unique sample' | 'all samples score the same' | 'gap below --min-gap' | 'chosen fails a test';
@@ -58,6 +66,11 @@ export function dedupe(samples: readonly ScoredCompletion[]): Candidate[] {
     else byText.set(s.text, { ...s, index, count: 1 });
   });
   return [...byText.values()];
+}
+
+/** Orders candidates for `rejected: 'frequent'`: lower score, then sampled more often, then shorter, then earlier. */
+function likelierRejected(a: Candidate, b: Candidate): number {
+  return compareScore(a, b) || b.count - a.count || textLength(a.text) - textLength(b.text) || a.index - b.index;
 }
 
 /** Sign of score(a) - score(b), exact for integer counts. */
@@ -90,7 +103,7 @@ export function rankCompletions(samples: readonly ScoredCompletion[], opts: Rank
   const base = { nSamples: samples.length, nUnique: unique.length };
   if (unique.length === 0) return { kind: 'skip', reason: 'no samples', ...base, gap: 0 };
   const chosen = [...unique].sort(betterChosen)[0]!;
-  const rejected = [...unique].sort(worseRejected)[0]!;
+  const rejected = [...unique].sort(opts.rejected === 'frequent' ? likelierRejected : worseRejected)[0]!;
   const gap = chosen.passed / chosen.total - rejected.passed / rejected.total;
   if (compareScore(chosen, rejected) === 0) {
     return { kind: 'skip', reason: unique.length === 1 ? 'single unique sample' : 'all samples score the same', ...base, gap: 0 };

@@ -197,6 +197,7 @@ describe('pairs --samples (real sandbox, known pass counts)', () => {
     await expect(runPairs(args({ tasks: HE, out: 'x' }), deps())).rejects.toThrow(/^--model \/ --samples: neither given/);
     await expect(runPairs(args({ samples: 's', model: 'm', tasks: HE, out: 'x' }), deps())).rejects.toThrow(/both given/);
     await expect(runPairs(args({ samples: 's', tasks: HE, out: 'x', minGap: 2 }), deps())).rejects.toThrow(/^--min-gap: 2 \(expected/);
+    await expect(runPairs(args({ samples: 's', tasks: HE, out: 'x', rejected: 'likely' as 'frequent' }), deps())).rejects.toThrow(/^--rejected: likely \(expected one of longest\|frequent/);
     await expect(runPairs(args({ samples: 's', tasks: HE, out: 'x', shard: '3/3' }), deps())).rejects.toThrow(/^--shard: "3\/3"/);
   });
 });

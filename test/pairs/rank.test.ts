@@ -81,3 +81,16 @@ describe('rankCompletions', () => {
     expect(() => rankCompletions([s('a', 0, 0)])).toThrow(RangeError);
   });
 });
+
+describe("rankCompletions with rejected: 'frequent' (--rejected frequent)", () => {
+  it('rejects the most repeated of the worst completions (then the shorter, then the first); chosen is unchanged', () => {
+    const samples = [s('ok', 4), s('wrong but long', 0), s('bad', 0), s('bad2', 0), s('bad', 0), s('bad2', 0), s('bad2', 0), s('half', 2), s('half', 2), s('half', 2)];
+    expect(pair(rankCompletions(samples))).toEqual({ chosen: 'ok', rejected: 'wrong but long' });
+    // 'half' is sampled most, but it is not among the worst: bad2 (3 times) is.
+    expect(pair(rankCompletions(samples, { rejected: 'frequent' }))).toEqual({ chosen: 'ok', rejected: 'bad2' });
+    // Equal counts: the shorter, then the first occurrence.
+    expect(pair(rankCompletions([s('ok', 4), s('xyz', 0), s('ab', 0), s('cd', 0), s('xyz', 0), s('ab', 0), s('cd', 0)], { rejected: 'frequent' }))).toEqual({ chosen: 'ok', rejected: 'ab' });
+    // The skip rules are the same.
+    expect(rankCompletions([s('a', 1), s('b', 1), s('a', 1)], { rejected: 'frequent' })).toMatchObject({ kind: 'skip', reason: 'all samples score the same' });
+  });
+});
