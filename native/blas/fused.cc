@@ -12,6 +12,13 @@
 
 #include "pool.h"
 
+#ifdef __APPLE__
+#define ACCELERATE_NEW_LAPACK
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+
 #ifndef __APPLE__
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 #endif
@@ -500,6 +507,159 @@ static napi_value GatherRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- the LoRA linear (kernels/lora-linear.ts): y = x W^T + (scale * x A^T) B^T, and its three input gradients ----
+// x [M, I], W [O, I], A [r, I], B [O, r], dy [M, O]; each product is one cblas_sgemm (OpenBLAS splits the output, never
+// K, so any thread count gives the same bits). The order of the roundings is the plain-ops reference's.
+
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, const float* b, float beta, float* c) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (beta == 0.0f) memset(c, 0, sizeof(float) * M * N);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
+              a, ta ? (int)M : (int)K, b, tb ? (int)K : (int)N, beta, c, (int)N);
+}
+
+static void scaleInPlace(float* x, int64_t n, float s) {
+  for (int64_t i = 0; i < n; i++) x[i] = x[i] * s;
+}
+
+struct LoraDims {
+  int64_t M, I, O, r;
+  float scale;
+};
+
+static bool loraDims(Args& a, size_t i, LoraDims* d, const char* name) {
+  d->M = a.size(i, name), d->I = a.size(i + 1, name), d->O = a.size(i + 2, name), d->r = a.size(i + 3, name);
+  d->scale = (float)a.num(i + 4, name);
+  return a.ok;
+}
+
+// loraForward(x, w, A, B, y, M, I, O, r, scale): y = x W^T, then y += (scale * (x A^T)) B^T.
+static napi_value LoraForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 10, "loraForward");
+  LoraDims d;
+  if (!loraDims(a, 5, &d, "loraForward")) return nullptr;
+  const float *x = a.f32(0, d.M * d.I, "loraForward"), *w = a.f32(1, d.O * d.I, "loraForward");
+  const float *A = a.f32(2, d.r * d.I, "loraForward"), *B = a.f32(3, d.O * d.r, "loraForward");
+  float* y = a.f32(4, d.M * d.O, "loraForward");
+  if (!a.ok) return nullptr;
+  std::vector<float> down((size_t)(d.M * d.r));
+  gemm(false, true, d.M, d.O, d.I, x, w, 0.0f, y);
+  gemm(false, true, d.M, d.r, d.I, x, A, 0.0f, down.data());
+  scaleInPlace(down.data(), d.M * d.r, d.scale);
+  gemm(false, true, d.M, d.O, d.r, down.data(), B, 1.0f, y);
+  return nullptr;
+}
+
+// loraGradX(dy, w, A, B, dx, M, I, O, r, scale): t = scale * (dy B); dx = dy W + t A.
+static napi_value LoraGradX(napi_env env, napi_callback_info info) {
+  Args a(env, info, 10, "loraGradX");
+  LoraDims d;
+  if (!loraDims(a, 5, &d, "loraGradX")) return nullptr;
+  const float *dy = a.f32(0, d.M * d.O, "loraGradX"), *w = a.f32(1, d.O * d.I, "loraGradX");
+  const float *A = a.f32(2, d.r * d.I, "loraGradX"), *B = a.f32(3, d.O * d.r, "loraGradX");
+  float* dx = a.f32(4, d.M * d.I, "loraGradX");
+  if (!a.ok) return nullptr;
+  std::vector<float> t((size_t)(d.M * d.r));
+  gemm(false, false, d.M, d.r, d.O, dy, B, 0.0f, t.data());
+  scaleInPlace(t.data(), d.M * d.r, d.scale);
+  gemm(false, false, d.M, d.I, d.O, dy, w, 0.0f, dx);
+  gemm(false, false, d.M, d.I, d.r, t.data(), A, 1.0f, dx);
+  return nullptr;
+}
+
+// loraGradA(dy, x, B, dA, M, I, O, r, scale): dA = (scale * (dy B))^T x.
+static napi_value LoraGradA(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9, "loraGradA");
+  LoraDims d;
+  if (!loraDims(a, 4, &d, "loraGradA")) return nullptr;
+  const float *dy = a.f32(0, d.M * d.O, "loraGradA"), *x = a.f32(1, d.M * d.I, "loraGradA"), *B = a.f32(2, d.O * d.r, "loraGradA");
+  float* dA = a.f32(3, d.r * d.I, "loraGradA");
+  if (!a.ok) return nullptr;
+  std::vector<float> t((size_t)(d.M * d.r));
+  gemm(false, false, d.M, d.r, d.O, dy, B, 0.0f, t.data());
+  scaleInPlace(t.data(), d.M * d.r, d.scale);
+  gemm(true, false, d.r, d.I, d.M, t.data(), x, 0.0f, dA);
+  return nullptr;
+}
+
+// loraGradB(dy, x, A, dB, M, I, O, r, scale): dB = dy^T (scale * (x A^T)), the forward's rank-r side recomputed.
+static napi_value LoraGradB(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9, "loraGradB");
+  LoraDims d;
+  if (!loraDims(a, 4, &d, "loraGradB")) return nullptr;
+  const float *dy = a.f32(0, d.M * d.O, "loraGradB"), *x = a.f32(1, d.M * d.I, "loraGradB"), *A = a.f32(2, d.r * d.I, "loraGradB");
+  float* dB = a.f32(3, d.O * d.r, "loraGradB");
+  if (!a.ok) return nullptr;
+  std::vector<float> down((size_t)(d.M * d.r));
+  gemm(false, true, d.M, d.r, d.I, x, A, 0.0f, down.data());
+  scaleInPlace(down.data(), d.M * d.r, d.scale);
+  gemm(true, false, d.O, d.r, d.M, dy, down.data(), 0.0f, dB);
+  return nullptr;
+}
+
+// ---- AdamW (kernels/adamw.ts): the global gradient norm and one tensor's update ----
+// Plain scalar loops in the default target (no FMA contraction), each rounding in the order of the plain-ops reference
+// in train/optimizer.ts, so the update is that reference's float32 result. Single-threaded: the LoRA tensors are small.
+
+// sumSquares(g, n): sum of g[i]^2 in float64, in index order.
+static napi_value SumSquares(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2, "sumSquares");
+  const int64_t n = a.size(1, "sumSquares");
+  const float* g = a.f32(0, n, "sumSquares");
+  if (!a.ok) return nullptr;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
+  napi_value out;
+  napi_create_double(env, s, &out);
+  return out;
+}
+
+// One statement per float32 operation (clang contracts only within an expression) and fp-contract off for GCC: no
+// fused multiply-add, on any target. decay = 1 leaves p as it is (x * 1 is exact).
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+static void adamwLoop(const float* p, const float* g, const float* m, const float* v, float* pOut, float* mOut, float* vOut, int64_t n,
+                      float coef, float b1, float c1, float b2, float c2, float sbc2, float eps, float decay, float rate) {
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i] * coef;
+    const float ma = m[i] * b1;
+    const float mb = gi * c1;
+    const float mi = ma + mb;
+    const float sq = gi * gi;
+    const float va = v[i] * b2;
+    const float vb = sq * c2;
+    const float vi = va + vb;
+    const float root = sqrtf(vi);
+    const float q = root / sbc2;
+    const float denom = q + eps;
+    const float ratio = mi / denom;
+    const float upd = ratio * rate;
+    const float base = p[i] * decay;
+    pOut[i] = base - upd;
+    mOut[i] = mi;
+    vOut[i] = vi;
+  }
+}
+
+// adamwUpdate(p, g, m, v, pOut, mOut, vOut, n, k) with k = Float32Array [coef, b1, 1-b1, b2, 1-b2, sqrt(bc2), eps,
+// 1 - lr*wd (1 when this tensor is not decayed), lr/bc1]:
+// g' = g coef; m' = m b1 + g' (1-b1); v' = v b2 + g'^2 (1-b2); p' = p decay - (m' / (sqrt(v') / sqrt(bc2) + eps)) rate.
+static napi_value AdamwUpdate(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9, "adamwUpdate");
+  const int64_t n = a.size(7, "adamwUpdate");
+  const float *p = a.f32(0, n, "adamwUpdate"), *g = a.f32(1, n, "adamwUpdate"), *m = a.f32(2, n, "adamwUpdate"), *v = a.f32(3, n, "adamwUpdate");
+  float *pOut = a.f32(4, n, "adamwUpdate"), *mOut = a.f32(5, n, "adamwUpdate"), *vOut = a.f32(6, n, "adamwUpdate");
+  const float* k = a.f32(8, 9, "adamwUpdate");
+  if (!a.ok) return nullptr;
+  const float coef = k[0], b1 = k[1], c1 = k[2], b2 = k[3], c2 = k[4], sbc2 = k[5], eps = k[6], decay = k[7], rate = k[8];
+  adamwLoop(p, g, m, v, pOut, mOut, vOut, n, coef, b1, c1, b2, c2, sbc2, eps, decay, rate);
+  return nullptr;
+}
+
 // ---- threads ----
 
 // setThreads(n): the pool's size and OpenBLAS's thread count. Returns the pool's size.
@@ -532,6 +692,8 @@ void RegisterFused(napi_env env, napi_value exports) {
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"logSoftmaxPick", LogSoftmaxPick}, {"logSoftmaxPickGrad", LogSoftmaxPickGrad},
       {"add", Add}, {"gatherRows", GatherRows}, {"scaleRows", ScaleRows},
+      {"loraForward", LoraForward}, {"loraGradX", LoraGradX}, {"loraGradA", LoraGradA}, {"loraGradB", LoraGradB},
+      {"sumSquares", SumSquares}, {"adamwUpdate", AdamwUpdate},
       {"setThreads", SetThreads}, {"getThreads", GetThreads},
   };
   for (const auto& f : fns) {

@@ -18,6 +18,8 @@ import { elementwiseConfigs } from '../../kernels/elementwise.js';
 import { layoutCpuConfigs } from '../../kernels/layout-cpu.js';
 import { logprobOps } from '../../kernels/logprob.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
+import { hasLoraLinear, loraLinearOps } from '../../kernels/lora-linear.js';
+import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
 export type { KernelMode };
@@ -88,6 +90,13 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
+  // The LoRA linear and AdamW kernels (kernels/lora-linear.ts, adamw.ts), where the addon is new enough to have them.
+  for (const op of loraLinearOps) {
+    if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
+    if (addon && hasLoraLinear(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
+  }
+  for (const name of ADAMW_KERNELS) if (tf.getKernel(name, backend)) tf.unregisterKernel(name, backend);
+  if (addon && hasAdamw(addon)) for (const k of adamwConfigs(addon, backend)) tf.registerKernel(k);
   const stockOf = (name: string): tf.KernelConfig => {
     const key = `${name}/${backend}`;
     const k = stockOverridden.get(key) ?? tf.getKernel(name, backend);

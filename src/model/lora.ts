@@ -5,6 +5,8 @@ import type { LlamaConfig } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { dropoutKeepMask } from './dropout.js';
+import { fusedActive } from '../../kernels/native.js';
+import { loraLinearFused } from '../../kernels/lora-linear.js';
 import './device-grads.js';
 
 export interface LoraConfig {
@@ -189,6 +191,9 @@ export function loraLinear(
   scale: number,
   dropout?: LoraDropout | null,
 ): tf.Tensor {
+  // Without bias or dropout, one kernel each way where the addon's are registered (kernels/lora-linear.ts): the same
+  // values; the plain ops below are its reference (DPO_KERNELS=reference).
+  if (adapter && !bias && !(dropout && dropout.rate > 0) && fusedActive('DpoLoraLinear')) return loraLinearFused(x, weight, adapter.A, adapter.B, scale);
   return tf.tidy(() => {
     const inp = x.shape[x.shape.length - 1] as number;
     const lead = x.shape.slice(0, -1);

@@ -1,6 +1,8 @@
 // AdamW on the LoRA variables only, with global-norm clipping. Matches torch.optim.AdamW (decoupled decay,
-// bias-corrected moments) and torch.nn.utils.clip_grad_norm_ (coef = max / (norm + 1e-6), capped at 1).
+// bias-corrected moments) and torch.nn.utils.clip_grad_norm_ (coef = max / (norm + 1e-6), capped at 1). With the addon's
+// kernels registered (kernels/adamw.ts) the whole step is two kernel calls; the plain-ops version is the reference.
 import * as tf from '@tensorflow/tfjs';
+import { fusedActive } from '../../kernels/native.js';
 
 export interface AdamWSettings {
   beta1: number;
@@ -35,6 +37,12 @@ export function disposeAdamWState(s: AdamWState): void {
 
 /** Global L2 norm of all gradients, as a scalar tensor. */
 export function globalNorm(grads: Map<string, tf.Tensor>): tf.Scalar {
+  if (fusedActive('DpoGlobalNorm')) return globalNormFused([...grads.values()]);
+  return globalNormReference(grads);
+}
+
+/** The plain-ops norm: float32 sums of squares per tensor, added. */
+export function globalNormReference(grads: Map<string, tf.Tensor>): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
 }
 
@@ -43,11 +51,55 @@ export function globalNorm(grads: Map<string, tf.Tensor>): tf.Scalar {
  * Returns the pre-clip gradient norm (what HF Trainer logs as grad_norm). Gradients are not disposed here.
  */
 export function adamwStep(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, state: AdamWState, lr: number, maxGradNorm: number, s: AdamWSettings): tf.Scalar {
+  return fusedActive('DpoAdamW') ? adamwStepFused(vars, grads, state, lr, maxGradNorm, s) : adamwStepReference(vars, grads, state, lr, maxGradNorm, s);
+}
+
+function globalNormFused(grads: tf.Tensor[]): tf.Scalar {
+  const inputs: Record<string, tf.Tensor> = {};
+  grads.forEach((g, i) => { inputs[`g${i}`] = g; });
+  return (tf.engine().runKernel('DpoGlobalNorm', inputs as tf.NamedTensorMap, {}) as unknown as tf.Scalar[])[0];
+}
+
+/** adamwStep through the DpoGlobalNorm and DpoAdamW kernels: the same update, two kernel calls. */
+export function adamwStepFused(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, state: AdamWState, lr: number, maxGradNorm: number, s: AdamWSettings): tf.Scalar {
+  const names = [...vars.keys()];
+  const gs = names.map((name) => {
+    const g = grads.get(name);
+    if (!g) throw new Error(`adamwStep: no gradient for ${name}`);
+    return g;
+  });
+  state.step += 1;
+  const norm = globalNormFused(gs);
+  const n = names.length;
+  const inputs: Record<string, tf.Tensor> = { norm };
+  names.forEach((name, i) => {
+    inputs[`p${i}`] = vars.get(name)!;
+    inputs[`g${i}`] = gs[i];
+    inputs[`m${i}`] = state.m.get(name)!;
+    inputs[`v${i}`] = state.v.get(name)!;
+  });
+  const attrs = { beta1: s.beta1, beta2: s.beta2, eps: s.eps, lr, weightDecay: s.weightDecay, step: state.step, maxGradNorm,
+    decayMask: names.map((name) => (!s.decay || s.decay.has(name) ? 1 : 0)) };
+  const out = tf.engine().runKernel('DpoAdamW', inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+  names.forEach((name, i) => {
+    const p = vars.get(name)!;
+    p.assign(out[i]);
+    out[i].dispose();
+    state.m.get(name)!.dispose();
+    state.v.get(name)!.dispose();
+    state.m.set(name, out[n + i]);
+    state.v.set(name, out[2 * n + i]);
+  });
+  return norm;
+}
+
+/** The plain-ops AdamW: ~12 tfjs ops per variable. */
+export function adamwStepReference(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, state: AdamWState, lr: number, maxGradNorm: number, s: AdamWSettings): tf.Scalar {
   state.step += 1;
   const t = state.step;
   const bc1 = 1 - Math.pow(s.beta1, t);
   const bc2 = 1 - Math.pow(s.beta2, t);
-  const norm = globalNorm(grads);
+  const norm = globalNormReference(grads);
   tf.tidy(() => {
     // The clip coefficient stays on the device (no read of the norm). The step's constants are uploaded once, not once
     // per variable (the same float32 values as JS-number operands, so the same bits).
