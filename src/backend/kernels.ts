@@ -16,9 +16,10 @@ import { maskedSoftmaxOps } from '../../kernels/attention-softmax.js';
 import { sharedIdentityConfig } from '../../kernels/identity-wasm.js';
 import { elementwiseConfigs } from '../../kernels/elementwise.js';
 import { layoutCpuConfigs } from '../../kernels/layout-cpu.js';
-import { logprobOps } from '../../kernels/logprob.js';
+import { KEEP_BYTES, logprobOps, setLogprobKeepBytes } from '../../kernels/logprob.js';
+import { CPU_LOGPROB_KEEP_BYTES } from '../plan/ceilings.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
-import { hasLoraLinear, loraLinearOps } from '../../kernels/lora-linear.js';
+import { hasLoraLinear, linearOps, loraLinearOps } from '../../kernels/lora-linear.js';
 import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -91,7 +92,7 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
     if (addon) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
   // The LoRA linear and AdamW kernels (kernels/lora-linear.ts, adamw.ts), where the addon is new enough to have them.
-  for (const op of loraLinearOps) {
+  for (const op of [...loraLinearOps, ...linearOps]) {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasLoraLinear(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
@@ -149,7 +150,10 @@ export function registerFastKernels(backend: 'tensorflow' | 'wasm' | 'cpu' | 'we
   if (backend === 'tensorflow' || backend === 'webgpu') return `kernels: ${backend} built-ins`;
   // The embedding's gradient (full-weight SFT): wasm has no UnsortedSegmentSum and cpu's is O(segments x size).
   useSegmentSum(backend, mode !== 'reference' || backend === 'wasm');
-  if (backend === 'cpu') useLayoutKernels(mode !== 'reference');
+  if (backend === 'cpu') {
+    useLayoutKernels(mode !== 'reference');
+    setLogprobKeepBytes(CPU_LOGPROB_KEEP_BYTES); // RAM-bound: keep the 1b preset's 262 MB of chunks, no head recompute
+  } else setLogprobKeepBytes(KEEP_BYTES);
   if (mode === 'reference') {
     useMatMul(backend, 'stock');
     useFusedKernels(backend, false);

@@ -19,6 +19,19 @@ const GiB = 1024 ** 3;
 
 /** tfjs-backend-wasm 4.22's heap limit (emscripten getHeapMax of its wasm32 build). */
 export const WASM_HEAP_BYTES = 4294901760;
+/**
+ * The cpu backend's budget for the log-prob kernel's kept [B*c, V] chunks (kernels/logprob.ts; wasm keeps its 64 MiB):
+ * on a RAM-bound backend one head matmul per chunk less in the backward is worth 2 * 255 * 128256 floats (262 MB, the
+ * 1b preset), about 10% of its step.
+ */
+export const CPU_LOGPROB_KEEP_BYTES = 512 * 1024 ** 2;
+
+/** Bytes the cpu backend keeps for the log-prob backward at these settings (0 when over its budget: it recomputes). */
+export function cpuKeptLogitsBytes(cfg: LlamaConfig, plan: MemoryPlan): number {
+  const b = 2 * plan.settings.batchSize * (plan.settings.maxLength - 1) * cfg.vocabSize * 4;
+  return b <= CPU_LOGPROB_KEEP_BYTES ? b : 0;
+}
+
 /** WebGPU's default maxStorageBufferBindingSize (the spec's limits table); every adapter supports at least this. */
 export const WEBGPU_DEFAULT_BINDING_BYTES = 128 * 1024 ** 2;
 
@@ -102,7 +115,9 @@ export function backendVerdicts(cfg: LlamaConfig, plan: MemoryPlan, c: Ceilings)
   const w = weightSizes(cfg);
   const peak = plan.peakBytes;
   const ram = `machine RAM (${gib(c.hostBytes)}, ${gib(c.hostFreeBytes)} free now)`;
+  const kept = cpuKeptLogitsBytes(cfg, plan);
   const inRam = peak <= c.hostBytes;
+  const cpuPeak = peak + kept;
   const v = wasmVerdict(cfg, plan, c);
   const L = w.largest;
   const biggest = `the largest tensor, ${L.name} [${L.shape.join(', ')}], is ${gib(L.bytes)}`;
@@ -114,7 +129,10 @@ export function backendVerdicts(cfg: LlamaConfig, plan: MemoryPlan, c: Ceilings)
       };
   return [
     { backend: 'wasm', fits: v.fits, why: v.why },
-    { backend: 'cpu', fits: inRam, why: `JS typed arrays outside V8's heap, bounded by ${ram}: peak ${gib(peak)} ${inRam ? 'fits' : 'does not fit'}` },
+    {
+      backend: 'cpu', fits: cpuPeak <= c.hostBytes,
+      why: `JS typed arrays outside V8's heap, bounded by ${ram}: peak ${gib(cpuPeak)}${kept ? ` (with ${gib(kept)} of log-prob chunks kept for the backward)` : ''} ${cpuPeak <= c.hostBytes ? 'fits' : 'does not fit'}`,
+    },
     { backend: 'tensorflow', fits: inRam, why: `tfjs-node: libtensorflow's memory, bounded by ${ram} (peak ${gib(peak)}); tfjs-node-gpu: the GPU's, see the gpu plan (--device gpu --device-memory N)` },
     webgpu,
   ];
