@@ -28,6 +28,40 @@ export function loraLinearAdapted(x: tf.Tensor, weight: tf.Tensor, A: tf.Tensor,
   return fusedActive('DpoLoraLinear') ? loraLinearFused(x, weight, A, B, scale) : loraLinearReference(x, weight, A, B, scale);
 }
 
+/**
+ * The frozen linear without an adapter or bias, x [..., I] W^T -> [..., O], as one kernel: the reference's reshape,
+ * matMul, reshape (and their backward) in one addon sgemm each way. Needs linearOps registered.
+ */
+export function linearFused(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  return runFused('DpoLinear', { x, weight })[0];
+}
+
+/** The plain-ops reference of linearFused (model/lora.ts' path without an adapter or bias). */
+export function linearReference(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inp = x.shape[x.shape.length - 1] as number;
+    const y = tf.matMul(tf.reshape(x, [-1, inp]), weight, false, true);
+    return tf.reshape(y, [...x.shape.slice(0, -1), weight.shape[0] as number]);
+  });
+}
+
+/** dW = dy^T x over all rows (W trainable: full fine-tuning). */
+function weightGrad(dy: tf.Tensor, x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  return tf.matMul(tf.reshape(dy, [-1, weight.shape[0] as number]), tf.reshape(x, [-1, weight.shape[1] as number]), true, false);
+}
+
+tf.registerGradient({
+  kernelName: 'DpoLinear',
+  inputsToSave: ['x', 'weight'],
+  gradFunc: (dy, saved) => {
+    const [x, weight] = saved;
+    return {
+      x: () => runFused('DpoLinearGradX', { dy: dy as tf.Tensor, weight })[0],
+      weight: () => weightGrad(dy as tf.Tensor, x, weight),
+    };
+  },
+});
+
 tf.registerGradient({
   kernelName: 'DpoLoraLinear',
   inputsToSave: ['x', 'weight', 'A', 'B'],
@@ -36,11 +70,7 @@ tf.registerGradient({
     const g = dy as tf.Tensor;
     return {
       x: () => runFused('DpoLoraGradX', { dy: g, weight, A, B }, attrs)[0],
-      weight: () => {
-        const O = weight.shape[0] as number;
-        const I = weight.shape[1] as number;
-        return tf.matMul(tf.reshape(g, [-1, O]), tf.reshape(x, [-1, I]), true, false);
-      },
+      weight: () => weightGrad(g, x, weight),
       A: () => runFused('DpoLoraGradA', { dy: g, x, B }, attrs)[0],
       B: () => runFused('DpoLoraGradB', { dy: g, x, A }, attrs)[0],
     };
@@ -53,6 +83,9 @@ interface LoraAddon {
   loraGradX(dy: Float32Array, w: Float32Array, A: Float32Array, B: Float32Array, dx: Float32Array, M: number, I: number, O: number, r: number, scale: number): void;
   loraGradA(dy: Float32Array, x: Float32Array, B: Float32Array, dA: Float32Array, M: number, I: number, O: number, r: number, scale: number): void;
   loraGradB(dy: Float32Array, x: Float32Array, A: Float32Array, dB: Float32Array, M: number, I: number, O: number, r: number, scale: number): void;
+  /** native/blas/sgemm.cc's entry point (every addon has it). */
+  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, strideA: number,
+    b: Float32Array, bOff: number, strideB: number, c: Float32Array, cOff: number, batch: number): void;
 }
 
 /** True when the addon has the LoRA-linear entry points (so loraLinearOps can be registered). */
@@ -115,5 +148,25 @@ export const loraLinearOps: NativeOp[] = [
     },
     run: (a: FusedAddon, [dy, x, A], [dB], [dyi, xi, Ai], attrs) =>
       L(a).loraGradB(F(dy), F(x), F(A), dB, ...dims('DpoLoraGradB', xi, dyi, null, Ai, null), scaleOf(attrs)),
+  },
+];
+
+/** DpoLinear (y = x W^T) and DpoLinearGradX (dx = dy W): one sgemm each, on any addon. */
+export const linearOps: NativeOp[] = [
+  {
+    kernelName: 'DpoLinear', inputs: ['x', 'weight'],
+    outShapes: ([x, w]) => {
+      if (w.shape.length !== 2 || last(x) !== w.shape[1]) throw new Error(`DpoLinear: x [${x.shape}] and W [${w.shape}] do not fit x W^T`);
+      return [[...x.shape.slice(0, -1), w.shape[0]]];
+    },
+    run: (a: FusedAddon, [x, w], [y], [xi, wi]) => L(a).sgemm(false, true, rows(xi), wi.shape[0], wi.shape[1], F(x), 0, 0, F(w), 0, 0, y, 0, 1),
+  },
+  {
+    kernelName: 'DpoLinearGradX', inputs: ['dy', 'weight'],
+    outShapes: ([dy, w]) => {
+      if (w.shape.length !== 2 || last(dy) !== w.shape[0]) throw new Error(`DpoLinearGradX: dy [${dy.shape}] and W [${w.shape}] do not fit dy W`);
+      return [[...dy.shape.slice(0, -1), w.shape[1]]];
+    },
+    run: (a: FusedAddon, [dy, w], [dx], [dyi, wi]) => L(a).sgemm(false, false, rows(dyi), wi.shape[1], wi.shape[0], F(dy), 0, 0, F(w), 0, 0, dx, 0, 1),
   },
 ];

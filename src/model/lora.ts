@@ -6,7 +6,7 @@ import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { dropoutKeepMask } from './dropout.js';
 import { fusedActive } from '../../kernels/native.js';
-import { loraLinearFused } from '../../kernels/lora-linear.js';
+import { linearFused, loraLinearFused } from '../../kernels/lora-linear.js';
 import './device-grads.js';
 
 export interface LoraConfig {
@@ -194,6 +194,7 @@ export function loraLinear(
   // Without bias or dropout, one kernel each way where the addon's are registered (kernels/lora-linear.ts): the same
   // values; the plain ops below are its reference (DPO_KERNELS=reference).
   if (adapter && !bias && !(dropout && dropout.rate > 0) && fusedActive('DpoLoraLinear')) return loraLinearFused(x, weight, adapter.A, adapter.B, scale);
+  if (!adapter && !bias && fusedActive('DpoLinear')) return linearFused(x, weight);
   return tf.tidy(() => {
     const inp = x.shape[x.shape.length - 1] as number;
     const lead = x.shape.slice(0, -1);

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
-import { hasLoraLinear, loraLinearFused, loraLinearReference } from '../../kernels/lora-linear.js';
+import { hasLoraLinear, linearFused, linearReference, loraLinearFused, loraLinearReference } from '../../kernels/lora-linear.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import { loraLinear } from '../../src/model/lora.js';
@@ -122,6 +122,37 @@ describe.each(['cpu', 'wasm'] as const)('fused LoRA linear on %s', (backend) => 
     });
   });
 
+  it.skipIf(!has)('the frozen linear without adapter (DpoLinear): value, dx and dW = the reference = float64 central differences', () => {
+    const d: Dims = { lead: [2, 3], I: 7, O: 5, r: 1 };
+    const v = data(d, 6);
+    // The adapter terms with B = 0 vanish: the float64 loss of the LoRA case is the plain linear's.
+    const zeroB = new Float64Array(d.O * d.r);
+    const run = (f: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor) => tf.tidy(() => {
+      const x = tf.tensor(v.x, [...d.lead, d.I]);
+      const w = tf.tensor2d(v.w, [d.O, d.I]);
+      const up = tf.tensor(v.up, [...d.lead, d.O]);
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, b), up)))([x, w]);
+      return [f(x, w), ...g].map((t) => t.dataSync() as Float32Array);
+    });
+    const before = tf.memory().numTensors;
+    const fused = run(linearFused);
+    expect(tf.memory().numTensors).toBe(before);
+    const ref = run(linearReference);
+    for (const i of [0, 1, 2]) expect(maxDiff(fused[i], ref[i]), `output ${i}`).toBeLessThan(2e-6);
+    const ins = [v.x, v.w].map((a) => Float64Array.from(a));
+    const A64 = Float64Array.from(v.A);
+    const L = () => loss64(d, ins[0], ins[1], A64, zeroB, v.up, 1);
+    ins.forEach((x64, k) => {
+      const fd = Float64Array.from(x64, (x0, i) => {
+        x64[i] = x0 + 1e-4; const p = L();
+        x64[i] = x0 - 1e-4; const m = L();
+        x64[i] = x0;
+        return (p - m) / 2e-4;
+      });
+      expect(maxDiff(fused[1 + k], fd), `gradient of input ${k}`).toBeLessThan(1e-4);
+    });
+  });
+
   it.skipIf(!has)('model/lora.ts loraLinear takes the fused kernel without bias or dropout, the reference otherwise (same values)', async () => {
     const d: Dims = { lead: [3, 4], I: 6, O: 5, r: 3 };
     const v = data(d, 9);
@@ -136,6 +167,8 @@ describe.each(['cpu', 'wasm'] as const)('fused LoRA linear on %s', (backend) => 
     const withBias = tf.tidy(() => loraLinear(x, w, bias, adapter, 0.5).dataSync());
     expect(maxDiff(withBias, Float32Array.from(want, (y, i) => y + (i % 5) + 1))).toBeLessThan(5e-6);
     expect(await kernels(() => loraLinear(x, w, bias, adapter, 0.5))).not.toContain('DpoLoraLinear');
+    expect(await kernels(() => loraLinear(x, w, null, undefined, 0))).toEqual(['DpoLinear']);
+    expect(maxDiff(tf.tidy(() => loraLinear(x, w, null, undefined, 0).dataSync()), tf.tidy(() => linearReference(x, w).dataSync()))).toBeLessThan(2e-6);
     const rng = new Rng(1);
     expect(await kernels(() => loraLinear(x, w, null, adapter, 0.5, { rate: 0.1, rng }))).not.toContain('DpoLoraLinear');
     tf.dispose([x, w, bias, adapter.A, adapter.B]);
@@ -165,6 +198,7 @@ describe.each(['cpu', 'wasm'] as const)('fused LoRA linear on %s', (backend) => 
     registerFastKernels(backend, 'reference');
     try {
       expect(fusedActive('DpoLoraLinear')).toBe(false);
+      expect(fusedActive('DpoLinear')).toBe(false);
       const [a, b] = tf.tidy(() => {
         const x = tf.tensor(v.x, [...d.lead, d.I]);
         const w = tf.tensor2d(v.w, [d.O, d.I]);
