@@ -225,6 +225,9 @@ function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: b
  * from the sources alone, in the pristine interpreter, before the program runs. Bounded: the oldest entries go
  * first past CACHE_CHARS characters.
  */
+/** Hex (as the runner returns marshal bytes) to latin-1 text (as it takes them back). */
+const latin1 = (hex: string): string => (hex ? Buffer.from(hex, 'hex').toString('latin1') : '');
+
 class CodeCache {
   static readonly CACHE_CHARS = 32 << 20;
   private entries = new Map<string, string>();
@@ -327,8 +330,8 @@ del _ns
       // Only a text the runner made before the program ran (see guard.py's unit) comes back; none from a realm
       // that the program changed (that instance is replaced, and its cache with it).
       if (!String(dirty)) {
-        codes.set(codeKey, String(newCode));
-        if (testKey) codes.set(testKey, String(newTests));
+        codes.set(codeKey, latin1(String(newCode)));
+        if (testKey) codes.set(testKey, latin1(String(newTests)));
       }
       // The rewind: every byte of the interpreter back to its state before the first program, and the heap the
       // program grew past it zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a

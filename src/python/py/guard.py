@@ -305,7 +305,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         return None
 
     def unit(sources, filename, cached):
-        """The code objects of `sources`, and their marshal text when compiled here ('' when loaded). Called at the
+        """The code objects of `sources`, and their marshal bytes in hex when compiled here ('' when loaded; ASCII
+        is the text Pyodide hands to JS fastest, the worker keeps it as latin-1, the fastest the other way). Called at the
         start of `run`, before any program code: the interpreter is then the pristine one, so the text depends on the
         sources alone, and the worker may keep it (realm.ts) for the next program with the same sources. `cached` is
         such a text, made by this function from the same sources. A source that does not compile is left to
@@ -319,11 +320,12 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         except _BaseException:
             return None, ''
         codes = _tuple(codes)
-        return codes, bytes_decode(marshal_dumps(codes), 'latin-1')
+        return codes, bytes_hex(marshal_dumps(codes))
 
     def run(code, stdin, as_main, max_output, tests, suffix, strict_names, test_modules, cached_code='',
             cached_tests=''):
         tests, strict_names, test_modules = json_loads(tests), json_loads(strict_names), json_loads(test_modules)
+        gc_disable()  # before the compiles too (a collection would visit the whole pristine heap)
         # Compiled (or loaded) before the program runs; the marshal texts go back to the worker's code cache.
         program, new_code = unit((code,), '<program>', cached_code)
         checks, new_tests = unit(tests + [suffix] if suffix else tests, '<test>', cached_tests) \
@@ -343,7 +345,6 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         sys.stdin = sys.__stdin__ = io.TextIOWrapper(_StdinBytes(stdin.encode('utf-8', 'surrogatepass')), 'utf-8')
         sys.stdout = sys.__stdout__ = out
         sys.stderr = sys.__stderr__ = err
-        gc_disable()
         state[0] = True
         try:
             failure = execute(code, '<program>', g, keep)
@@ -461,7 +462,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     make_function = _type(strict_call)
     gc_disable = gc.disable
     json_loads = json.loads
-    marshal_loads, marshal_dumps, str_encode, bytes_decode = marshal.loads, marshal.dumps, str.encode, bytes.decode
+    marshal_loads, marshal_dumps, str_encode, bytes_hex = marshal.loads, marshal.dumps, str.encode, bytes.hex
     _frozenset, _list, _dict_items = frozenset, list, dict.items
     for fn in (run, unit, wrap_strict, test_globals, text_of, execute, describe):
         TRUSTED_READERS[_id(fn.__code__)] = fn.__code__
