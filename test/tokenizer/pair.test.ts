@@ -1,9 +1,9 @@
 // TRL 1.x DPO tokenization of one pair on the real Llama 3 vocabulary (3.1 Instruct config). Expected ids are
-// derived by hand from TRL 1.x trl/trainer/dpo_trainer.py (as of v1.13, the copy read): `_prepare_dataset`'s
-// add_eos (EOS *text* appended to plain completions unless present), tokenize_fn (prompt and prompt + completion
-// tokenized separately, completion = joint ids[len(prompt_ids):]; plain text with special tokens, chat renders
-// via apply_chat_template(tokenize=True) without them), the filter `len(prompt_ids) < max_length` under keep_start,
-// and DataCollatorForPreference's `ids[:max_length]` truncation. Our deliberate deviations are marked.
+// derived by hand from trl/trainer/dpo_trainer.py at huggingface/trl@ab0e2f64 (TRL 1.x main after 1.0.0.dev0; its
+// lines in docs/upstream-fidelity.md): `_prepare_dataset`'s add_eos (EOS *text* appended to plain completions unless
+// present), tokenize_fn (prompt and prompt + completion tokenized separately, completion = joint ids[len(prompt_ids):];
+// plain text with special tokens, chat renders via apply_chat_template(tokenize=True) without them), the keep_start
+// filter `len(prompt_ids) < max_length` and DataCollatorForPreference's `ids[:max_length]`. Deviations are marked.
 
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadTokenizer, tokenizerFromFiles, type Tokenizer } from '../../src/tokenizer/tokenizer.js';
