@@ -18,6 +18,8 @@ interface Slot {
   timedOut: boolean;
   timers: NodeJS.Timeout[];
   ready: boolean;
+  /** The tests (testKey) of the jobs this worker has run: its code cache holds their compiled code (realm.ts). */
+  tests: Set<string>;
 }
 
 let sign: (body: SandboxBody) => void = () => {};
@@ -77,7 +79,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
   });
   worker.stdout.resume();
   worker.stderr.resume();
-  const slot: Slot = { worker, started: 0, timedOut: false, timers: [], ready: false };
+  const slot: Slot = { worker, started: 0, timedOut: false, timers: [], ready: false, tests: new Set() };
   slots[index] = slot;
   return new Promise((resolve, reject) => {
     worker.on('message', (msg: FromWorker) => {
@@ -170,11 +172,35 @@ function finish(index: number, slot: Slot, msg: FromWorker): void {
   }
 }
 
+/** What a job's test is, for the affinity below: the same key means the same compiled test. */
+const testKey = (job: Job): string => job.suffix + '\0' + job.tests.join('\0');
+
+// Affinity: a free worker takes the first waiting job whose test it has run before (its code cache then loads the
+// test instead of compiling it: about 0.3 ms of a HumanEval run), else the oldest. The oldest job is passed over at
+// most SKIP_LIMIT times, so the order changes only among the few jobs waiting here (at most DEPTH per worker, see
+// pool.ts), and a job's clock still starts when a worker takes it.
+const SKIP_LIMIT = 4;
+let headSkips = 0;
+
+function take(slot: Slot): Job {
+  if (headSkips < SKIP_LIMIT && !slot.tests.has(testKey(queue[0]!))) {
+    const k = queue.findIndex((j) => slot.tests.has(testKey(j)));
+    if (k > 0) {
+      headSkips++;
+      return queue.splice(k, 1)[0]!;
+    }
+  }
+  headSkips = 0;
+  return queue.shift()!;
+}
+
 function dispatch(): void {
   for (let i = 0; i < slots.length && queue.length > 0; i++) {
     const slot = slots[i]!;
     if (!slot.ready || slot.job) continue;
-    const job = queue.shift()!;
+    const job = take(slot);
+    if (slot.tests.size >= 4096) slot.tests.clear();
+    slot.tests.add(testKey(job));
     slot.job = job;
     slot.started = performance.now();
     slot.timedOut = false;
