@@ -69,6 +69,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     probe,
     testHooks: config.testHooks,
     noRewind: config.noRewind,
+    noCodeCache: config.noCodeCache,
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
     workerData: init,

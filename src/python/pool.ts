@@ -78,7 +78,7 @@ export interface PoolOptions {
   /** Accept RunRequest.outerJs (tests of the layers below the realm). Never set outside tests. */
   testHooks?: boolean;
   /** Layers switched off to measure what each costs (scripts/bench-sandbox). Never set outside benchmarks. */
-  benchmarkOnly?: { noOsLayers?: boolean; noRewind?: boolean };
+  benchmarkOnly?: { noOsLayers?: boolean; noRewind?: boolean; noCodeCache?: boolean };
 }
 
 /**
@@ -184,6 +184,7 @@ export class PythonPool {
       stackSizeMb: STACK_MB,
       testHooks: opts.testHooks ?? false,
       noRewind: opts.benchmarkOnly?.noRewind ?? false,
+      noCodeCache: opts.benchmarkOnly?.noCodeCache ?? false,
     };
     const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.mode ?? 'auto', opts.log ?? (() => {}),
       opts.benchmarkOnly?.noOsLayers ?? false);

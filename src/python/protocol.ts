@@ -17,6 +17,8 @@ export interface SandboxConfig {
   testHooks: boolean;
   /** Benchmarks only: skip the rewind (see PoolOptions.benchmarkOnly). */
   noRewind: boolean;
+  /** Benchmarks only: compile every program and test (no code cache, realm.ts). */
+  noCodeCache: boolean;
 }
 
 export interface WorkerInit {
@@ -29,6 +31,7 @@ export interface WorkerInit {
   probe: boolean;
   testHooks: boolean;
   noRewind: boolean;
+  noCodeCache: boolean;
 }
 
 export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string };

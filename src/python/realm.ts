@@ -72,6 +72,8 @@ export interface RealmOptions {
   snapshot?: Uint8Array;
   /** Benchmarks only (the cost of the rewind layer): skip the rewind. Programs then see each other's state. */
   noRewind?: boolean;
+  /** Benchmarks only (the code cache's effect): compile every program and test. */
+  noCodeCache?: boolean;
 }
 
 /** One program for the guard's runner (guard.py `run`). */
@@ -329,7 +331,7 @@ del _ns
         JSON.stringify(importedModules([...job.tests, job.suffix])), codes.get(codeKey), testKey ? codes.get(testKey) : '') as unknown[];
       // Only a text the runner made before the program ran (see guard.py's unit) comes back; none from a realm
       // that the program changed (that instance is replaced, and its cache with it).
-      if (!String(dirty)) {
+      if (!String(dirty) && !opts.noCodeCache) {
         codes.set(codeKey, latin1(String(newCode)));
         if (testKey) codes.set(testKey, latin1(String(newTests)));
       }

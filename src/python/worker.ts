@@ -61,7 +61,8 @@ async function outerJs(source: string): Promise<string> {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const files = init.files as PyodideFiles;
-  const realm = await bootRealm(files, { memoryMb: init.memoryMb, snapshot: init.snapshot, noRewind: init.noRewind });
+  const realm = await bootRealm(files, { memoryMb: init.memoryMb, snapshot: init.snapshot, noRewind: init.noRewind,
+    noCodeCache: init.noCodeCache });
   let snapshot: Uint8Array | undefined;
   if (!init.snapshot) {
     realm.install(init.guardSource, init.guardConfig);
