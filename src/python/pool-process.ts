@@ -1,5 +1,6 @@
 // The sandbox process: started by pool.ts inside the OS layers (os-layers.ts), it waits for the host's first
-// message (the reply key and the settings), reads Pyodide once, boots one worker cold to make a memory snapshot,
+// message (the reply key and the settings), reads Pyodide and compiles its wasm once (every worker instantiates that
+// one module, see realm.ts PyodideFiles.module), boots one worker cold to make a memory snapshot,
 // restores the others from private copies of it, and runs the programs the host dispatches: one per worker, a
 // soft then hard timeout counted from dispatch, and respawn. Every message to the host is signed with the key,
 // which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict; jobs

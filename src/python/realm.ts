@@ -8,6 +8,8 @@
 // interrupt buffer) is built from source text run inside the context; file bytes are copied into Uint8Arrays
 // made inside it; the outer side only calls inner functions with strings and numbers and reads strings back.
 // Code generation from strings is off in the context, so even the inner Function constructor cannot compile.
+// One exception, during boot only: the compiled WebAssembly module shared by the workers (PyodideFiles.module) is
+// on the realm's global while Pyodide instantiates it, before any program, and deleted before attach().
 // Pyodide thinks it runs in a JS shell (`read`/`readbuffer`/`load` defined, no `process`): Emscripten's
 // system() then has no child_process to call, and the loader has no node:fs to import.
 import vm from 'node:vm';
