@@ -53,6 +53,11 @@ describe('code cache', () => {
       expect(r.stdout).toBe('ran\n'); // the program ran before the test's error, as without the cache
     }
     expect(a.hits).toBe(1); // the program only
+    // A source that warns is compiled on every run, so its warning reaches stderr every time.
+    const warns = twice(job("import re\ndef square(x):\n    return x * x if re.match('\\d', '1') else 0\n"));
+    expect([warns.first.result, warns.second.result]).toEqual(['passed', 'passed']);
+    expect(warns.first.stderr).toMatch(/SyntaxWarning: .*escape sequence/);
+    expect(warns.second.stderr).toBe(warns.first.stderr);
     const badProgram = twice(job('def square(x) return x\n'));
     expect(badProgram.first.result).toMatch(/^failed: SyntaxError: /);
     expect(badProgram.second.result).toBe(badProgram.first.result);

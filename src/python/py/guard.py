@@ -315,8 +315,11 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
             return marshal_loads(str_encode(cached, 'latin-1')), ''
         codes = []
         try:
-            for source in sources:
-                codes.append(_compile(source, filename, 'exec'))
+            # A source that warns (an invalid escape: SyntaxWarning) is left to `execute` too, so its warning reaches
+            # the program's stderr on every run, as it did before the cache.
+            with catch_warnings(action='error'):
+                for source in sources:
+                    codes.append(_compile(source, filename, 'exec'))
         except _BaseException:
             return None, ''
         codes = _tuple(codes)
@@ -463,6 +466,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     gc_disable = gc.disable
     json_loads = json.loads
     marshal_loads, marshal_dumps, str_encode, bytes_hex = marshal.loads, marshal.dumps, str.encode, bytes.hex
+    import warnings
+    catch_warnings = warnings.catch_warnings
     _frozenset, _list, _dict_items = frozenset, list, dict.items
     for fn in (run, unit, wrap_strict, test_globals, text_of, execute, describe):
         TRUSTED_READERS[_id(fn.__code__)] = fn.__code__
