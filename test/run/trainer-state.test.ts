@@ -160,6 +160,13 @@ describe('trainer_state.json, resume_state.json, train_results.json', () => {
     expect(readJsonl(join(old, 'metrics.jsonl')).map((m) => m.loss)).toEqual(readJsonl(join(out, 'metrics.jsonl')).map((m) => m.loss));
     // The new checkpoints it wrote are of the new layout.
     expect(json(join(old, 'checkpoint-4', 'resume_state.json')).version).toBe(2);
+    // train_results.json of the resumed run is this invocation's (a deliberate deviation, issue 13 row 6.9: HF's
+    // train() counts samples over the whole max_steps budget, trainer.py L5512): steps 3 and 4 only.
+    const t = json(join(old, 'train_results.json'));
+    const losses = readJsonl(join(old, 'metrics.jsonl')).map((m) => m.loss as number);
+    expect(t.train_loss).toBeCloseTo((losses[2]! + losses[3]!) / 2, 12);
+    expect(Math.abs(t.train_steps_per_second - 2 / t.train_runtime)).toBeLessThanOrEqual(5e-4 + 2 / t.train_runtime * 1e-3);
+    expect(Math.abs(t.train_samples_per_second - 4 / t.train_runtime)).toBeLessThanOrEqual(5e-4 + 4 / t.train_runtime * 1e-3);
   });
 
   it('an HF Trainer checkpoint (TrainerState only, no resume_state.json) is refused, naming the missing file', () => {
