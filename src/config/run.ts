@@ -38,6 +38,7 @@ export const RUN_SCHEMA = {
   labelSmoothing: { type: 'number', default: 0, min: 0, describe: 'label smoothing epsilon of robust, exo_pair and cdpo (TRL label_smoothing)' },
   discopopTau: { type: 'number', default: DEFAULT_DISCOPOP_TAU, min: 0, describe: 'DiscoPOP temperature (TRL discopop_tau)' },
   refMode: { type: 'string', default: 'cache', choices: ['cache', 'online'] as const, describe: 'reference log-probs precomputed once, or in each step' },
+  referenceFree: { type: 'boolean', default: false, aliases: ['reference_free'], describe: 'TRL reference_free: the loss uses reference log-probs of 0 (an implicit uniform reference); the curriculum still orders by the reference table' },
   // Optimizer
   learningRate: { type: 'number', default: 5e-6, min: 0, describe: 'AdamW learning rate' },
   weightDecay: { type: 'number', default: 0, min: 0, describe: 'decoupled weight decay' },

@@ -13,7 +13,7 @@ import type { Objective, StepValues } from '../train/objective.js';
 import type { Rng } from '../util/rng.js';
 import { batchSequenceStats } from './logprobs.js';
 import { dpoLoss, needsLengths, parseLossTerms, type LossTerm, type LossType } from './losses.js';
-import { refProvider, type RefProvider } from './ref-table.js';
+import { refProvider, zeroReference, type RefProvider } from './ref-table.js';
 import type { PairLogpTable } from './reference.js';
 
 export type { RefProvider };
@@ -125,12 +125,14 @@ export function runObjective(model: LoadedModel, cfg: RunConfig, table: PairLogp
   const refDir = cfg.refAdapter ?? cfg.initAdapter;
   const bare = !refDir || refDir === 'none';
   const online = cfg.refMode !== 'cache' || !table;
-  const refLora = online && !bare ? loadAdapter(refDir, model.cfg) : null;
-  const objective = dpoObjective(model.cfg, model.weights, model.tokenizer.padId, refProvider(online ? null : table, keptIdx, model, refLora), {
+  const refLora = online && !bare && !cfg.referenceFree ? loadAdapter(refDir, model.cfg) : null;
+  const ref = cfg.referenceFree ? zeroReference : refProvider(online ? null : table, keptIdx, model, refLora);
+  const objective = dpoObjective(model.cfg, model.weights, model.tokenizer.padId, ref, {
     loss: parseLossTerms(cfg.loss, cfg.lossWeights, cfg.labelSmoothing), beta: cfg.beta, labelSmoothing: cfg.labelSmoothing,
     discopopTau: cfg.discopopTau, gradientCheckpointing: cfg.gradientCheckpointing,
   });
-  return { objective, reference: bare ? 'base' : `base + ${refDir}`, dispose: () => { if (refLora) disposeLora(refLora); } };
+  const reference = cfg.referenceFree ? 'none (reference_free: log-probs of 0)' : bare ? 'base' : `base + ${refDir}`;
+  return { objective, reference, dispose: () => { if (refLora) disposeLora(refLora); } };
 }
 
 /** Per-pair values of a DPO step, still on the device. */

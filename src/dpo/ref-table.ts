@@ -132,6 +132,9 @@ export function tableLogps(t: PairLogpTable): PairLogps[] {
 export type RefProvider = (pairs: readonly TokenizedPair[], positions: readonly number[]) =>
   { chosen: Float32Array | tf.Tensor1D; rejected: Float32Array | tf.Tensor1D };
 
+/** TRL's `reference_free`: every reference log-prob is 0, so the rewards are beta times the policy's log-probs. */
+export const zeroReference: RefProvider = (pairs) => ({ chosen: new Float32Array(pairs.length), rejected: new Float32Array(pairs.length) });
+
 /**
  * The step's reference: table rows of the kept pairs (`keptIdx[position]`), or with no table a forward of the
  * same `[chosen; rejected]` batch under the reference (base + `refLora`, or the bare base), without gradient.
