@@ -536,6 +536,22 @@ static bool loraDims(Args& a, size_t i, LoraDims* d, const char* name) {
   return a.ok;
 }
 
+// The rank-r side of the LoRA linear, scaled: scale * (x A^T) [M, r] (the forward's, recomputed for dB).
+static std::vector<float> loraDown(const LoraDims& d, const float* x, const float* A) {
+  std::vector<float> down((size_t)(d.M * d.r));
+  gemm(false, true, d.M, d.r, d.I, x, A, 0.0f, down.data());
+  scaleInPlace(down.data(), d.M * d.r, d.scale);
+  return down;
+}
+
+// Its gradient side, scaled: scale * (dy B) [M, r] (shared by dx and dA).
+static std::vector<float> loraUp(const LoraDims& d, const float* dy, const float* B) {
+  std::vector<float> t((size_t)(d.M * d.r));
+  gemm(false, false, d.M, d.r, d.O, dy, B, 0.0f, t.data());
+  scaleInPlace(t.data(), d.M * d.r, d.scale);
+  return t;
+}
+
 // loraForward(x, w, A, B, y, M, I, O, r, scale): y = x W^T, then y += (scale * (x A^T)) B^T.
 static napi_value LoraForward(napi_env env, napi_callback_info info) {
   Args a(env, info, 10, "loraForward");
@@ -545,10 +561,8 @@ static napi_value LoraForward(napi_env env, napi_callback_info info) {
   const float *A = a.f32(2, d.r * d.I, "loraForward"), *B = a.f32(3, d.O * d.r, "loraForward");
   float* y = a.f32(4, d.M * d.O, "loraForward");
   if (!a.ok) return nullptr;
-  std::vector<float> down((size_t)(d.M * d.r));
   gemm(false, true, d.M, d.O, d.I, x, w, 0.0f, y);
-  gemm(false, true, d.M, d.r, d.I, x, A, 0.0f, down.data());
-  scaleInPlace(down.data(), d.M * d.r, d.scale);
+  const std::vector<float> down = loraDown(d, x, A);
   gemm(false, true, d.M, d.O, d.r, down.data(), B, 1.0f, y);
   return nullptr;
 }
@@ -562,9 +576,7 @@ static napi_value LoraGradX(napi_env env, napi_callback_info info) {
   const float *A = a.f32(2, d.r * d.I, "loraGradX"), *B = a.f32(3, d.O * d.r, "loraGradX");
   float* dx = a.f32(4, d.M * d.I, "loraGradX");
   if (!a.ok) return nullptr;
-  std::vector<float> t((size_t)(d.M * d.r));
-  gemm(false, false, d.M, d.r, d.O, dy, B, 0.0f, t.data());
-  scaleInPlace(t.data(), d.M * d.r, d.scale);
+  const std::vector<float> t = loraUp(d, dy, B);
   gemm(false, false, d.M, d.I, d.O, dy, w, 0.0f, dx);
   gemm(false, false, d.M, d.I, d.r, t.data(), A, 1.0f, dx);
   return nullptr;
@@ -578,9 +590,7 @@ static napi_value LoraGradA(napi_env env, napi_callback_info info) {
   const float *dy = a.f32(0, d.M * d.O, "loraGradA"), *x = a.f32(1, d.M * d.I, "loraGradA"), *B = a.f32(2, d.O * d.r, "loraGradA");
   float* dA = a.f32(3, d.r * d.I, "loraGradA");
   if (!a.ok) return nullptr;
-  std::vector<float> t((size_t)(d.M * d.r));
-  gemm(false, false, d.M, d.r, d.O, dy, B, 0.0f, t.data());
-  scaleInPlace(t.data(), d.M * d.r, d.scale);
+  const std::vector<float> t = loraUp(d, dy, B);
   gemm(true, false, d.r, d.I, d.M, t.data(), x, 0.0f, dA);
   return nullptr;
 }
@@ -593,9 +603,7 @@ static napi_value LoraGradB(napi_env env, napi_callback_info info) {
   const float *dy = a.f32(0, d.M * d.O, "loraGradB"), *x = a.f32(1, d.M * d.I, "loraGradB"), *A = a.f32(2, d.r * d.I, "loraGradB");
   float* dB = a.f32(3, d.O * d.r, "loraGradB");
   if (!a.ok) return nullptr;
-  std::vector<float> down((size_t)(d.M * d.r));
-  gemm(false, true, d.M, d.r, d.I, x, A, 0.0f, down.data());
-  scaleInPlace(down.data(), d.M * d.r, d.scale);
+  const std::vector<float> down = loraDown(d, x, A);
   gemm(true, false, d.O, d.r, d.M, dy, down.data(), 0.0f, dB);
   return nullptr;
 }

@@ -2,11 +2,8 @@
 // backends against their plain-ops references (values, autograd gradients) and float64 central differences; 1 and 2
 // threads give bit-identical results; DPO_KERNELS=reference (registerFastKernels) switches every op to its reference;
 // wasm's zero-copy Identity shares data and leaks nothing. Addon cases skip when the addon is not built.
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rmsNorm, rmsNormFused, rmsNormReference } from '../../kernels/rmsnorm.js';
 import { swiglu, swigluFused, swigluReference } from '../../kernels/swiglu.js';
 import { ropeHeadsFirst, ropeHeadsFirstFused, ropeHeadsFirstReference } from '../../kernels/rope.js';
@@ -14,27 +11,14 @@ import { maskedSoftmax, maskedSoftmaxFused, maskedSoftmaxReference } from '../..
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
 import { completionStats, completionStatsReference, setLogprobKeepBytes } from '../../kernels/logprob.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
-import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
+import { registerFastKernels, setKernelThreads } from '../../src/backend/kernels.js';
 import { Rng } from '../../src/util/rng.js';
+import { withFusedKernelsOnWasm } from './fused-suite.js';
 
-const require = createRequire(import.meta.url);
 const BACKENDS = ['cpu', 'wasm'] as const;
 const hasFused = asFusedAddon(loadBlasAddon().addon) !== null;
 
-beforeAll(async () => {
-  tf.env().set('PROD', true);
-  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
-  await tf.setBackend('wasm');
-  await tf.ready();
-  useFusedKernels('wasm', true);
-  useFusedKernels('cpu', true);
-});
-
-afterAll(async () => {
-  useFusedKernels('wasm', false);
-  useFusedKernels('cpu', false);
-  await tf.setBackend('cpu');
-});
+withFusedKernelsOnWasm();
 
 /** One op: its inputs (data and shapes), which of them are differentiated, the three versions, a float64 forward. */
 interface Case {

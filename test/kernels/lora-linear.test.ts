@@ -3,35 +3,19 @@
 // differences; model/lora.ts' loraLinear takes it only without bias or dropout; with 1 and 2 threads it equals the plain
 // ops at that thread count (OpenBLAS, which both call, is not thread-count invariant);
 // DPO_KERNELS=reference switches back to the reference; no tensor leaks. Skips when the addon is not built.
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
 import { hasLoraLinear, linearFused, linearReference, loraLinearFused, loraLinearReference } from '../../kernels/lora-linear.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
-import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
+import { registerFastKernels, setKernelThreads } from '../../src/backend/kernels.js';
 import { loraLinear } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
+import { withFusedKernelsOnWasm } from './fused-suite.js';
 
-const require = createRequire(import.meta.url);
 const has = hasLoraLinear(asFusedAddon(loadBlasAddon().addon));
 
-beforeAll(async () => {
-  tf.env().set('PROD', true);
-  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
-  await tf.setBackend('wasm');
-  await tf.ready();
-  useFusedKernels('wasm', true);
-  useFusedKernels('cpu', true);
-});
-
-afterAll(async () => {
-  useFusedKernels('wasm', false);
-  useFusedKernels('cpu', false);
-  await tf.setBackend('cpu');
-});
+withFusedKernelsOnWasm();
 
 const normal = (rng: Rng, n: number, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(0, sd));
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {

@@ -2,35 +2,19 @@
 // the plain-ops reference (adamwStepReference) over several steps of several tensors, clipping on and off, weight decay
 // on a subset; against torch's AdamW formula in float64; the hand-worked torch values of optimizer.test.ts; no leaks;
 // DPO_KERNELS=reference switches back to the reference. Skips when the addon is not built.
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
 import { hasAdamw } from '../../kernels/adamw.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
-import { registerFastKernels, useFusedKernels } from '../../src/backend/kernels.js';
+import { registerFastKernels } from '../../src/backend/kernels.js';
 import { adamwStep, adamwStepReference, createAdamWState, disposeAdamWState, type AdamWSettings } from '../../src/train/optimizer.js';
 import { Rng } from '../../src/util/rng.js';
+import { withFusedKernelsOnWasm } from '../kernels/fused-suite.js';
 
-const require = createRequire(import.meta.url);
 const has = hasAdamw(asFusedAddon(loadBlasAddon().addon));
 
-beforeAll(async () => {
-  tf.env().set('PROD', true);
-  setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
-  await tf.setBackend('wasm');
-  await tf.ready();
-  useFusedKernels('wasm', true);
-  useFusedKernels('cpu', true);
-});
-
-afterAll(async () => {
-  useFusedKernels('wasm', false);
-  useFusedKernels('cpu', false);
-  await tf.setBackend('cpu');
-});
+withFusedKernelsOnWasm();
 
 const SHAPES: [string, number[]][] = [['a.lora_A', [4, 33]], ['a.lora_B', [17, 4]], ['b.lora_A', [1, 5]], ['b.lora_B', [300]]];
 
