@@ -13,6 +13,7 @@
 import { freemem, totalmem } from 'node:os';
 import type { LlamaConfig } from '../config/llama.js';
 import { expectedWeightShapes } from '../model/llama.js';
+import { ROW_SPLIT_KEYS } from '../model/row-blocks.js';
 import type { MemoryPlan } from './memory.js';
 
 const GiB = 1024 ** 3;
@@ -69,14 +70,17 @@ export function ceiling(bytes: number): string {
   return Math.abs(bytes - 4 * GiB) <= 65536 ? '4 GiB' : gib(bytes);
 }
 
-/** Parameters and float32 bytes of the frozen weights, and the largest single weight. */
-export function weightSizes(cfg: LlamaConfig): { params: number; bytes: number; largest: { name: string; shape: number[]; bytes: number } } {
+/**
+ * Parameters and float32 bytes of the frozen weights, and the largest single weight (leaving out the names in `skip`,
+ * e.g. the weights webgpu splits by rows).
+ */
+export function weightSizes(cfg: LlamaConfig, skip: readonly string[] = []): { params: number; bytes: number; largest: { name: string; shape: number[]; bytes: number } } {
   let params = 0;
   let largest = { name: '', shape: [] as number[], bytes: 0 };
   for (const [name, shape] of Object.entries(expectedWeightShapes(cfg))) {
     const n = shape.reduce((a, b) => a * b, 1);
     params += n;
-    if (4 * n > largest.bytes) largest = { name, shape: [...shape], bytes: 4 * n };
+    if (4 * n > largest.bytes && !skip.includes(name)) largest = { name, shape: [...shape], bytes: 4 * n };
   }
   return { params, bytes: 4 * params, largest };
 }
@@ -112,15 +116,16 @@ export function wasmVerdict(cfg: LlamaConfig, plan: MemoryPlan | null, c: Ceilin
  * tensors only; the process adds its code, tfjs' caches and the loader's transient buffers on top.
  */
 export function backendVerdicts(cfg: LlamaConfig, plan: MemoryPlan, c: Ceilings): BackendVerdict[] {
-  const w = weightSizes(cfg);
   const peak = plan.peakBytes;
   const ram = `machine RAM (${gib(c.hostBytes)}, ${gib(c.hostFreeBytes)} free now)`;
   const kept = cpuKeptLogitsBytes(cfg, plan);
   const inRam = peak <= c.hostBytes;
   const cpuPeak = peak + kept;
   const v = wasmVerdict(cfg, plan, c);
-  const L = w.largest;
-  const biggest = `the largest tensor, ${L.name} [${L.shape.join(', ')}], is ${gib(L.bytes)}`;
+  // webgpu holds the embedding and lm_head as row blocks under the adapter's limit (model/row-blocks.ts): the bound is
+  // the largest of the other weights.
+  const L = weightSizes(cfg, ROW_SPLIT_KEYS).largest;
+  const biggest = `the largest tensor not split by rows, ${L.name} [${L.shape.join(', ')}], is ${gib(L.bytes)}`;
   const webgpu: BackendVerdict = L.bytes <= WEBGPU_DEFAULT_BINDING_BYTES
     ? { backend: 'webgpu', fits: true, why: `${biggest}: within WebGPU's default 128 MiB maxStorageBufferBindingSize, so any adapter binds it; the peak must fit the GPU's memory` }
     : {

@@ -2,7 +2,7 @@
 // bias-corrected moments) and torch.nn.utils.clip_grad_norm_ (coef = max / (norm + 1e-6), capped at 1). With the addon's
 // kernels registered (kernels/adamw.ts) the whole step is two kernel calls; the plain-ops version is the reference.
 import * as tf from '@tensorflow/tfjs';
-import { fusedActive } from '../../kernels/native.js';
+import { fusedActive, runFused } from '../../kernels/native.js';
 
 export interface AdamWSettings {
   beta1: number;
@@ -57,7 +57,7 @@ export function adamwStep(vars: Map<string, tf.Variable>, grads: Map<string, tf.
 function globalNormFused(grads: tf.Tensor[]): tf.Scalar {
   const inputs: Record<string, tf.Tensor> = {};
   grads.forEach((g, i) => { inputs[`g${i}`] = g; });
-  return (tf.engine().runKernel('DpoGlobalNorm', inputs as tf.NamedTensorMap, {}) as unknown as tf.Scalar[])[0];
+  return runFused('DpoGlobalNorm', inputs)[0] as tf.Scalar;
 }
 
 /** adamwStep through the DpoGlobalNorm and DpoAdamW kernels: the same update, two kernel calls. */
@@ -80,7 +80,7 @@ export function adamwStepFused(vars: Map<string, tf.Variable>, grads: Map<string
   });
   const attrs = { beta1: s.beta1, beta2: s.beta2, eps: s.eps, lr, weightDecay: s.weightDecay, step: state.step, maxGradNorm,
     decayMask: names.map((name) => (!s.decay || s.decay.has(name) ? 1 : 0)) };
-  const out = tf.engine().runKernel('DpoAdamW', inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+  const out = runFused('DpoAdamW', inputs, attrs as unknown as tf.NamedAttrMap);
   names.forEach((name, i) => {
     const p = vars.get(name)!;
     p.assign(out[i]);

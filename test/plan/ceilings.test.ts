@@ -1,7 +1,7 @@
 // The backends' ceilings (plan/ceilings.ts): Llama 3.2 1B's float32 weights are counted exactly and exceed the wasm
 // heap; a tiny model exceeds a tiny injected heap by its weights or by its step's peak; `plan` prints every backend.
 import { describe, expect, it } from 'vitest';
-import { LLAMA_32_1B, planMemory, runPlan, type PlanSettings } from '../../src/plan/memory.js';
+import { LLAMA_31_8B, LLAMA_32_1B, planMemory, runPlan, type PlanSettings } from '../../src/plan/memory.js';
 import { backendVerdicts, machineCeilings, WASM_HEAP_BYTES, wasmVerdict, weightSizes } from '../../src/plan/ceilings.js';
 import { BENCH, configOf } from './measure.js';
 
@@ -47,9 +47,15 @@ describe('backend ceilings', () => {
   it('every backend gets a verdict: cpu and tensorflow against RAM, webgpu per tensor at run time', () => {
     const plan = planMemory(LLAMA_32_1B, settings(256, 1));
     const vs = backendVerdicts(LLAMA_32_1B, plan, machineCeilings({ hostBytes: 24 * GiB, hostFreeBytes: 20 * GiB }));
-    expect(vs.map((v) => [v.backend, v.fits])).toEqual([['wasm', false], ['cpu', true], ['tensorflow', true], ['webgpu', null]]);
+    // webgpu splits the 0.98 GiB embedding by rows (model/row-blocks.ts): the bound is the largest other weight, an
+    // MLP projection of 64 MiB, which any adapter binds.
+    expect(vs.map((v) => [v.backend, v.fits])).toEqual([['wasm', false], ['cpu', true], ['tensorflow', true], ['webgpu', true]]);
     expect(vs[1].why).toContain('machine RAM (24.00 GiB, 20.00 GiB free now)');
-    expect(vs[3].why).toContain('model.embed_tokens.weight [128256, 2048], is 0.98 GiB');
+    expect(vs[3].why).toMatch(/^the largest tensor not split by rows, model\.layers\.0\.mlp\.(gate|up|down)_proj\.weight \[(8192, 2048|2048, 8192)\], is 64\.00 MiB: within/);
+    // Llama 3.1 8B's MLP projections (224 MiB) cannot be split: only the adapter's limit, at run time, decides.
+    const big = backendVerdicts(LLAMA_31_8B, planMemory(LLAMA_31_8B, settings(256, 1)), machineCeilings({ hostBytes: 64 * GiB, hostFreeBytes: 60 * GiB }));
+    expect(big[3].fits).toBe(null);
+    expect(big[3].why).toMatch(/mlp\.(gate|up|down)_proj\.weight \[(14336, 4096|4096, 14336)\], is 0\.22 GiB, over WebGPU's default 128 MiB/);
     const small = backendVerdicts(LLAMA_32_1B, plan, machineCeilings({ hostBytes: 4 * GiB, hostFreeBytes: 1 * GiB }));
     expect(small[1].fits).toBe(false);
     // The tiny model's largest tensor (embed 512x64) is under WebGPU's default binding size: any adapter takes it.
