@@ -67,7 +67,7 @@ export async function openModel(backend: BackendName, dir: string | null, log: (
 }
 
 /** What selectBackend sizes against for the model in `dir` (its config.json); undefined without one (loadModel then says what is missing). */
-export function modelNeed(dir: string, settings?: BackendNeed['settings'], flag = '--model'): BackendNeed | undefined {
+function modelNeed(dir: string, settings?: BackendNeed['settings'], flag = '--model'): BackendNeed | undefined {
   const local = localModelDir(dir, flag);
   return existsSync(join(local, 'config.json')) ? { cfg: loadLlamaConfig(local), source: dir, settings } : undefined;
 }
