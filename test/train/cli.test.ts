@@ -84,7 +84,9 @@ describe('train process', () => {
 
   it('SIGINT finishes the step, saves a checkpoint there, says how to resume and exits 130', async () => {
     const out = join(root, 'interrupted');
-    const child = spawnTrain(args(out, ['--max-steps', '200', '--save-steps', '50']));
+    // --logging-steps 1: metrics.jsonl gets each step's line at its end (the default window of 10 writes them in
+    // batches, so `done` below would trail the running step by up to 9).
+    const child = spawnTrain(args(out, ['--max-steps', '200', '--save-steps', '50', '--logging-steps', '1']));
     await waitFor(() => existsSync(join(out, 'metrics.jsonl')) && readFileSync(join(out, 'metrics.jsonl'), 'utf8').length > 0, 90_000, 'step 1');
     const done = readJsonl(join(out, 'metrics.jsonl')).length;
     child.kill('SIGINT');
