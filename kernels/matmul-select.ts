@@ -17,8 +17,8 @@
 //
 // BLAS is faster at every size, down to 16 x 16 (the addon call costs ~5 us, XNNPACK's path through tfjs ~10 us), so
 // the threshold is 0: XNNPACK only where there is no addon. With 2 BLAS threads on a busy machine, OpenBLAS's own
-// threading of mid-size products (96^3 .. 256^3) stalled to 5-13 ms a call; backend/kernels.ts therefore gives BLAS
-// 2 threads only when 2 cores are idle. Re-measure on another machine and set BLAS_MIN_WORK from the script's last line.
+// threading of mid-size products (96^3 .. 256^3) stalled to 5-13 ms a call; the addon now spreads blocks of a product
+// over its own pool instead (native/blas/gemm.h), and backend/kernels.ts gives 2 threads only when 2 cores are idle. Re-measure on another machine and set BLAS_MIN_WORK from the script's last line.
 import type * as tf from '@tensorflow/tfjs';
 import { planMatMul } from './matmul.js';
 

@@ -23,7 +23,7 @@ export interface FusedAddon {
   logSoftmaxPickGrad(z: F32, labels: I32, scale: F32, g: F32, rows: number, V: number): void;
   add(a: F32, b: F32, y: F32, n: number): void;
   gatherRows(table: F32, ids: I32, out: F32, rows: number, V: number, W: number): void;
-  /** Sets the fused kernels' pool and OpenBLAS to n threads; returns the pool's size. */
+  /** Sets the addon's pool (fused kernels and gemm.h's blocked products) to n threads; returns the pool's size. */
   setThreads(n: number): number;
   getThreads(): number;
 }

@@ -1,7 +1,8 @@
 // A small fixed thread pool for the fused kernels: the calling thread plus (threads - 1) workers share a list of tasks
 // through an atomic counter. Work is cut into tasks that do not depend on the thread count and each task writes only
 // its own outputs (cross-task sums go through per-task partials added in task order), so any thread count gives
-// bit-identical results. Leaves out: nested parallel regions (a task must not call run), work stealing, affinity.
+// bit-identical results. A run called from inside a task (a fused kernel's task calling the GEMM of gemm.h) runs its
+// tasks inline on that thread. Leaves out: work stealing, affinity.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -44,6 +45,10 @@ class Pool {
   void run(int64_t tasks, const std::function<void(int64_t)>& f) {
     if (tasks <= 0) return;
     // One run at a time: the addon is process-wide, and Node worker threads may each call it.
+    if (inTask_) {  // nested: this thread already holds a task of the open run
+      for (int64_t i = 0; i < tasks; i++) f(i);
+      return;
+    }
     std::lock_guard<std::mutex> serial(runMu_);
     if (workers_.empty() || tasks == 1) {
       for (int64_t i = 0; i < tasks; i++) f(i);
@@ -73,7 +78,9 @@ class Pool {
     /** Claims and runs tasks until none is left. fn is only called for a claimed task: the run is then still open. */
     void drain() {
       int64_t done = 0;
+      inTask_ = true;
       for (int64_t i; (i = next.fetch_add(1)) < tasks; done++) fn(i);
+      inTask_ = false;
       if (done == 0) return;
       std::lock_guard<std::mutex> lk(mu);
       finished += done;
@@ -95,6 +102,7 @@ class Pool {
     }
   }
 
+  static inline thread_local bool inTask_ = false;  // this thread is inside a task of some run
   std::vector<std::thread> workers_;
   std::mutex runMu_;
   std::mutex mu_;
@@ -103,3 +111,9 @@ class Pool {
   uint64_t generation_ = 0;
   bool stop_ = false;
 };
+
+/** The addon's one pool: fused.cc's kernels and gemm.h's products share it. */
+inline Pool& sharedPool() {
+  static Pool pool;
+  return pool;
+}

@@ -1,20 +1,16 @@
 // Node-API addon: batched float32 GEMM through CBLAS (OpenBLAS on Linux, Accelerate on macOS) for tfjs kernels, and
 // the fused kernels of fused.cc. It reads and writes caller-owned Float32Arrays in place (the wasm heap or cpu-backend
-// buffers); no copies, no allocation.
+// buffers); no copies, no allocation. Products go through gemm.h: the same bits at any thread count.
 #include <node_api.h>
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __APPLE__
-#define ACCELERATE_NEW_LAPACK
-#include <Accelerate/Accelerate.h>
-#else
-#include <cblas.h>
-#endif
+#include "gemm.h"
 
 #ifndef __APPLE__
-// OpenBLAS's own name for the kernels it picked (weak: another CBLAS simply has none).
+// OpenBLAS's own name for the kernels it picked, and its thread count (weak: another CBLAS simply has none).
 extern "C" char* openblas_get_corename(void) __attribute__((weak));
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 #endif
 
 #define CHECK(call)                                                   \
@@ -70,23 +66,16 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "blas addon: sgemm operands out of bounds");
     return nullptr;
   }
-  if (M == 0 || N == 0) return nullptr;
-  if (K == 0) {
-    memset(c + cOff, 0, sizeof(float) * batch * M * N);
-    return nullptr;
-  }
-  const int lda = ta ? (int)M : (int)K;
-  const int ldb = tb ? (int)K : (int)N;
-  for (int64_t i = 0; i < batch; i++) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-                a + aOff + i * sA, lda, b + bOff + i * sB, ldb, 0.0f, c + cOff + i * M * N, (int)N);
-  }
+  gemmDeterministic(sharedPool(), ta, tb, M, N, K, a + aOff, sA, b + bOff, sB, 0.0f, c + cOff, batch);
   return nullptr;
 }
 
 void RegisterFused(napi_env env, napi_value exports);  // fused.cc
 
 static napi_value Init(napi_env env, napi_value exports) {
+#ifndef __APPLE__
+  if (openblas_set_num_threads) openblas_set_num_threads(1);  // threads come from the pool (gemm.h)
+#endif
   RegisterFused(env, exports);
   napi_value fn;
   napi_create_function(env, "sgemm", NAPI_AUTO_LENGTH, Sgemm, nullptr, &fn);

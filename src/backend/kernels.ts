@@ -127,7 +127,7 @@ export function useLayoutKernels(on: boolean): void {
 }
 
 /**
- * Threads for the fused kernels and OpenBLAS: `requested` (DPO_THREADS) when set, else the cores that are idle now
+ * Threads for the addon's fused kernels and matmuls: `requested` (DPO_THREADS) when set, else the cores that are idle now
  * (cores minus the 1-minute load average, rounded, at least 1): 2 on an idle 2-core machine, 1 on a busy one.
  */
 export function chooseThreads(requested: number | null, cores = availableParallelism(), load = loadavg()[0]): { threads: number; why: string } {
@@ -136,7 +136,7 @@ export function chooseThreads(requested: number | null, cores = availableParalle
   return { threads: idle, why: `${cores} cores, load ${load.toFixed(1)}` };
 }
 
-/** Sets the addon's thread count (fused pool and OpenBLAS); returns it, or null without the addon. */
+/** Sets the addon's thread count (its pool, for fused kernels and matmuls); returns it, or null without the addon. */
 export function setKernelThreads(n: number): number | null {
   const addon = asFusedAddon(loadBlasAddon(env().blasAddon).addon);
   return addon ? addon.setThreads(n) : null;

@@ -15,7 +15,7 @@ export interface Env {
   allowCpuFallback: boolean;
   /** CI=true: no TTY progress lines. */
   ci: boolean;
-  /** DPO_THREADS: threads of the fused kernels and OpenBLAS (default: the idle cores, see backend/kernels.ts). */
+  /** DPO_THREADS: threads of the addon's fused kernels and matmuls (default: the idle cores, see backend/kernels.ts). */
   threads: number | null;
   /** DPO_MAX_BINDING_BYTES: caps the bytes one tensor may bind, on any backend, so the row split of the embedding and lm_head (model/row-blocks.ts) can be forced and checked. */
   maxBindingBytes: number | null;

@@ -1,7 +1,8 @@
 // One whole DPO optimizer step on the wasm backend (the bench-step shapes, scaled down): with the addon's kernels
 // (registerFastKernels 'auto': BLAS matmul, the fused ops, the LoRA linear and AdamW of kernels/lora-linear.ts and
 // adamw.ts) against DPO_KERNELS=reference, two steps from the same start: the LoRA weights after each step agree to
-// float32 rounding, the fast step runs the fused LoRA and AdamW kernels, and no tensor leaks. Skips without the addon.
+// float32 rounding, the fast step runs the fused LoRA and AdamW kernels, and no tensor leaks. With 1 and 2 threads, on
+// shapes whose products native/blas/gemm.h cuts into blocks, the weights agree bit for bit. Skips without the addon.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon } from '../../kernels/native.js';
 import { hasAdamw } from '../../kernels/adamw.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
-import { registerFastKernels, useFusedKernels } from '../../src/backend/kernels.js';
+import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import type { LlamaConfig } from '../../src/config/llama.js';
 import { batchSequenceLogprobs } from '../../src/dpo/logprobs.js';
 import { collatePairs } from '../../src/data/batch.js';
@@ -23,7 +24,7 @@ import { Rng } from '../../src/util/rng.js';
 const require = createRequire(import.meta.url);
 const has = hasAdamw(asFusedAddon(loadBlasAddon().addon));
 
-const cfg: LlamaConfig = {
+const tiny: LlamaConfig = {
   vocabSize: 64, hiddenSize: 32, intermediateSize: 88, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
   rmsNormEps: 1e-5, ropeTheta: 500000, ropeScaling: null, maxPositionEmbeddings: 64, tieWordEmbeddings: false,
   attentionBias: false, mlpBias: false, bosTokenId: 0, eosTokenIds: [1], torchDtype: 'float32',
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 /** Two DPO steps (clipping at 1) from a seeded start; the LoRA weights after each, and the kernels the 2nd ran. */
-async function twoSteps(): Promise<{ after: Float32Array[][]; kernels: Set<string> }> {
+async function twoSteps(cfg: LlamaConfig = tiny, promptLen = 4): Promise<{ after: Float32Array[][]; kernels: Set<string> }> {
   const w: Record<string, tf.Tensor> = {};
   let seed = 3;
   for (const [name, shape] of Object.entries(expectedWeightShapes(cfg))) {
@@ -53,7 +54,7 @@ async function twoSteps(): Promise<{ after: Float32Array[][]; kernels: Set<strin
   const opt = createAdamWState(vars);
   const rng = new Rng(0);
   const ids = (n: number) => Array.from({ length: n }, () => 2 + (rng.nextU32() % (cfg.vocabSize - 2)));
-  const pairs = [0, 1].map(() => ({ promptIds: ids(4), chosenIds: ids(9), rejectedIds: ids(7), truncated: false }));
+  const pairs = [0, 1].map(() => ({ promptIds: ids(promptLen), chosenIds: ids(9), rejectedIds: ids(7), truncated: false }));
   const refLora = { ...lora, enabled: false };
   const ref = (ps: readonly (typeof pairs)[number][]) => tf.tidy(() => {
     const l = batchSequenceLogprobs(cfg, w, collatePairs(ps, 0), { lora: refLora, training: false });
@@ -97,5 +98,27 @@ describe.skipIf(!has)('a DPO step on wasm with the fused kernels', () => {
     }));
     // The B matrices start at zero: a step moved them (the comparison is not of two untouched tensors).
     expect(fast.after[1].some((p) => p.some((x) => x !== 0))).toBe(true);
+  });
+});
+
+describe.skipIf(!has)('a DPO step with 1 and with 2 threads', () => {
+  // The head's products are [~100 tokens, 64] x [64, 2048] (and back): over gemm.h's MIN_WORK, so cut into blocks of
+  // columns, and the MLP's [~100, 64] x [64, 640] too. OpenBLAS's own threads gave other bits here (0.3.21).
+  const wide: LlamaConfig = { ...tiny, vocabSize: 2048, hiddenSize: 64, intermediateSize: 640, headDim: 16 };
+
+  it('gives bit-identical LoRA weights after two steps (the fused pool and the blocked GEMM do not depend on threads)', async () => {
+    registerFastKernels('wasm', 'auto');
+    try {
+      setKernelThreads(1);
+      const one = await twoSteps(wide, 12);
+      setKernelThreads(2);
+      const two = await twoSteps(wide, 12);
+      one.after.forEach((params, s) => params.forEach((p, i) => {
+        expect(Buffer.from(p.buffer, p.byteOffset, p.byteLength).equals(Buffer.from(two.after[s][i].buffer, two.after[s][i].byteOffset, p.byteLength)), `step ${s + 1}, tensor ${i}`).toBe(true);
+      }));
+      expect(one.after[1].some((p) => p.some((x) => x !== 0))).toBe(true);
+    } finally {
+      setKernelThreads(1);
+    }
   });
 });
