@@ -1,0 +1,305 @@
+// The attention core of a Llama layer without a KV cache (kernels/attention-core.ts), forward and backward, on
+// caller-owned Float32Arrays: RoPE on q and k, grouped-query scores q k^T, the causal + key-mask softmax, probs x v and
+// the merge of heads back to [B, T, N*D]. HF eager attention with repeat_kv; the arithmetic follows fused.cc's RoPE and
+// masked softmax. Each (batch, kv head) is one pool task whose products are single-threaded cblas_sgemm calls on
+// task-local buffers, so any thread count gives the same bits. The backward recomputes the probabilities (nothing
+// but the inputs is saved). Leaves out: a KV cache (the model's op chain serves generate), dropout, other dtypes.
+#include <node_api.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <vector>
+
+#include "pool.h"
+
+#ifdef __APPLE__
+#define ACCELERATE_NEW_LAPACK
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+extern "C" int openblas_get_num_threads(void) __attribute__((weak));
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+#endif
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
+namespace {
+
+Pool* pool = nullptr;  // fused.cc's, so setThreads sizes it
+
+/** attentionBias's value for a key the query may not see (kernels/attention-core.ts MASKED). */
+constexpr float MASKED = -1e9f;
+
+struct Args {
+  napi_env env;
+  napi_value argv[16];
+  size_t argc = 16;
+  bool ok = true;
+  const char* name;
+  Args(napi_env e, napi_callback_info info, size_t want, const char* n) : env(e), name(n) {
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != want) fail("wrong number of arguments");
+  }
+  void fail(const char* what) {
+    if (!ok) return;
+    ok = false;
+    char msg[160];
+    snprintf(msg, sizeof msg, "attention addon %s: %s", name, what);
+    napi_throw_range_error(env, nullptr, msg);
+  }
+  float* f32(size_t i, int64_t len) {
+    if (!ok) return nullptr;
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* ptr = nullptr;
+    napi_value buf;
+    size_t off = 0;
+    if (napi_get_typedarray_info(env, argv[i], &type, &n, &ptr, &buf, &off) != napi_ok || type != napi_float32_array) {
+      fail("an operand is not a Float32Array");
+      return nullptr;
+    }
+    if ((int64_t)n != len) {
+      fail("an operand has the wrong length");
+      return nullptr;
+    }
+    return static_cast<float*>(ptr);
+  }
+  int64_t size(size_t i) {
+    int64_t x = -1;
+    if (ok && (napi_get_value_int64(env, argv[i], &x) != napi_ok || x < 1)) fail("a size is not a positive integer");
+    return x;
+  }
+  double num(size_t i) {
+    double x = 0;
+    if (ok && napi_get_value_double(env, argv[i], &x) != napi_ok) fail("a scalar is not a number");
+    return x;
+  }
+};
+
+/** OpenBLAS at one thread while the pool's tasks call it (restored after), so a product's bits never depend on threads. */
+struct SerialBlas {
+  int saved = 1;
+  SerialBlas() {
+#ifndef __APPLE__
+    if (openblas_get_num_threads && openblas_set_num_threads && (saved = openblas_get_num_threads()) > 1) openblas_set_num_threads(1);
+#endif
+  }
+  ~SerialBlas() {
+#ifndef __APPLE__
+    if (saved > 1) openblas_set_num_threads(saved);
+#endif
+  }
+};
+
+/** c [M, N] (row stride ldc) = op(a) op(b), row-major; op(a) is [M, K], op(b) is [K, N]. */
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)lda,
+              b, (int)ldb, 0.0f, c, (int)ldc);
+}
+
+// ---- row math as in fused.cc (same lane order, same exp), so the probabilities match its masked softmax ----
+
+constexpr int L = 16;
+
+HOT float dot2(const float* a, const float* b, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l];
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/** Cephes `expf` (fused.cc's expFast): about 2 ulp, 0 below -87. */
+inline float expFast(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, 4);
+  return x <= -87.0f ? 0.0f : y * scale;
+}
+
+HOT float rowMax(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+HOT float expShifted(const float* x, float shift, float* out, int64_t n) {
+  float acc[L] = {0};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; l++) {
+      const float e = expFast(x[i + l] - shift);
+      out[i + l] = e;
+      acc[l] += e;
+    }
+  float s = 0;
+  for (int l = 0; l < L; l++) s += acc[l];
+  for (; i < n; i++) {
+    out[i] = expFast(x[i] - shift);
+    s += out[i];
+  }
+  return s;
+}
+
+// ---- one (batch, kv head) task ----
+
+struct Dims {
+  int64_t B, T, N, K, D, G;
+  float scale;
+};
+
+/** HF rotate-half RoPE of one head row (fused.cc's ropeForward). */
+inline void rope(const float* x, const float* c, const float* s, float* y, int64_t D) {
+  const int64_t h = D / 2;
+  for (int64_t i = 0; i < h; i++) {
+    y[i] = x[i] * c[i] + (-x[i + h]) * s[i];
+    y[i + h] = x[i + h] * c[i + h] + x[i] * s[i + h];
+  }
+}
+
+/** The transpose of rope (fused.cc's ropeBackward). */
+inline void ropeGrad(const float* g, const float* c, const float* s, float* dx, int64_t D) {
+  const int64_t h = D / 2;
+  for (int64_t i = 0; i < h; i++) {
+    dx[i] = g[i] * c[i] + g[i + h] * s[i + h];
+    dx[i + h] = g[i + h] * c[i + h] - g[i] * s[i];
+  }
+}
+
+/** The buffers of a task: rotated queries of the G heads stacked by rows [G*T, D], rotated keys [T, D], probs [G*T, T]. */
+struct Scratch {
+  std::vector<float> qr, kr, p;
+  explicit Scratch(const Dims& d) : qr((size_t)(d.G * d.T * d.D)), kr((size_t)(d.T * d.D)), p((size_t)(d.G * d.T * d.T)) {}
+};
+
+/**
+ * Rotated q and k of batch b, kv head kh, and the probabilities softmax(q k^T * scale + bias) with bias as
+ * attentionBias builds it: (1 - mask[j]) * MASKED for a key j <= t, MASKED for a later one. Query head n = kh*G + g.
+ */
+void probs(const Dims& d, int64_t b, int64_t kh, const float* q, const float* k, const float* cs, const float* sn, const float* mask,
+           Scratch& w) {
+  const int64_t T = d.T, D = d.D, G = d.G;
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t bt = b * T + t;
+    const float *c = cs + bt * D, *s = sn + bt * D;
+    for (int64_t g = 0; g < G; g++) rope(q + bt * d.N * D + (kh * G + g) * D, c, s, w.qr.data() + (g * T + t) * D, D);
+    rope(k + bt * d.K * D + kh * D, c, s, w.kr.data() + t * D, D);
+  }
+  gemm(false, true, G * T, T, D, w.qr.data(), D, w.kr.data(), D, w.p.data(), T);  // scores [G*T, T]
+  const float* m = mask + b * T;
+  for (int64_t r = 0; r < G * T; r++) {
+    const int64_t t = r % T;
+    float* pr = w.p.data() + r * T;
+    for (int64_t j = 0; j < T; j++) pr[j] = pr[j] * d.scale + (j <= t ? (1.0f - m[j]) * MASKED : MASKED);
+    const float inv = 1.0f / expShifted(pr, rowMax(pr, T), pr, T);
+    for (int64_t j = 0; j < T; j++) pr[j] *= inv;
+  }
+}
+
+bool dims(Args& a, size_t i, Dims* d) {
+  d->B = a.size(i), d->T = a.size(i + 1), d->N = a.size(i + 2), d->K = a.size(i + 3), d->D = a.size(i + 4);
+  d->scale = (float)a.num(i + 5);
+  if (!a.ok) return false;
+  if (d->N % d->K) a.fail("query heads are not a multiple of kv heads");
+  else if (d->D % 2) a.fail("head_dim must be even");
+  d->G = d->N / (d->K > 0 ? d->K : 1);
+  return a.ok;
+}
+
+// attentionForward(q [B,T,N*D], k [B,T,K*D], v [B,T,K*D], cos [B,T,D], sin [B,T,D], mask [B,T], out [B,T,N*D],
+//                  B, T, N, K, D, scale)
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 13, "attentionForward");
+  Dims d;
+  if (!dims(a, 7, &d)) return nullptr;
+  const int64_t BT = d.B * d.T, D = d.D, T = d.T, G = d.G;
+  const float *q = a.f32(0, BT * d.N * D), *k = a.f32(1, BT * d.K * D), *v = a.f32(2, BT * d.K * D);
+  const float *cs = a.f32(3, BT * D), *sn = a.f32(4, BT * D), *mask = a.f32(5, BT);
+  float* out = a.f32(6, BT * d.N * D);
+  if (!a.ok) return nullptr;
+  SerialBlas serial;
+  pool->run(d.B * d.K, [&](int64_t task) {
+    const int64_t b = task / d.K, kh = task % d.K;
+    Scratch w(d);
+    probs(d, b, kh, q, k, cs, sn, mask, w);
+    std::vector<float> ctx((size_t)(G * T * D));
+    gemm(false, false, G * T, D, T, w.p.data(), T, v + b * T * d.K * D + kh * D, d.K * D, ctx.data(), D);  // [G*T, D]
+    for (int64_t g = 0; g < G; g++)
+      for (int64_t t = 0; t < T; t++) memcpy(out + (b * T + t) * d.N * D + (kh * G + g) * D, ctx.data() + (g * T + t) * D, sizeof(float) * D);
+  });
+  return nullptr;
+}
+
+// attentionBackward(q, k, v, cos, sin, mask, dOut [B,T,N*D], dq [B,T,N*D], dk [B,T,K*D], dv [B,T,K*D], B, T, N, K, D,
+// scale): with P recomputed and dO the head's rows of dOut, dV = P^T dO, dS = scale * P * (dO V^T - rowsum(P * dO V^T)),
+// dq = rope^T(dS k_rot), dk = rope^T(dS^T q_rot). The G heads of a kv head sum into its dk and dv inside the products.
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 16, "attentionBackward");
+  Dims d;
+  if (!dims(a, 10, &d)) return nullptr;
+  const int64_t BT = d.B * d.T, D = d.D, T = d.T, G = d.G, N = d.N, K = d.K;
+  const float *q = a.f32(0, BT * N * D), *k = a.f32(1, BT * K * D), *v = a.f32(2, BT * K * D);
+  const float *cs = a.f32(3, BT * D), *sn = a.f32(4, BT * D), *mask = a.f32(5, BT), *dout = a.f32(6, BT * N * D);
+  float *dq = a.f32(7, BT * N * D), *dk = a.f32(8, BT * K * D), *dv = a.f32(9, BT * K * D);
+  if (!a.ok) return nullptr;
+  SerialBlas serial;
+  pool->run(d.B * d.K, [&](int64_t task) {
+    const int64_t b = task / K, kh = task % K;
+    Scratch w(d);
+    probs(d, b, kh, q, k, cs, sn, mask, w);
+    const float* vh = v + b * T * K * D + kh * D;  // [T, D], row stride K*D
+    std::vector<float> dO((size_t)(G * T * D)), dp((size_t)(G * T * T)), dqr((size_t)(G * T * D)), dkr((size_t)(T * D));
+    for (int64_t g = 0; g < G; g++)
+      for (int64_t t = 0; t < T; t++) memcpy(dO.data() + (g * T + t) * D, dout + (b * T + t) * N * D + (kh * G + g) * D, sizeof(float) * D);
+    gemm(true, false, T, D, G * T, w.p.data(), T, dO.data(), D, dv + b * T * K * D + kh * D, K * D);  // dV [T, D]
+    gemm(false, true, G * T, T, D, dO.data(), D, vh, K * D, dp.data(), T);  // dP [G*T, T]
+    for (int64_t r = 0; r < G * T; r++) {
+      const float* pr = w.p.data() + r * T;
+      float* gr = dp.data() + r * T;
+      const float s = dot2(gr, pr, T);
+      for (int64_t j = 0; j < T; j++) gr[j] = d.scale * pr[j] * (gr[j] - s);
+    }
+    gemm(false, false, G * T, D, T, dp.data(), T, w.kr.data(), D, dqr.data(), D);  // d q_rot [G*T, D]
+    gemm(true, false, T, D, G * T, dp.data(), T, w.qr.data(), D, dkr.data(), D);  // d k_rot [T, D]
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t bt = b * T + t;
+      const float *c = cs + bt * D, *s = sn + bt * D;
+      for (int64_t g = 0; g < G; g++) ropeGrad(dqr.data() + (g * T + t) * D, c, s, dq + bt * N * D + (kh * G + g) * D, D);
+      ropeGrad(dkr.data() + t * D, c, s, dk + bt * K * D + kh * D, D);
+    }
+  });
+  return nullptr;
+}
+
+}  // namespace
+
+/** Adds attentionForward and attentionBackward to the addon's exports; their tasks run on `fusedPool`. */
+void RegisterAttention(napi_env env, napi_value exports, Pool& fusedPool) {
+  pool = &fusedPool;
+  const struct { const char* name; napi_callback fn; } fns[] = {
+      {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward},
+  };
+  for (const auto& f : fns) {
+    napi_value v;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
+    napi_set_named_property(env, exports, f.name, v);
+  }
+}
