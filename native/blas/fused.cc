@@ -10,14 +10,8 @@
 
 #include <vector>
 
+#include "gemm.h"
 #include "pool.h"
-
-#ifdef __APPLE__
-#define ACCELERATE_NEW_LAPACK
-#include <Accelerate/Accelerate.h>
-#else
-#include <cblas.h>
-#endif
 
 #ifndef __APPLE__
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
@@ -30,7 +24,7 @@ extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 #define HOT
 #endif
 
-static Pool pool;
+static Pool& pool = sharedPool();
 
 // ---- argument plumbing ----
 
@@ -508,17 +502,11 @@ static napi_value GatherRows(napi_env env, napi_callback_info info) {
 }
 
 // ---- the LoRA linear (kernels/lora-linear.ts): y = x W^T + (scale * x A^T) B^T, and its three input gradients ----
-// x [M, I], W [O, I], A [r, I], B [O, r], dy [M, O]; each product is one cblas_sgemm (OpenBLAS splits the output, never
-// K, so any thread count gives the same bits). The order of the roundings is the plain-ops reference's.
+// x [M, I], W [O, I], A [r, I], B [O, r], dy [M, O]; each product is gemm.h's (blocks of the output fixed by the shape,
+// so any thread count gives the same bits). The order of the roundings is the plain-ops reference's.
 
 static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, const float* b, float beta, float* c) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (beta == 0.0f) memset(c, 0, sizeof(float) * M * N);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-              a, ta ? (int)M : (int)K, b, tb ? (int)K : (int)N, beta, c, (int)N);
+  gemmDeterministic(pool, ta, tb, M, N, K, a, 0, b, 0, beta, c, 1);
 }
 
 static void scaleInPlace(float* x, int64_t n, float s) {
@@ -670,7 +658,7 @@ static napi_value AdamwUpdate(napi_env env, napi_callback_info info) {
 
 // ---- threads ----
 
-// setThreads(n): the pool's size and OpenBLAS's thread count. Returns the pool's size.
+// setThreads(n): the pool's size (OpenBLAS stays at one thread: gemm.h spreads products over the pool). Returns it.
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info, 1, "setThreads");
   int64_t n = a.size(0, "setThreads");
@@ -679,7 +667,7 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   if (n > 64) n = 64;
   pool.resize((int)n);
 #ifndef __APPLE__
-  if (openblas_set_num_threads) openblas_set_num_threads((int)n);
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
 #endif
   napi_value out;
   napi_create_int32(env, pool.threads(), &out);
