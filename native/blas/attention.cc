@@ -1,8 +1,8 @@
 // The attention core of a Llama layer without a KV cache (kernels/attention-core.ts), forward and backward, on
 // caller-owned Float32Arrays: RoPE on q and k, grouped-query scores q k^T, the causal + key-mask softmax, probs x v and
 // the merge of heads back to [B, T, N*D]. HF eager attention with repeat_kv; the arithmetic follows fused.cc's RoPE and
-// masked softmax. Each (batch, kv head) is one pool task whose products are single-threaded cblas_sgemm calls on
-// task-local buffers, so any thread count gives the same bits. The backward recomputes the probabilities (nothing
+// masked softmax. Each (batch, kv head) is one pool task whose products are cblas_sgemm calls on task-local buffers
+// (OpenBLAS runs single-threaded in this addon: sgemm.cc), so any thread count gives the same bits. The backward recomputes the probabilities (nothing
 // but the inputs is saved). Leaves out: a KV cache (the model's op chain serves generate), dropout, other dtypes.
 #include <node_api.h>
 #include <math.h>
@@ -19,8 +19,6 @@
 #include <Accelerate/Accelerate.h>
 #else
 #include <cblas.h>
-extern "C" int openblas_get_num_threads(void) __attribute__((weak));
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 #endif
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
@@ -78,21 +76,6 @@ struct Args {
     double x = 0;
     if (ok && napi_get_value_double(env, argv[i], &x) != napi_ok) fail("a scalar is not a number");
     return x;
-  }
-};
-
-/** OpenBLAS at one thread while the pool's tasks call it (restored after), so a product's bits never depend on threads. */
-struct SerialBlas {
-  int saved = 1;
-  SerialBlas() {
-#ifndef __APPLE__
-    if (openblas_get_num_threads && openblas_set_num_threads && (saved = openblas_get_num_threads()) > 1) openblas_set_num_threads(1);
-#endif
-  }
-  ~SerialBlas() {
-#ifndef __APPLE__
-    if (saved > 1) openblas_set_num_threads(saved);
-#endif
   }
 };
 
@@ -235,7 +218,6 @@ napi_value AttentionForward(napi_env env, napi_callback_info info) {
   const float *cs = a.f32(3, BT * D), *sn = a.f32(4, BT * D), *mask = a.f32(5, BT);
   float* out = a.f32(6, BT * d.N * D);
   if (!a.ok) return nullptr;
-  SerialBlas serial;
   pool->run(d.B * d.K, [&](int64_t task) {
     const int64_t b = task / d.K, kh = task % d.K;
     Scratch w(d);
@@ -260,7 +242,6 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   const float *cs = a.f32(3, BT * D), *sn = a.f32(4, BT * D), *mask = a.f32(5, BT), *dout = a.f32(6, BT * N * D);
   float *dq = a.f32(7, BT * N * D), *dk = a.f32(8, BT * K * D), *dv = a.f32(9, BT * K * D);
   if (!a.ok) return nullptr;
-  SerialBlas serial;
   pool->run(d.B * d.K, [&](int64_t task) {
     const int64_t b = task / K, kh = task % K;
     Scratch w(d);

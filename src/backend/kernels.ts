@@ -1,6 +1,6 @@
 // Registers the fast matmul kernels of kernels/ for the chosen backend, once, and says which are active.
 // wasm: CBLAS addon > XNNPACK override > stock; cpu: CBLAS addon > stock; tensorflow and webgpu: untouched. DPO_KERNELS overrides.
-// With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax, log-softmax + gather) and, on wasm, a zero-copy
+// With the addon, the fused kernels of kernels/ (RMSNorm, RoPE, SiLU*up, masked softmax, the attention core, log-softmax + gather) and, on wasm, a zero-copy
 // Identity are registered too, and their threads are chosen (DPO_THREADS, else the idle cores). On cpu, Transpose and Slice are
 // strided copies (kernels/layout-cpu.ts) with or without the addon.
 import * as tf from '@tensorflow/tfjs';
@@ -20,6 +20,7 @@ import { KEEP_BYTES, logprobOps, setLogprobKeepBytes } from '../../kernels/logpr
 import { CPU_LOGPROB_KEEP_BYTES } from '../plan/ceilings.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { hasLoraLinear, linearOps, loraLinearOps } from '../../kernels/lora-linear.js';
+import { attentionCoreOps, hasAttentionCore } from '../../kernels/attention-core.js';
 import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -95,6 +96,11 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
   for (const op of [...loraLinearOps, ...linearOps]) {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasLoraLinear(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
+  }
+  // The attention core (kernels/attention-core.ts), likewise.
+  for (const op of attentionCoreOps) {
+    if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
+    if (addon && hasAttentionCore(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
   for (const name of ADAMW_KERNELS) if (tf.getKernel(name, backend)) tf.unregisterKernel(name, backend);
   if (addon && hasAdamw(addon)) for (const k of adamwConfigs(addon, backend)) tf.registerKernel(k);

@@ -1,19 +1,18 @@
 // Llama 3.1 forward as pure functions over an HF-keyed weights record: embedding, decoder layers, final norm, LM head.
 // Follows HF `modeling_llama` (eager attention, float32 throughout); leaves out sliding windows and tensor parallel.
-// RMSNorm, RoPE, the masked softmax and SiLU*up are kernels/ ops: fused where the backend has them, else plain ops.
+// RMSNorm, the attention core (RoPE, scores, masked softmax, probs x v), its RoPE and masked softmax, and SiLU*up are
+// kernels/ ops: fused where the backend has them, else plain ops.
 //
 // Dimension letters, used in every shape comment below:
 //   B batch, T tokens in this call, S key slots (cached + this call's), H hidden, N query heads, K kv heads,
 //   G = N / K query heads per kv head, D head_dim, V vocab, I intermediate, M = B * T rows of a linear layer.
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './types.js';
-import { kvGroups } from './types.js';
 import { FormatError, InputError, describe } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { checkpointed } from '../../kernels/checkpoint.js';
 import { rmsNorm as rmsNormOp } from '../../kernels/rmsnorm.js';
-import { ropeHeadsFirst } from '../../kernels/rope.js';
-import { maskedSoftmax } from '../../kernels/attention-softmax.js';
+import { attentionBias, attentionCoreActive, attentionCoreFused, attentionOps } from '../../kernels/attention-core.js';
 import { swiglu } from '../../kernels/swiglu.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
@@ -40,9 +39,6 @@ export interface ForwardOptions {
   /** Recompute each decoder layer in the backward pass (kernels/checkpoint.ts): the tape keeps only layer inputs. */
   gradientCheckpointing?: boolean;
 }
-
-/** Added to the scores of masked keys. Finite, so a row with every key masked (a left pad) gives no NaN. */
-const MASKED = -1e9;
 
 /** Every key the model reads, with its shape, layer by layer (biases only when enabled, no lm_head when tied). */
 export function expectedWeightShapes(cfg: LlamaConfig): Record<string, number[]> {
@@ -88,19 +84,16 @@ export function positionsFromMask(keyMask: tf.Tensor2D, T: number): tf.Tensor2D 
   });
 }
 
+/** Additive attention bias [B, 1, T, S] from the key mask (kernels/attention-core.ts). */
+export { attentionBias };
+
 /**
- * Additive attention bias [B, 1, T, S]: 0 where query slot past+i may see key slot j (j <= past+i and key j is a
- * token), MASKED elsewhere. A padded query row still sees earlier tokens (or only masked keys): never NaN.
+ * What attention masks with: the key mask of all slots [B, S], and the bias built from it [B, 1, T, S], or null when
+ * the fused core reads the mask itself (no cache, kernel registered: forwardHidden decides once per forward).
  */
-export function attentionBias(keyMask: tf.Tensor2D, past: number, T: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [B, S] = keyMask.shape;
-    const qSlot = tf.reshape(tf.range(past, past + T, 1, 'int32'), [T, 1]); // [T, 1]
-    const kSlot = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]); // [1, S]
-    const causal = tf.cast(tf.lessEqual(kSlot, qSlot), 'float32'); // [T, S]
-    const allowed = tf.mul(tf.reshape(causal, [1, T, S]), tf.reshape(keyMask, [B, 1, S])); // [B, T, S]
-    return tf.reshape(tf.mul(tf.sub(1, allowed), MASKED), [B, 1, T, S]) as tf.Tensor4D; // [B, 1, T, S]
-  });
+interface AttnMask {
+  keyMask: tf.Tensor2D;
+  bias: tf.Tensor4D | null;
 }
 
 /** Applies one HF linear module (with its bias when the config has one) and its adapter, if any. */
@@ -114,34 +107,23 @@ interface LayerStep {
 }
 
 /**
- * HF `LlamaAttention` with grouped-query attention. Instead of `repeat_kv`, the G query heads that share a kv head
- * are stacked along the row axis, so one batched matmul serves them without copying keys: query head n = k*G + g
- * reads kv head k = floor(n / G), exactly as repeat_kv. Returns the output and this layer's keys/values of all slots.
+ * HF `LlamaAttention` with grouped-query attention (kernels/attention-core.ts: RoPE, q k^T, the masked softmax,
+ * probs x v and the head merge, as repeat_kv). Returns the output and, on the op chain, this layer's keys/values of
+ * all slots (the cache stores them).
  */
 function attention(
-  cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D, bias: tf.Tensor4D,
+  cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D, mask: AttnMask,
   cache: KVCache | undefined, layer: number,
-): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D } {
-  const [B, T] = h.shape;
-  const N = cfg.numHeads;
-  const K = cfg.numKvHeads;
-  const G = kvGroups(cfg);
-  const D = cfg.headDim;
+): { out: tf.Tensor3D; k?: tf.Tensor4D; v?: tf.Tensor4D } {
+  const heads = { numHeads: cfg.numHeads, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim };
   const withBias = cfg.attentionBias;
-  const q = tf.reshape(lin(`${p}.q_proj`, h, withBias), [B, T, N, D]) as tf.Tensor4D; // [B, T, N, D]
-  const k = tf.reshape(lin(`${p}.k_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
-  const v = tf.reshape(lin(`${p}.v_proj`, h, withBias), [B, T, K, D]) as tf.Tensor4D; // [B, T, K, D]
-  // Query head n = k*G + g, so [B, N, T, D] is [B, K, G, T, D]: the G heads of kv head k stacked along rows.
-  const qg = tf.reshape(ropeHeadsFirst(q, cos, sin), [B, K, G * T, D]); // [B, K, G*T, D]
-  let kAll = ropeHeadsFirst(k, cos, sin); // [B, K, T, D]
-  let vAll = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, K, T, D]
-  if (cache) ({ k: kAll, v: vAll } = cacheExtend(cache, layer, kAll, vAll)); // [B, K, S, D]
-  const S = kAll.shape[2];
-  const scores = tf.reshape(tf.matMul(qg, kAll, false, true), [B, N, T, S]); // [B, N, T, S]
-  const probs = maskedSoftmax(scores as tf.Tensor4D, bias, 1 / Math.sqrt(D)); // [B, N, T, S], float32
-  const ctx = tf.matMul(tf.reshape(probs, [B, K, G * T, S]), vAll); // [B, K, G*T, D]
-  const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [B, K, G, T, D]), [0, 3, 1, 2, 4]), [B, T, N * D]); // [B, T, N*D]
-  return { out: lin(`${p}.o_proj`, merged, withBias) as tf.Tensor3D, k: kAll, v: vAll };
+  const q = lin(`${p}.q_proj`, h, withBias) as tf.Tensor3D; // [B, T, N*D]
+  const k = lin(`${p}.k_proj`, h, withBias) as tf.Tensor3D; // [B, T, K*D]
+  const v = lin(`${p}.v_proj`, h, withBias) as tf.Tensor3D; // [B, T, K*D]
+  if (!mask.bias) return { out: lin(`${p}.o_proj`, attentionCoreFused(q, k, v, cos, sin, mask.keyMask, heads), withBias) as tf.Tensor3D };
+  const extend = cache ? (kk: tf.Tensor4D, vv: tf.Tensor4D) => cacheExtend(cache, layer, kk, vv) : undefined;
+  const att = attentionOps(q, k, v, cos, sin, mask.bias, heads, extend); // [B, T, N*D]; keys, values [B, K, S, D]
+  return { out: lin(`${p}.o_proj`, att.out, withBias) as tf.Tensor3D, k: att.k, v: att.v };
 }
 
 /** HF `LlamaMLP`: down(silu(gate(x)) * up(x)) (kernels/swiglu.ts). */
@@ -155,16 +137,16 @@ function mlp(cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D): tf.Tenso
 /** HF `LlamaDecoderLayer` (pre-norm residual). Its own tidy frees the layer's temporaries when no tape holds them. */
 function decoderLayer(
   cfg: LlamaConfig, w: Weights, lin: Linear, l: number, x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D,
-  bias: tf.Tensor4D, cache: KVCache | undefined,
+  mask: AttnMask, cache: KVCache | undefined,
 ): LayerStep {
   return tf.tidy(() => {
     const p = `model.layers.${l}`;
     const h = rmsNorm(x, need(w, `${p}.input_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
-    const att = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, bias, cache, l);
+    const att = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, mask, cache, l);
     const x1 = tf.add(x, att.out) as tf.Tensor3D;
     const h2 = rmsNorm(x1, need(w, `${p}.post_attention_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
     const out = tf.add(x1, mlp(cfg, lin, `${p}.mlp`, h2)) as tf.Tensor3D;
-    return cache ? { x: out, k: att.k, v: att.v } : { x: out };
+    return cache && att.k && att.v ? { x: out, k: att.k, v: att.v } : { x: out };
   });
 }
 
@@ -187,19 +169,22 @@ function makeLinear(w: Weights, opts: ForwardOptions): Linear {
  * and the run's Rng ends where an unchecked layer would have left it.
  */
 function checkpointedLayer(cfg: LlamaConfig, w: Weights, opts: ForwardOptions, l: number, x: tf.Tensor3D, cos: tf.Tensor3D,
-  sin: tf.Tensor3D, bias: tf.Tensor4D): tf.Tensor3D {
+  sin: tf.Tensor3D, mask: AttnMask): tf.Tensor3D {
   const lora = opts.lora && opts.lora.enabled ? opts.lora : null;
   const prefix = `model.layers.${l}.`;
   const params = lora ? [...lora.layers].filter(([p]) => p.startsWith(prefix)).flatMap(([, ad]) => [ad.A, ad.B]) : [];
   const start = opts.dropoutRng?.getState();
   let end = start;
-  const layer = (xi: tf.Tensor, c: tf.Tensor, s: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+  // The mask's tensors are inputs (constants) of the checkpointed function: the key mask, and the bias when built.
+  const layer = (xi: tf.Tensor, c: tf.Tensor, s: tf.Tensor, km: tf.Tensor, b?: tf.Tensor): tf.Tensor => {
     const rng = start ? Rng.fromState(start) : undefined;
-    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, b as tf.Tensor4D, undefined).x;
+    const m: AttnMask = { keyMask: km as tf.Tensor2D, bias: (b as tf.Tensor4D | undefined) ?? null };
+    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, m, undefined).x;
     end = rng?.getState();
     return out;
   };
-  const out = checkpointed(layer as (...t: tf.Tensor[]) => tf.Tensor, { params, constants: [1, 2, 3] })(x, cos, sin, bias) as tf.Tensor3D;
+  const masks = mask.bias ? [mask.keyMask, mask.bias] : [mask.keyMask];
+  const out = checkpointed(layer as (...t: tf.Tensor[]) => tf.Tensor, { params, constants: [1, 2, 3, 4] })(x, cos, sin, ...masks) as tf.Tensor3D;
   if (opts.dropoutRng && end) opts.dropoutRng.setState(end);
   return out;
 }
@@ -221,17 +206,18 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
     const keyMask = cache ? cacheKeyMask(cache, attentionMask) : (tf.cast(attentionMask, 'float32') as tf.Tensor2D); // [B, S]
     const positions = positionsFromMask(keyMask, T); // [B, T]
     const { cos, sin } = ropeCosSin(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), positions); // [B, T, D]
-    const bias = attentionBias(keyMask, past, T); // [B, 1, T, S]
+    // The fused core (no cache) masks from keyMask itself; the op chain adds the bias.
+    const mask: AttnMask = { keyMask, bias: cache || !attentionCoreActive() ? attentionBias(keyMask, past, T) : null }; // bias [B, 1, T, S]
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
     let x = embedLookup(rowBlocks(w, EMBED_KEY), ids) as tf.Tensor3D; // [B, T, H]
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
     for (let l = 0; l < cfg.numLayers; l++) {
       if (opts.gradientCheckpointing && !cache) {
-        x = checkpointedLayer(cfg, w, opts, l, x, cos, sin, bias);
+        x = checkpointedLayer(cfg, w, opts, l, x, cos, sin, mask);
         continue;
       }
-      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, bias, cache);
+      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, mask, cache);
       x = step.x;
       if (step.k && step.v) {
         keys.push(step.k);
