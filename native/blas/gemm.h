@@ -4,9 +4,10 @@
 // whose bounds depend only on the shape. Each block is one single-threaded cblas_sgemm, spread over the pool (pool.h),
 // so 1 and N threads compute every block with the same call and agree bit for bit.
 //
-// Block sizes: each block repacks the other operand (a split of M repacks B, a split of N repacks A), which costs about
-// M*N*K / BLOCK float copies against 2*M*N*K flops, so blocks stay near BLOCK rows (at most MAX_BLOCKS); a product under
-// MIN_WORK multiply-adds is one call. Leaves out: splits of K (they would change the order of the sums).
+// Block sizes: a block has at least WORK multiply-adds and MIN_SIZE rows (or columns), and a product at most MAX_BLOCKS
+// blocks. Each block repacks the other operand (a split of M repacks B, a split of N repacks A): about M*N*K / size
+// float copies against 2*M*N*K flops, a few percent at one thread. Leaves out: splits of K (they would change the order
+// of the sums).
 #pragma once
 #include <stdint.h>
 #include <string.h>
@@ -24,10 +25,10 @@
 
 namespace gemm_split {
 
-constexpr int64_t MIN_WORK = int64_t(1) << 21;  // M*N*K of one product below which it is never split (128^3)
-constexpr int64_t BLOCK = 256;                   // rows (or columns) per block, about
+constexpr int64_t WORK = int64_t(1) << 20;  // multiply-adds per block, at least (about 10 us of one core)
+constexpr int64_t MIN_SIZE = 64;               // rows (or columns) per block, at least
 constexpr int64_t MAX_BLOCKS = 8;
-constexpr int64_t ALIGN = 16;                    // block bounds are multiples of 16 (one AVX-512 register of floats)
+constexpr int64_t ALIGN = 16;                  // block bounds are multiples of 16 (one AVX-512 register of floats)
 
 /** How one product of the batch is cut: `blocks` pieces of `size` rows (splitM) or columns of C. */
 struct Cut {
@@ -38,8 +39,7 @@ struct Cut {
 inline Cut cut(int64_t M, int64_t N, int64_t K) {
   const bool splitM = M >= N;
   const int64_t dim = splitM ? M : N;
-  if (M * N * K < MIN_WORK || dim < 2 * BLOCK) return {splitM, 1, dim};
-  const int64_t want = std::min<int64_t>(MAX_BLOCKS, (dim + BLOCK / 2) / BLOCK);
+  const int64_t want = std::max<int64_t>(1, std::min({MAX_BLOCKS, M * N * K / WORK, dim / MIN_SIZE}));
   const int64_t size = ((dim + want - 1) / want + ALIGN - 1) / ALIGN * ALIGN;
   return {splitM, (dim + size - 1) / size, size};
 }

@@ -94,7 +94,10 @@ describe.skipIf(!has)('a DPO step on wasm with the fused kernels', () => {
       let d = 0;
       let m = 0;
       p.forEach((x, j) => { d = Math.max(d, Math.abs(x - q[j])); m = Math.max(m, Math.abs(q[j])); });
-      expect(d / m, `step ${s + 1}, tensor ${i}: max diff ${d} of ${m}`).toBeLessThan(1e-5);
+      // 3e-5: the products round differently (the reference runs XNNPACK, the fast step OpenBLAS on gemm.h blocks), and
+      // AdamW's first steps divide each gradient by its own size, so a gradient that cancels to near zero moves its
+      // update by more than its rounding.
+      expect(d / m, `step ${s + 1}, tensor ${i}: max diff ${d} of ${m}`).toBeLessThan(3e-5);
     }));
     // The B matrices start at zero: a step moved them (the comparison is not of two untouched tensors).
     expect(fast.after[1].some((p) => p.some((x) => x !== 0))).toBe(true);
