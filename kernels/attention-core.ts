@@ -136,7 +136,8 @@ export function hasAttentionCore(addon: FusedAddon | null): boolean {
 }
 
 const A = (a: FusedAddon) => a as unknown as AttentionAddon;
-const F = (v: unknown) => v as Float32Array;
+// The cpu backend's Cast from int32 keeps the Int32Array under a float32 dtype (a cast attention mask): copied here.
+const F = (v: Float32Array | Int32Array): Float32Array => (v instanceof Float32Array ? v : Float32Array.from(v));
 
 /** B, T, N, K, D of the operands, checked: q [B, T, N*D], k and v [B, T, K*D], cos and sin [B, T, D], mask [B, T]. */
 function dims(name: string, [q, k, v, c, s, m]: tf.TensorInfo[], attrs: tf.NamedAttrMap): [number, number, number, number, number] {

@@ -3,7 +3,8 @@
 // the merge of heads back to [B, T, N*D]. HF eager attention with repeat_kv; the arithmetic follows fused.cc's RoPE and
 // masked softmax. Each (batch, kv head) is one pool task whose products are cblas_sgemm calls on task-local buffers
 // (OpenBLAS runs single-threaded in this addon: sgemm.cc), so any thread count gives the same bits. The backward recomputes the probabilities (nothing
-// but the inputs is saved). Leaves out: a KV cache (the model's op chain serves generate), dropout, other dtypes.
+// but the inputs is saved). Also the RoPE tables of a forward's positions (ropeTables). Leaves out: a KV cache in the
+// core (the model's op chain serves generate), dropout, other dtypes.
 #include <node_api.h>
 #include <math.h>
 #include <stdint.h>
@@ -270,13 +271,41 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ropeTables(mask [B,S], invFreq [D/2], cos [B,T,D], sin [B,T,D], B, S, T, D): the RoPE tables of the last T of S
+// slots, at HF `generate`'s positions (cumsum(mask) - 1, and 1 at a pad: llama.ts positionsFromMask), angle
+// pos * inv_freq in float32, cos and sin rounded from double (as tfjs' cpu backend), the two halves equal.
+napi_value RopeTables(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8, "ropeTables");
+  const int64_t B = a.size(4), S = a.size(5), T = a.size(6), D = a.size(7);
+  if (a.ok && (T > S || D % 2)) a.fail("T > S or an odd head_dim");
+  const float *mask = a.f32(0, B * S), *inv = a.f32(1, D / 2);
+  float *cs = a.f32(2, B * T * D), *sn = a.f32(3, B * T * D);
+  if (!a.ok) return nullptr;
+  const int64_t h = D / 2;
+  for (int64_t b = 0; b < B; b++) {
+    float seen = 0.0f;
+    for (int64_t j = 0; j < S; j++) {
+      seen += mask[b * S + j];
+      if (j < S - T) continue;
+      const float pos = mask[b * S + j] > 0.0f ? seen - 1.0f : 1.0f;
+      float *c = cs + (b * T + j - (S - T)) * D, *s = sn + (b * T + j - (S - T)) * D;
+      for (int64_t i = 0; i < h; i++) {
+        const float angle = pos * inv[i];
+        c[i] = c[i + h] = (float)cos((double)angle);
+        s[i] = s[i + h] = (float)sin((double)angle);
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-/** Adds attentionForward and attentionBackward to the addon's exports; their tasks run on `fusedPool`. */
+/** Adds attentionForward, attentionBackward and ropeTables to the addon's exports; tasks run on `fusedPool`. */
 void RegisterAttention(napi_env env, napi_value exports, Pool& fusedPool) {
   pool = &fusedPool;
   const struct { const char* name; napi_callback fn; } fns[] = {
-      {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward},
+      {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward}, {"ropeTables", RopeTables},
   };
   for (const auto& f : fns) {
     napi_value v;

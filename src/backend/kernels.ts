@@ -21,6 +21,7 @@ import { CPU_LOGPROB_KEEP_BYTES } from '../plan/ceilings.js';
 import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { hasLoraLinear, linearOps, loraLinearOps } from '../../kernels/lora-linear.js';
 import { attentionCoreOps, hasAttentionCore } from '../../kernels/attention-core.js';
+import { hasRopeTables, ropeTablesOps } from '../../kernels/rope-tables.js';
 import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -97,10 +98,14 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasLoraLinear(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
-  // The attention core (kernels/attention-core.ts), likewise.
+  // The attention core and the RoPE tables (kernels/attention-core.ts, rope-tables.ts), likewise.
   for (const op of attentionCoreOps) {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasAttentionCore(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
+  }
+  for (const op of ropeTablesOps) {
+    if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
+    if (addon && hasRopeTables(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
   for (const name of ADAMW_KERNELS) if (tf.getKernel(name, backend)) tf.unregisterKernel(name, backend);
   if (addon && hasAdamw(addon)) for (const k of adamwConfigs(addon, backend)) tf.registerKernel(k);

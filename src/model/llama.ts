@@ -1,7 +1,7 @@
 // Llama 3.1 forward as pure functions over an HF-keyed weights record: embedding, decoder layers, final norm, LM head.
 // Follows HF `modeling_llama` (eager attention, float32 throughout); leaves out sliding windows and tensor parallel.
-// RMSNorm, the attention core (RoPE, scores, masked softmax, probs x v), its RoPE and masked softmax, and SiLU*up are
-// kernels/ ops: fused where the backend has them, else plain ops.
+// RMSNorm, the RoPE tables, the attention core (RoPE, scores, masked softmax, probs x v), its RoPE and masked softmax,
+// and SiLU*up are kernels/ ops: fused where the backend has them, else plain ops.
 //
 // Dimension letters, used in every shape comment below:
 //   B batch, T tokens in this call, S key slots (cached + this call's), H hidden, N query heads, K kv heads,
@@ -16,7 +16,8 @@ import { attentionBias, attentionCoreActive, attentionCoreFused, attentionOps } 
 import { swiglu } from '../../kernels/swiglu.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
-import { ropeCosSin, ropeInvFreq } from './rope.js';
+import { ropeInvFreq } from './rope.js';
+import { positionsFromMask, ropeTables } from '../../kernels/rope-tables.js';
 import { cacheCommit, cacheExtend, cacheKeyMask } from './kvcache.js';
 import type { KVCache } from './kvcache.js';
 import { EMBED_KEY, blockLogits, embedLookup, headKey, rowBlocks } from './row-blocks.js';
@@ -71,18 +72,8 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
   return rmsNormOp(x, weight, eps);
 }
 
-/**
- * Positions of this call's T tokens from the mask of all S slots, as HF `generate`: cumsum(mask) - 1, and 1 at pads.
- * With right padding this is arange for the tokens, with left padding it skips the pads. keyMask [B, S] -> [B, T].
- */
-export function positionsFromMask(keyMask: tf.Tensor2D, T: number): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [B, S] = keyMask.shape;
-    const pos = tf.slice(tf.sub(tf.cumsum(keyMask, 1), 1), [0, S - T], [B, T]); // [B, T]
-    const m = tf.slice(keyMask, [0, S - T], [B, T]); // [B, T]
-    return tf.where(tf.greater(m, 0), pos, tf.onesLike(pos)) as tf.Tensor2D;
-  });
-}
+/** Positions of this call's T tokens from the key mask, as HF `generate` (kernels/rope-tables.ts). */
+export { positionsFromMask };
 
 /** Additive attention bias [B, 1, T, S] from the key mask (kernels/attention-core.ts). */
 export { attentionBias };
@@ -204,8 +195,7 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
   return tf.tidy(() => {
     const past = cache ? cache.length : 0;
     const keyMask = cache ? cacheKeyMask(cache, attentionMask) : (tf.cast(attentionMask, 'float32') as tf.Tensor2D); // [B, S]
-    const positions = positionsFromMask(keyMask, T); // [B, T]
-    const { cos, sin } = ropeCosSin(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), positions); // [B, T, D]
+    const { cos, sin } = ropeTables(keyMask, ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), T); // [B, T, D] at positionsFromMask
     // The fused core (no cache) masks from keyMask itself; the op chain adds the bias.
     const mask: AttnMask = { keyMask, bias: cache || !attentionCoreActive() ? attentionBias(keyMask, past, T) : null }; // bias [B, 1, T, S]
     const ids = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');

@@ -3,7 +3,8 @@
 // differences, with grouped-query heads (G = 1, 2, 3), left and right padding and a fully padded row (finite, uniform
 // over the keys); 1 and 2 threads give the same bits; DPO_KERNELS=reference switches it off; bad shapes name the
 // operands; no tensor leaks. In the model: the forward and LoRA gradients with the core equal the op chain, with and
-// without gradient checkpointing, and the core runs once per layer. Skips when the addon is not built.
+// without gradient checkpointing, and the core runs once per layer; a KV-cache step (the op chain) continues a fused
+// forward. Skips when the addon is not built.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import type { LlamaConfig } from '../../src/config/llama.js';
 import { expectedWeightShapes, forwardHidden } from '../../src/model/llama.js';
+import { createKVCache } from '../../src/model/kvcache.js';
 import { ATTN_TARGETS, createLora, disposeLora, loraTensors } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
 import { withFusedKernelsOnWasm } from './fused-suite.js';
@@ -243,7 +245,7 @@ describe.each(BACKENDS)('the attention core in the model on %s', (backend) => {
     const vars = Object.values(loraTensors(lora)) as tf.Variable[];
     for (const v of vars) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', seed++));
     const ids = tf.tensor2d([[5, 6, 7, 8, 9, 0], [0, 0, 3, 4, 5, 6]], undefined, 'int32');
-    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]], undefined, 'int32'); // cast inside (cpu keeps an Int32Array)
     const up = tf.randomNormal([2, 6, cfg.hiddenSize], 0, 1, 'float32', 99);
     const run = () => tf.tidy(() => {
       const f = () => tf.sum(tf.mul(forwardHidden(cfg, w, ids, mask, { lora, gradientCheckpointing: ckpt }), up)) as tf.Scalar;
@@ -270,5 +272,26 @@ describe.each(BACKENDS)('the attention core in the model on %s', (backend) => {
     });
     tf.dispose([ids, mask, up, ...Object.values(w)]);
     disposeLora(lora);
+  });
+
+  it.skipIf(!has)('a KV-cache step (the op chain) continues the fused forward: prefill + one token = the whole forward', async () => {
+    await tf.setBackend(backend);
+    const w: Record<string, tf.Tensor> = {};
+    let seed = 11;
+    for (const [key, shape] of Object.entries(expectedWeightShapes(cfg))) {
+      w[key] = key.endsWith('norm.weight') ? tf.ones(shape) : tf.randomNormal(shape, 0, 0.3, 'float32', seed++);
+    }
+    const rows = [[0, 0, 3, 4, 5, 6], [5, 6, 7, 8, 9, 10]];
+    const masks = [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]];
+    const cache = createKVCache(cfg, 2, 8);
+    const [whole, last] = tf.tidy(() => {
+      const full = forwardHidden(cfg, w, tf.tensor2d(rows, undefined, 'int32'), tf.tensor2d(masks, undefined, 'int32'));
+      forwardHidden(cfg, w, tf.tensor2d(rows.map((r) => r.slice(0, 5)), undefined, 'int32'), tf.tensor2d(masks.map((m) => m.slice(0, 5)), undefined, 'int32'), { cache });
+      const step = forwardHidden(cfg, w, tf.tensor2d(rows.map((r) => r.slice(5)), undefined, 'int32'), tf.ones([2, 1], 'int32') as tf.Tensor2D, { cache });
+      return [tf.slice(full, [0, 5, 0], [2, 1, cfg.hiddenSize]).dataSync(), step.dataSync()];
+    });
+    cache.dispose();
+    expect(maxDiff(whole, last)).toBeLessThan(2e-5);
+    tf.dispose(Object.values(w));
   });
 });
