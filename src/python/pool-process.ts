@@ -2,18 +2,23 @@
 // message (the reply key and the settings), reads Pyodide and compiles its wasm once (every worker instantiates that
 // one module, see realm.ts PyodideFiles.module), boots one worker cold to make a memory snapshot,
 // restores the others from private copies of it, and runs the programs the host dispatches: one per worker, a
-// soft then hard timeout counted from dispatch, and respawn. Every message to the host is signed with the key,
+// soft then hard timeout counted from when the worker thread takes the program (it may get the next one while it
+// still rewinds the last, see worker.ts), and respawn. Every message to the host is signed with the key,
 // which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict; jobs
 // arrive sealed with a second key, so one that reads the channel learns no other program's code or stdin.
 // Leaves out: the queue (the host's), and anything the host decides (which OS layers to use).
 import { Worker } from 'node:worker_threads';
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { readPyodideFiles, type PyodideFiles } from './realm.js';
-import type { FromWorker, Job, Reply, SandboxBody, SandboxConfig, ToSandbox, WorkerInit } from './protocol.js';
+import { startClock, type FromWorker, type Job, type Reply, type SandboxBody, type SandboxConfig, type ToSandbox,
+  type WorkerInit } from './protocol.js';
 
 interface Slot {
   worker: Worker;
   irq?: Int32Array;
+  /** The id of the job the worker thread has taken, and when (startClock): written by the worker (worker.ts). */
+  takenId?: Int32Array;
+  takenAt?: Float64Array;
   job?: Job;
   started: number;
   timedOut: boolean;
@@ -36,6 +41,8 @@ let files: PyodideFiles;
 let snapshot: Uint8Array | undefined;
 const slots: Slot[] = [];
 const queue: Job[] = [];
+/** Jobs put back once because their worker died before taking them (see lost). */
+const requeued = new Set<number>();
 let closing = false;
 
 // Replies go out in batches, one signed message each: while jobs wait here, a reply may wait up to FLUSH_MS for
@@ -46,6 +53,7 @@ let outbox: Reply[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
 
 function reply(job: Job, r: Omit<Reply, 'id' | 'testsPassed'> & { testsPassed?: number }): void {
+  requeued.delete(job.id);
   outbox.push({ id: job.id, testsPassed: 0, ...r });
   if (queue.length === 0 || outbox.length >= config.workers) flush();
   else flushTimer ??= setTimeout(flush, FLUSH_MS);
@@ -87,6 +95,8 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     worker.on('message', (msg: FromWorker) => {
       if (msg.type === 'ready') {
         slot.irq = new Int32Array(msg.irq);
+        slot.takenId = new Int32Array(msg.clock, 0, 1);
+        slot.takenAt = new Float64Array(msg.clock, 8, 1);
         slot.ready = true;
         resolve(msg);
         dispatch();
@@ -112,11 +122,16 @@ function lost(index: number, slot: Slot, reason: string): void {
   if (slots[index] !== slot) return;
   const job = slot.job;
   clear(slot);
-  if (job) {
+  // A job the thread had not taken yet (it was still rewinding the last program) goes to the next free worker, once.
+  if (job && !slot.timedOut && takenAt(slot, job) === undefined && !requeued.has(job.id)) {
+    requeued.add(job.id);
+    queue.unshift(job);
+  } else if (job) {
     const result = slot.timedOut ? 'timed out' : crashResult(reason);
     reply(job, { result, passed: false, stdout: '', stderr: '', durationMs: performance.now() - slot.started });
   }
   replace(index, slot);
+  dispatch();
 }
 
 function replace(index: number, slot: Slot): void {
@@ -174,6 +189,11 @@ function finish(index: number, slot: Slot, msg: FromWorker): void {
   }
 }
 
+/** When the slot's worker thread took `job` (startClock), or undefined if it has not taken it yet. */
+function takenAt(slot: Slot, job: Job): number | undefined {
+  return slot.takenId && Atomics.load(slot.takenId, 0) === job.id ? slot.takenAt![0] : undefined;
+}
+
 /** What a job's test is, for the affinity below: the same key means the same compiled test. */
 const testKey = (job: Job): string => job.suffix + '\0' + job.tests.join('\0');
 
@@ -206,13 +226,20 @@ function dispatch(): void {
     slot.job = job;
     slot.started = performance.now();
     slot.timedOut = false;
-    const soft = setTimeout(() => {
+    // The clock counts from when the thread takes the job: it may still be rewinding the last one (worker.ts).
+    const soft = (): void => {
+      const taken = takenAt(slot, job);
+      const left = taken === undefined ? Math.min(job.timeoutMs, 20) : taken + job.timeoutMs - startClock();
+      if (taken === undefined || left > 1) {
+        slot.timers.push(setTimeout(soft, Math.max(1, left)));
+        return;
+      }
       // KeyboardInterrupt at the next bytecode; a program that swallows it, sleeps or sits in C gets terminated.
       slot.timedOut = true;
       Atomics.store(slot.irq!, 0, 2);
       slot.timers.push(setTimeout(() => lost(i, slot, 'timeout'), config.graceMs));
-    }, job.timeoutMs);
-    slot.timers.push(soft);
+    };
+    slot.timers.push(setTimeout(soft, job.timeoutMs));
     slot.worker.postMessage({
       id: job.id,
       code: job.code,

@@ -8,8 +8,9 @@
 //   shared IPC fd learns no other program;
 // - empty-env, realm (Pyodide in an empty vm context without code generation from strings, see realm.ts);
 // - python-guard (guard.py) and rewind (the interpreter memory is restored after every program).
-// The host keeps the queue and hands the sandbox at most two jobs per worker; a job's clock starts when a worker
-// takes it, so a long queue never times a program out. Leaves out: task formats and scoring (src/eval/).
+// The host keeps the queue (schedule.ts: in arrival order, except that a program whose test took long last time
+// goes first) and hands the sandbox at most DEPTH jobs per worker; a job's clock starts when a worker takes it,
+// so a long queue never times a program out. Leaves out: task formats and scoring (src/eval/).
 //
 // The sandbox process runs compiled JS: dist/src/python/pool-process.js (run `npx tsc -p tsconfig.json` first).
 // From dist that is this file's own folder; from the TypeScript sources (vitest) it is found under the package
@@ -24,6 +25,7 @@ import { pyodideDir } from './realm.js';
 import { guardConfig, guardSource, packageRoot } from './guard.js';
 import { planOsLayers, STRICT_LAYERS, type SandboxMode } from './os-layers.js';
 import type { FromSandbox, Job, Reply, SandboxBody, SandboxConfig, ToSandbox } from './protocol.js';
+import { JobQueue, workKey } from './schedule.js';
 
 export interface RunRequest {
   code: string;
@@ -149,13 +151,15 @@ interface Pending {
   resolve: (r: RunResult) => void;
   /** Times this job was re-queued after the sandbox process died under it (with others in flight). */
   retries: number;
+  /** What predicts its duration (schedule.ts). */
+  key: string;
   watchdog?: NodeJS.Timeout;
 }
 
 export class PythonPool {
   private child?: ChildProcess;
   private starting?: Promise<void>;
-  private queue: number[] = [];
+  private queue = new JobQueue();
   private pending = new Map<number, Pending>();
   private inFlight = new Set<number>();
   private nextId = 1;
@@ -206,8 +210,9 @@ export class PythonPool {
     if (this.closed) return Promise.reject(new Error('PythonPool.run: the pool is closed.'));
     const id = this.nextId++;
     return new Promise<RunResult>((resolve) => {
-      this.pending.set(id, { req, resolve, retries: 0 });
-      this.queue.push(id);
+      const key = workKey(req);
+      this.pending.set(id, { req, resolve, retries: 0, key });
+      this.queue.push(id, key);
       this.pump();
     });
   }
@@ -236,9 +241,9 @@ export class PythonPool {
   private pump(): void {
     if (this.closed) return;
     if (!this.child) {
-      if (this.queue.length > 0) {
+      if (this.queue.size > 0) {
         this.start().then(() => this.pump(), (e: unknown) => {
-          for (const id of this.queue.splice(0)) this.answer(id, { result: `failed: sandbox unavailable (${String(e)})` });
+          for (const id of this.queue.clear()) this.answer(id, { result: `failed: sandbox unavailable (${String(e)})` });
         });
       }
       return;
@@ -248,7 +253,7 @@ export class PythonPool {
     // message instead of one per program. A job's clock starts when the sandbox hands it to a worker, never here.
     if (this.inFlight.size > (DEPTH / 2) * this.config.workers) return;
     const batch: Job[] = [];
-    while (this.inFlight.size < DEPTH * this.config.workers && this.queue.length > 0) {
+    while (this.inFlight.size < DEPTH * this.config.workers && this.queue.size > 0) {
       const id = this.queue.shift()!;
       const p = this.pending.get(id);
       if (!p) continue;
@@ -305,7 +310,11 @@ export class PythonPool {
         } else if (msg.type === 'log') {
           this.log(`python sandbox: ${msg.line}`);
         } else if (msg.type === 'replies') {
-          for (const { id, ...reply } of msg.replies) if (this.inFlight.has(id)) this.answer(id, reply, false);
+          for (const { id, ...reply } of msg.replies) {
+            if (!this.inFlight.has(id)) continue;
+            this.queue.learn(this.pending.get(id)!.key, reply.durationMs);
+            this.answer(id, reply, false);
+          }
           this.pump();
         }
       });
@@ -365,7 +374,7 @@ export class PythonPool {
 
   private failAll(reason: string): void {
     for (const id of [...this.pending.keys()]) this.answer(id, { result: `failed: ${reason}` });
-    this.queue = [];
+    this.queue.clear();
   }
 
   private restart(reason: string): void {

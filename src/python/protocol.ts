@@ -1,6 +1,10 @@
 // Messages between the host (pool.ts), the sandbox process (pool-process.ts) and its worker threads (worker.ts).
-// Types only; nothing here runs code.
+// Types, and the clock that the threads share.
 import type { PyodideFiles, RealmJob, RealmResult } from './realm.js';
+
+/** Milliseconds on the monotonic clock that every thread of the process reads alike (a worker thread's
+ * performance.now() counts from that thread's own start). */
+export const startClock = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** Settings the host passes to the sandbox process (in its first IPC message, with the reply key). */
 export interface SandboxConfig {
@@ -37,7 +41,8 @@ export interface WorkerInit {
 export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string };
 
 export type FromWorker =
-  | { type: 'ready'; irq: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number; layers: string[] }
+  | { type: 'ready'; irq: SharedArrayBuffer; clock: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number;
+      layers: string[] }
   | { type: 'boot-failed'; reason: string }
   | ({ type: 'result'; id: number; memoryBytes: number; ms: number } & RealmResult)
   | { type: 'crashed'; id: number; reason: string; ms: number };

@@ -126,8 +126,10 @@ export interface Realm {
   install(guardSource: string, configJson: string): void;
   /** Takes the guard's runner, wires stdin/stdout and the interrupt buffer, and keeps the pristine memory. */
   attach(): void;
-  /** Runs one program, then rewinds the interpreter's memory to its pristine copy. Throws if the instance died. */
-  run(job: RealmJob): RealmResult;
+  /** Runs one program, then rewinds the interpreter's memory to its pristine copy. Throws if the instance died.
+   * `beforeRewind` gets the result first (the worker sends it on while the rewind runs); nothing of the program
+   * runs between the two, and the result is final then (`dirty` included). */
+  run(job: RealmJob, beforeRewind?: (r: RealmResult) => void): RealmResult;
   /** The interrupt word: write 2 (SIGINT) to raise KeyboardInterrupt in the running program. */
   interruptBuffer(): SharedArrayBuffer;
   memoryBytes(): number;
@@ -348,7 +350,7 @@ del _ns
       plan = rewindPlan(pristine);
       realmChanged = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
     },
-    run(job) {
+    run(job, beforeRewind) {
       const testsJson = JSON.stringify(job.tests);
       // Keys of the two kinds never meet: 'p' + a program's source, 't' + the tests and the suffix.
       const codeKey = 'p' + job.code;
@@ -362,6 +364,14 @@ del _ns
         codes.set(codeKey, latin1(String(newCode)));
         if (testKey) codes.set(testKey, latin1(String(newTests)));
       }
+      const out = {
+        result: String(result),
+        stdout: String(stdout) + String(fdOut),
+        stderr: String(stderr) + String(fdErr),
+        testsPassed: Number(passed),
+        dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : ''),
+      };
+      beforeRewind?.(out);
       // The rewind: every byte of the interpreter back to its state before the first program, and the heap the
       // program grew past it zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a
       // lot). Above the heap's end nothing was written.
@@ -374,13 +384,7 @@ del _ns
         }
         if (end > pristine!.length) now.fill(0, pristine!.length, end);
       }
-      return {
-        result: String(result),
-        stdout: String(stdout) + String(fdOut),
-        stderr: String(stderr) + String(fdErr),
-        testsPassed: Number(passed),
-        dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : ''),
-      };
+      return out;
     },
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
     memoryBytes: () => heap().length,

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import vm from 'node:vm';
 import { bootRealm, type PyodideFiles, type Realm } from './realm.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { startClock, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -75,9 +75,16 @@ async function main(): Promise<void> {
     layers.push(...probeGuard(realm));
     if (Object.keys(process.env).length === 0) layers.push('empty-env');
   }
-  post({ type: 'ready', irq: realm.interruptBuffer(), snapshot, bootMs: performance.now() - t0, layers });
+  // The job this thread has taken (its id) and when (startClock): the pool process counts a job's time from here.
+  // It may send the next job while this thread still rewinds the last one (see the result below).
+  const clock = new SharedArrayBuffer(16);
+  const takenId = new Int32Array(clock, 0, 1);
+  const takenAt = new Float64Array(clock, 8, 1);
+  post({ type: 'ready', irq: realm.interruptBuffer(), clock, snapshot, bootMs: performance.now() - t0, layers });
   port.on('message', (msg: ToWorker) => {
     const t = performance.now();
+    takenAt[0] = startClock();
+    Atomics.store(takenId, 0, msg.id);
     if (msg.outerJs !== undefined && init.testHooks) {
       void outerJs(msg.outerJs).then((result) =>
         post({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0, dirty: 'outer js',
@@ -85,13 +92,21 @@ async function main(): Promise<void> {
       );
       return;
     }
+    let posted = false;
     try {
       // Test hook: JS run inside the realm first, as a program holding a JS proxy would.
       const inner = msg.innerJs !== undefined && init.testHooks ? String(vm.runInContext(msg.innerJs, realm.context)) : '';
-      const r = realm.run(msg);
-      if (inner) r.stdout = inner + '\n' + r.stdout;
-      post({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: performance.now() - t });
+      // The result goes out before the rewind: the pool process sends the next job meanwhile, and this thread takes
+      // it once the interpreter is rewound (a message waits until this handler returns).
+      realm.run(msg, (r) => {
+        if (inner) r.stdout = inner + '\n' + r.stdout;
+        post({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: performance.now() - t });
+        posted = true;
+      });
     } catch (e) {
+      // The rewind failed after the verdict went out: this instance must run nothing more (the pool replaces it,
+      // and the job it may have sent meanwhile goes to another worker).
+      if (posted) process.exit(1);
       // The instance died under the program (exit, wasm trap, fatal error): report it; the pool replaces us.
       post({ type: 'crashed', id: msg.id, reason: crashReason(e), ms: performance.now() - t });
     }
