@@ -175,6 +175,26 @@ struct Scratch {
 };
 
 /**
+ * Keys a query row reads: j <= t when query t sees a token (a later key's probability is exactly 0: expFast returns 0
+ * below -87), all T when it sees none (every score is then -1e9 in float32 and the row is uniform, as the reference).
+ * `first` is the row's first token slot (T when it has none).
+ */
+inline int64_t keysOf(int64_t t, int64_t first, int64_t T) { return t >= first ? t + 1 : T; }
+
+/** n rounded up to whole lane blocks (at most T): the loops stay vector-wide, the extra keys have probability 0. */
+inline int64_t laneKeys(int64_t n, int64_t T) {
+  const int64_t up = (n + L - 1) / L * L;
+  return up < T ? up : T;
+}
+
+/** The first token slot of a mask row, T when it has none. */
+inline int64_t firstToken(const float* m, int64_t T) {
+  int64_t j = 0;
+  while (j < T && !(m[j] > 0.0f)) j++;
+  return j;
+}
+
+/**
  * Rotated q and k of batch b, kv head kh, and the probabilities softmax(q k^T * scale + bias) with bias as
  * attentionBias builds it: (1 - mask[j]) * MASKED for a key j <= t, MASKED for a later one. Query head n = kh*G + g.
  */
@@ -189,12 +209,16 @@ void probs(const Dims& d, int64_t b, int64_t kh, const float* q, const float* k,
   }
   gemm(false, true, G * T, T, D, w.qr.data(), D, w.kr.data(), D, w.p.data(), T);  // scores [G*T, T]
   const float* m = mask + b * T;
+  const int64_t first = firstToken(m, T);
+  std::vector<float> bias((size_t)T);
+  for (int64_t j = 0; j < T; j++) bias[j] = (1.0f - m[j]) * MASKED;
   for (int64_t r = 0; r < G * T; r++) {
-    const int64_t t = r % T;
+    const int64_t t = r % T, n = laneKeys(keysOf(t, first, T), T);
     float* pr = w.p.data() + r * T;
-    for (int64_t j = 0; j < T; j++) pr[j] = pr[j] * d.scale + (j <= t ? (1.0f - m[j]) * MASKED : MASKED);
-    const float inv = 1.0f / expShifted(pr, rowMax(pr, T), pr, T);
-    for (int64_t j = 0; j < T; j++) pr[j] *= inv;
+    for (int64_t j = 0; j < n; j++) pr[j] = pr[j] * d.scale + (j <= t ? bias[j] : MASKED);
+    const float inv = 1.0f / expShifted(pr, rowMax(pr, n), pr, n);
+    for (int64_t j = 0; j < n; j++) pr[j] *= inv;
+    for (int64_t j = n; j < T; j++) pr[j] = 0.0f;
   }
 }
 
@@ -253,11 +277,14 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
       for (int64_t t = 0; t < T; t++) memcpy(dO.data() + (g * T + t) * D, dout + (b * T + t) * N * D + (kh * G + g) * D, sizeof(float) * D);
     gemm(true, false, T, D, G * T, w.p.data(), T, dO.data(), D, dv + b * T * K * D + kh * D, K * D);  // dV [T, D]
     gemm(false, true, G * T, T, D, dO.data(), D, vh, K * D, dp.data(), T);  // dP [G*T, T]
+    const int64_t first = firstToken(mask + b * T, T);
     for (int64_t r = 0; r < G * T; r++) {
+      const int64_t n = laneKeys(keysOf(r % T, first, T), T);
       const float* pr = w.p.data() + r * T;
       float* gr = dp.data() + r * T;
-      const float s = dot2(gr, pr, T);
-      for (int64_t j = 0; j < T; j++) gr[j] = d.scale * pr[j] * (gr[j] - s);
+      const float s = dot2(gr, pr, n);
+      for (int64_t j = 0; j < n; j++) gr[j] = d.scale * pr[j] * (gr[j] - s);
+      for (int64_t j = n; j < T; j++) gr[j] = 0.0f;
     }
     gemm(false, false, G * T, D, T, dp.data(), T, w.kr.data(), D, dqr.data(), D);  // d q_rot [G*T, D]
     gemm(true, false, T, D, G * T, dp.data(), T, w.qr.data(), D, dkr.data(), D);  // d k_rot [T, D]
