@@ -1,4 +1,4 @@
-// Builds the optional CBLAS matmul + fused-kernel addon (native/blas/sgemm.cc, fused.cc, attention.cc -> native/build/blas.node) with the system C++ compiler:
+// Builds the optional CBLAS matmul + fused-kernel addon (native/blas/sgemm.cc, fused.cc, attention.cc, layer.cc -> native/build/blas.node) with the system C++ compiler:
 // OpenBLAS (or another CBLAS) on Linux, Accelerate on macOS. Never fails: any problem prints "skipped (reason)", exit 0.
 // Run by `npm install` (the prepare script) and `npm run build:native`. DPO_NATIVE=0 skips it.
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'native', 'blas', 'sgemm.cc');
 const fused = join(root, 'native', 'blas', 'fused.cc');
 const attention = join(root, 'native', 'blas', 'attention.cc');
+const layer = join(root, 'native', 'blas', 'layer.cc');
 const outDir = join(root, 'native', 'build');
 const out = join(outDir, 'blas.node');
 
@@ -56,7 +57,7 @@ function build() {
   if (!inc) return 'skipped (Node headers with node_api.h not found)';
   mkdirSync(outDir, { recursive: true });
   const tmp = join(outDir, `blas-${process.pid}.tmp.node`); // require() loads addons by the .node suffix
-  const common = ['-O3', '-std=c++17', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=blas', `-I${inc}`, src, fused, attention, '-o', tmp];
+  const common = ['-O3', '-std=c++17', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=blas', `-I${inc}`, src, fused, attention, layer, '-o', tmp];
   const links = process.platform === 'darwin'
     ? [['-framework', 'Accelerate', '-undefined', 'dynamic_lookup']]
     : [['-I/usr/include/openblas', '-lopenblas'], ['-lcblas'], ['-lblas']];

@@ -681,6 +681,7 @@ static napi_value GetThreads(napi_env env, napi_callback_info) {
 }
 
 void RegisterAttention(napi_env env, napi_value exports, Pool& pool);  // attention.cc
+void RegisterLayer(napi_env env, napi_value exports, Pool& pool);  // layer.cc
 
 void RegisterFused(napi_env env, napi_value exports) {
   const struct { const char* name; napi_callback fn; } fns[] = {
@@ -700,4 +701,5 @@ void RegisterFused(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, f.name, v);
   }
   RegisterAttention(env, exports, pool);
+  RegisterLayer(env, exports, pool);
 }

@@ -22,6 +22,7 @@ import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { hasLoraLinear, linearOps, loraLinearOps } from '../../kernels/lora-linear.js';
 import { attentionCoreOps, hasAttentionCore } from '../../kernels/attention-core.js';
 import { hasRopeTables, ropeTablesOps } from '../../kernels/rope-tables.js';
+import { hasDecoderLayer, mlpHalfOps } from '../../kernels/decoder-layer.js';
 import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -106,6 +107,11 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
   for (const op of ropeTablesOps) {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasRopeTables(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
+  }
+  // The fused MLP half of a decoder layer (kernels/decoder-layer.ts), likewise.
+  for (const op of mlpHalfOps) {
+    if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
+    if (addon && hasDecoderLayer(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
   for (const name of ADAMW_KERNELS) if (tf.getKernel(name, backend)) tf.unregisterKernel(name, backend);
   if (addon && hasAdamw(addon)) for (const k of adamwConfigs(addon, backend)) tf.registerKernel(k);

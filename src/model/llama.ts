@@ -14,6 +14,7 @@ import { checkpointed } from '../../kernels/checkpoint.js';
 import { rmsNorm as rmsNormOp } from '../../kernels/rmsnorm.js';
 import { attentionBias, attentionCoreActive, attentionCoreFused, attentionOps } from '../../kernels/attention-core.js';
 import { swiglu } from '../../kernels/swiglu.js';
+import { mlpHalfActive, mlpHalfFused, type MlpWeights } from '../../kernels/decoder-layer.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
 import { ropeInvFreq } from './rope.js';
@@ -125,18 +126,37 @@ function mlp(cfg: LlamaConfig, lin: Linear, p: string, h: tf.Tensor3D): tf.Tenso
   return lin(`${p}.down_proj`, act, cfg.mlpBias) as tf.Tensor3D; // [B, T, H]
 }
 
+/**
+ * The MLP half's weights when it can run as one fused kernel (kernels/decoder-layer.ts): registered for the backend,
+ * no bias, no adapter on its linears, frozen weights, no cache; else null (the op-by-op path).
+ */
+function fusedMlpWeights(cfg: LlamaConfig, w: Weights, lora: Lora | null, p: string, cache: KVCache | undefined): MlpWeights | null {
+  if (cache || cfg.mlpBias || !mlpHalfActive()) return null;
+  if (lora && ['gate_proj', 'up_proj', 'down_proj'].some((m) => lora.layers.has(`${p}.mlp.${m}`))) return null;
+  const mw: MlpWeights = {
+    norm: need(w, `${p}.post_attention_layernorm.weight`), gate: need(w, `${p}.mlp.gate_proj.weight`),
+    up: need(w, `${p}.mlp.up_proj.weight`), down: need(w, `${p}.mlp.down_proj.weight`),
+  };
+  return Object.values(mw).some((t) => t instanceof tf.Variable && t.trainable) ? null : mw;
+}
+
 /** HF `LlamaDecoderLayer` (pre-norm residual). Its own tidy frees the layer's temporaries when no tape holds them. */
 function decoderLayer(
   cfg: LlamaConfig, w: Weights, lin: Linear, l: number, x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D,
-  mask: AttnMask, cache: KVCache | undefined,
+  mask: AttnMask, cache: KVCache | undefined, lora: Lora | null,
 ): LayerStep {
   return tf.tidy(() => {
     const p = `model.layers.${l}`;
     const h = rmsNorm(x, need(w, `${p}.input_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
     const att = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, mask, cache, l);
     const x1 = tf.add(x, att.out) as tf.Tensor3D;
-    const h2 = rmsNorm(x1, need(w, `${p}.post_attention_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
-    const out = tf.add(x1, mlp(cfg, lin, `${p}.mlp`, h2)) as tf.Tensor3D;
+    const mw = fusedMlpWeights(cfg, w, lora, p, cache);
+    let out: tf.Tensor3D;
+    if (mw) out = mlpHalfFused(x1, mw, cfg.rmsNormEps) as tf.Tensor3D;
+    else {
+      const h2 = rmsNorm(x1, need(w, `${p}.post_attention_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
+      out = tf.add(x1, mlp(cfg, lin, `${p}.mlp`, h2)) as tf.Tensor3D;
+    }
     return cache && att.k && att.v ? { x: out, k: att.k, v: att.v } : { x: out };
   });
 }
@@ -170,7 +190,7 @@ function checkpointedLayer(cfg: LlamaConfig, w: Weights, opts: ForwardOptions, l
   const layer = (xi: tf.Tensor, c: tf.Tensor, s: tf.Tensor, km: tf.Tensor, b?: tf.Tensor): tf.Tensor => {
     const rng = start ? Rng.fromState(start) : undefined;
     const m: AttnMask = { keyMask: km as tf.Tensor2D, bias: (b as tf.Tensor4D | undefined) ?? null };
-    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, m, undefined).x;
+    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, m, undefined, lora).x;
     end = rng?.getState();
     return out;
   };
@@ -207,7 +227,7 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
         x = checkpointedLayer(cfg, w, opts, l, x, cos, sin, mask);
         continue;
       }
-      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, mask, cache);
+      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, mask, cache, opts.lora && opts.lora.enabled ? opts.lora : null);
       x = step.x;
       if (step.k && step.v) {
         keys.push(step.k);
