@@ -22,7 +22,7 @@ import { useSegmentSum } from '../../kernels/segment-sum.js';
 import { hasLoraLinear, linearOps, loraLinearOps } from '../../kernels/lora-linear.js';
 import { attentionCoreOps, hasAttentionCore } from '../../kernels/attention-core.js';
 import { hasRopeTables, ropeTablesOps } from '../../kernels/rope-tables.js';
-import { hasDecoderLayer, mlpHalfOps } from '../../kernels/decoder-layer.js';
+import { attnHalfOps, hasDecoderLayer, mlpHalfOps } from '../../kernels/decoder-layer.js';
 import { ADAMW_KERNELS, adamwConfigs, hasAdamw } from '../../kernels/adamw.js';
 import { env, type KernelMode } from '../config/env.js';
 
@@ -108,8 +108,8 @@ export function useFusedKernels(backend: 'wasm' | 'cpu', on: boolean): boolean {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasRopeTables(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }
-  // The fused MLP half of a decoder layer (kernels/decoder-layer.ts), likewise.
-  for (const op of mlpHalfOps) {
+  // The fused MLP and attention halves of a decoder layer (kernels/decoder-layer.ts), likewise.
+  for (const op of [...mlpHalfOps, ...attnHalfOps]) {
     if (tf.getKernel(op.kernelName, backend)) tf.unregisterKernel(op.kernelName, backend);
     if (addon && hasDecoderLayer(addon)) tf.registerKernel(nativeKernelConfig(addon, op, backend));
   }

@@ -14,7 +14,7 @@ import { checkpointed } from '../../kernels/checkpoint.js';
 import { rmsNorm as rmsNormOp } from '../../kernels/rmsnorm.js';
 import { attentionBias, attentionCoreActive, attentionCoreFused, attentionOps } from '../../kernels/attention-core.js';
 import { swiglu } from '../../kernels/swiglu.js';
-import { mlpHalfActive, mlpHalfFused, type MlpWeights } from '../../kernels/decoder-layer.js';
+import { attnHalfActive, attnHalfFused, mlpHalfActive, mlpHalfFused, type AttnAdapters, type AttnWeights, type MlpWeights } from '../../kernels/decoder-layer.js';
 import { ALL_LINEAR, ATTN_TARGETS, linearShape, loraLinear, modulePath } from './lora.js';
 import type { Lora, LoraDropout } from './lora.js';
 import { ropeInvFreq } from './rope.js';
@@ -140,16 +140,45 @@ function fusedMlpWeights(cfg: LlamaConfig, w: Weights, lora: Lora | null, p: str
   return Object.values(mw).some((t) => t instanceof tf.Variable && t.trainable) ? null : mw;
 }
 
+/**
+ * The attention half's weights and adapters when it can run as one fused kernel (kernels/decoder-layer.ts):
+ * registered, no bias, no LoRA dropout, the fused core's mask (no cache), frozen weights; else null.
+ */
+function fusedAttn(cfg: LlamaConfig, w: Weights, lora: Lora | null, dropout: boolean, p: string, mask: AttnMask): { w: AttnWeights; ad: AttnAdapters } | null {
+  if (mask.bias || cfg.attentionBias || dropout || !attnHalfActive()) return null;
+  const a = `${p}.self_attn`;
+  const aw: AttnWeights = {
+    norm: need(w, `${p}.input_layernorm.weight`), q: need(w, `${a}.q_proj.weight`), k: need(w, `${a}.k_proj.weight`),
+    v: need(w, `${a}.v_proj.weight`), o: need(w, `${a}.o_proj.weight`),
+  };
+  if (Object.values(aw).some((t) => t instanceof tf.Variable && t.trainable)) return null;
+  const ad: AttnAdapters = {};
+  for (const n of ['q', 'k', 'v', 'o'] as const) {
+    const adapter = lora?.layers.get(`${a}.${n}_proj`);
+    if (adapter) ad[n] = adapter;
+  }
+  return { w: aw, ad };
+}
+
 /** HF `LlamaDecoderLayer` (pre-norm residual). Its own tidy frees the layer's temporaries when no tape holds them. */
 function decoderLayer(
   cfg: LlamaConfig, w: Weights, lin: Linear, l: number, x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D,
-  mask: AttnMask, cache: KVCache | undefined, lora: Lora | null,
+  mask: AttnMask, cache: KVCache | undefined, lora: Lora | null, dropout: boolean,
 ): LayerStep {
   return tf.tidy(() => {
     const p = `model.layers.${l}`;
-    const h = rmsNorm(x, need(w, `${p}.input_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
-    const att = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, mask, cache, l);
-    const x1 = tf.add(x, att.out) as tf.Tensor3D;
+    const fa = fusedAttn(cfg, w, lora, dropout, p, mask);
+    let x1: tf.Tensor3D;
+    let att: { k?: tf.Tensor4D; v?: tf.Tensor4D } = {};
+    if (fa) {
+      const heads = { numHeads: cfg.numHeads, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim };
+      x1 = attnHalfFused(x, fa.w, fa.ad, { cos, sin, keyMask: mask.keyMask, heads, eps: cfg.rmsNormEps, loraScale: lora?.scale ?? 0 });
+    } else {
+      const h = rmsNorm(x, need(w, `${p}.input_layernorm.weight`), cfg.rmsNormEps) as tf.Tensor3D;
+      const a = attention(cfg, lin, `${p}.self_attn`, h, cos, sin, mask, cache, l);
+      x1 = tf.add(x, a.out) as tf.Tensor3D;
+      att = a;
+    }
     const mw = fusedMlpWeights(cfg, w, lora, p, cache);
     let out: tf.Tensor3D;
     if (mw) out = mlpHalfFused(x1, mw, cfg.rmsNormEps) as tf.Tensor3D;
@@ -159,6 +188,11 @@ function decoderLayer(
     }
     return cache && att.k && att.v ? { x: out, k: att.k, v: att.v } : { x: out };
   });
+}
+
+/** True when LoRA dropout is active in this forward (as makeLinear decides). */
+function dropoutOn(lora: Lora | null, opts: ForwardOptions): boolean {
+  return lora !== null && opts.training === true && lora.config.dropout > 0;
 }
 
 function makeLinear(w: Weights, opts: ForwardOptions): Linear {
@@ -190,7 +224,7 @@ function checkpointedLayer(cfg: LlamaConfig, w: Weights, opts: ForwardOptions, l
   const layer = (xi: tf.Tensor, c: tf.Tensor, s: tf.Tensor, km: tf.Tensor, b?: tf.Tensor): tf.Tensor => {
     const rng = start ? Rng.fromState(start) : undefined;
     const m: AttnMask = { keyMask: km as tf.Tensor2D, bias: (b as tf.Tensor4D | undefined) ?? null };
-    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, m, undefined, lora).x;
+    const out = decoderLayer(cfg, w, makeLinear(w, { ...opts, dropoutRng: rng }), l, xi as tf.Tensor3D, c as tf.Tensor3D, s as tf.Tensor3D, m, undefined, lora, dropoutOn(lora, opts)).x;
     end = rng?.getState();
     return out;
   };
@@ -227,7 +261,8 @@ export function forwardHidden(cfg: LlamaConfig, w: Weights, inputIds: tf.Tensor2
         x = checkpointedLayer(cfg, w, opts, l, x, cos, sin, mask);
         continue;
       }
-      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, mask, cache, opts.lora && opts.lora.enabled ? opts.lora : null);
+      const lora = opts.lora && opts.lora.enabled ? opts.lora : null;
+      const step = decoderLayer(cfg, w, lin, l, x, cos, sin, mask, cache, lora, dropoutOn(lora, opts));
       x = step.x;
       if (step.k && step.v) {
         keys.push(step.k);

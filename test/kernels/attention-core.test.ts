@@ -252,6 +252,8 @@ describe.each(BACKENDS)('the attention core in the model on %s', (backend) => {
       const { value, grads } = tf.variableGrads(f, vars);
       return [value, ...vars.map((v) => grads[v.name])].map((t) => t.dataSync() as Float32Array);
     });
+    // The core as its own kernel: the fused attention half (kernels/decoder-layer.ts) would call it inside its own.
+    tf.unregisterKernel('DpoAttnHalf', backend);
     const before = tf.memory().numTensors;
     const profile = await tf.profile(() => { run(); });
     expect(profile.kernels.filter((k) => k.name === 'DpoAttentionCore').length).toBe(cfg.numLayers * (ckpt ? 2 : 1));

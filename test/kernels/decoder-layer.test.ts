@@ -1,12 +1,14 @@
-// The fused MLP half of a decoder layer (kernels/decoder-layer.ts, native/blas/layer.cc) on the cpu and wasm backends:
+// The fused MLP and attention halves of a decoder layer (kernels/decoder-layer.ts, native/blas/layer.cc) on the cpu and wasm backends:
 // value and dx1 against the plain-ops reference (autograd) and a float64 forward with central differences; 1 and 2
 // threads give the same bits; no tensor leaks; a trainable weight is refused; model/llama.ts takes it only for a layer
-// whose MLP has no adapter and whose weights are frozen, with the same logits and adapter gradients as the op-by-op
+// whose MLP has no adapter and whose weights are frozen (and the attention half, LoRA on any of q/k/v/o, likewise), with the same logits and adapter gradients as the op-by-op
 // path; DPO_KERNELS=reference switches it off. Skips when the addon is not built.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
-import { hasDecoderLayer, mlpHalfFused, mlpHalfReference, type MlpWeights } from '../../kernels/decoder-layer.js';
+import {
+  attnHalfFused, attnHalfReference, hasDecoderLayer, mlpHalfFused, mlpHalfReference, type AttnAdapters, type AttnContext, type AttnWeights, type MlpWeights,
+} from '../../kernels/decoder-layer.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads, useFusedKernels } from '../../src/backend/kernels.js';
 import { forwardHidden } from '../../src/model/llama.js';
@@ -151,22 +153,29 @@ describe.each(['cpu', 'wasm'] as const)('fused MLP half on %s', (backend) => {
     const withMlp = createLora(cfg, { r: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'up_proj'], useRslora: false }, 3);
     // B = 0 at init; give the adapters values so their gradients depend on the MLP's backward.
     for (const l of [attnOnly, withMlp]) for (const ad of l.layers.values()) ad.B.assign(tf.fill(ad.B.shape, 0.05));
+    // The hidden states, then the loss and adapter gradients without and with gradient checkpointing.
     const run = (lora: typeof attnOnly) => tf.tidy(() => {
       const vars = Object.values(loraTensors(lora));
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(forwardHidden(cfg, w, ids, mask, { lora, training: true }))) as tf.Scalar, vars);
-      return [forwardHidden(cfg, w, ids, mask, { lora }).dataSync() as Float32Array, value.dataSync() as Float32Array,
-        ...Object.values(grads).map((g) => g.dataSync() as Float32Array)];
+      const out: Float32Array[] = [forwardHidden(cfg, w, ids, mask, { lora }).dataSync() as Float32Array];
+      for (const gradientCheckpointing of [false, true]) {
+        const f = () => tf.sum(tf.square(forwardHidden(cfg, w, ids, mask, { lora, training: true, gradientCheckpointing }))) as tf.Scalar;
+        const { value, grads } = tf.variableGrads(f, vars);
+        out.push(value.dataSync() as Float32Array, ...vars.map((v) => grads[v.name].dataSync() as Float32Array));
+      }
+      return out;
     });
     try {
       expect(fusedActive('DpoMlpHalf')).toBe(true);
       const names = await kernelsOf(() => forwardHidden(cfg, w, ids, mask, { lora: attnOnly }));
       expect(names.filter((n) => n === 'DpoMlpHalf').length).toBe(cfg.numLayers);
+      expect(names.filter((n) => n === 'DpoAttnHalf').length).toBe(cfg.numLayers);
       expect(await kernelsOf(() => forwardHidden(cfg, w, ids, mask, { lora: withMlp }))).not.toContain('DpoMlpHalf');
       const before = tf.memory().numTensors;
       const fused = run(attnOnly);
       expect(tf.memory().numTensors).toBe(before);
       useFusedKernels(backend, true);
-      tf.unregisterKernel('DpoMlpHalf', backend); // the op-by-op path with every other fused kernel
+      // The op-by-op path with every other fused kernel.
+      for (const k of ['DpoMlpHalf', 'DpoAttnHalf']) tf.unregisterKernel(k, backend);
       const plain = run(attnOnly);
       fused.forEach((a, i) => {
         const scale = plain[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
@@ -175,6 +184,7 @@ describe.each(['cpu', 'wasm'] as const)('fused MLP half on %s', (backend) => {
       registerFastKernels(backend, 'reference');
       expect(fusedActive('DpoMlpHalf')).toBe(false);
       expect(await kernelsOf(() => forwardHidden(cfg, w, ids, mask, { lora: attnOnly }))).not.toContain('DpoMlpHalf');
+      expect(await kernelsOf(() => forwardHidden(cfg, w, ids, mask, { lora: attnOnly }))).not.toContain('DpoAttnHalf');
       const reference = run(attnOnly);
       fused.forEach((a, i) => {
         const scale = reference[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
@@ -188,5 +198,173 @@ describe.each(['cpu', 'wasm'] as const)('fused MLP half on %s', (backend) => {
       disposeWeights(w);
       tf.dispose([ids, mask]);
     }
+  });
+});
+
+// ---- the attention half ----
+
+type ADims = { B: number; T: number; H: number; N: number; K: number; D: number; r: number };
+const PROJ = ['q', 'k', 'v', 'o'] as const;
+type AData = { x: Float32Array; norm: Float32Array; W: Record<string, Float32Array>; A: Record<string, Float32Array>; Bm: Record<string, Float32Array>;
+  cos: Float32Array; sin: Float32Array; mask: Float32Array; probe: Float32Array };
+
+const outIn = (d: ADims, p: string): [number, number] => (p === 'q' ? [d.N * d.D, d.H] : p === 'o' ? [d.H, d.N * d.D] : [d.K * d.D, d.H]);
+
+function adata(d: ADims, seed: number, pad: boolean): AData {
+  const rng = new Rng(seed);
+  const M = d.B * d.T;
+  const W: Record<string, Float32Array> = {}, A: Record<string, Float32Array> = {}, Bm: Record<string, Float32Array> = {};
+  for (const p of PROJ) {
+    const [o, i] = outIn(d, p);
+    W[p] = normal(rng, o * i, 0.4); A[p] = normal(rng, d.r * i, 0.4); Bm[p] = normal(rng, o * d.r, 0.4);
+  }
+  const cos = new Float32Array(M * d.D), sin = new Float32Array(M * d.D);
+  for (let b = 0; b < d.B; b++) for (let t = 0; t < d.T; t++) for (let i = 0; i < d.D; i++) {
+    const ang = (t + b) / 10000 ** ((2 * (i % (d.D / 2))) / d.D);
+    cos[(b * d.T + t) * d.D + i] = Math.cos(ang); sin[(b * d.T + t) * d.D + i] = Math.sin(ang);
+  }
+  // Right padding in the last row: its last key is masked (every query still sees a token).
+  const mask = Float32Array.from({ length: M }, (_, i) => (pad && i === M - 1 ? 0 : 1));
+  return { x: normal(rng, M * d.H), norm: Float32Array.from(normal(rng, d.H, 0.3), (v) => 1 + v), W, A, Bm, cos, sin, mask, probe: normal(rng, M * d.H) };
+}
+
+/** The attention half in float64 (rotate-half RoPE, GQA as repeat_kv, causal + key-mask softmax); `adapted` lists the adapters. */
+function attn64(d: ADims, v: AData, x: Float64Array, A: Record<string, Float64Array>, Bm: Record<string, Float64Array>, adapted: readonly string[], scale: number): Float64Array {
+  const { B, T, H, N, K, D } = d;
+  const M = B * T;
+  const proj = (p: string, inp: Float64Array): Float64Array => {
+    const [o, i] = outIn(d, p);
+    const y = new Float64Array(M * o);
+    for (let m = 0; m < M; m++) {
+      const down = adapted.includes(p) ? Array.from({ length: d.r }, (_, k) => { let s = 0; for (let j = 0; j < i; j++) s += inp[m * i + j] * A[p][k * i + j]; return s * scale; }) : [];
+      for (let u = 0; u < o; u++) {
+        let s = 0;
+        for (let j = 0; j < i; j++) s += inp[m * i + j] * v.W[p][u * i + j];
+        for (let k = 0; k < down.length; k++) s += down[k] * Bm[p][u * d.r + k];
+        y[m * o + u] = s;
+      }
+    }
+    return y;
+  };
+  const h = new Float64Array(M * H);
+  for (let m = 0; m < M; m++) {
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[m * H + i] ** 2;
+    const r = 1 / Math.sqrt(ss / H + EPS);
+    for (let i = 0; i < H; i++) h[m * H + i] = x[m * H + i] * r * v.norm[i];
+  }
+  const q = proj('q', h), k = proj('k', h), vv = proj('v', h);
+  const rope = (a: Float64Array, heads: number) => {
+    const out = new Float64Array(a.length), h2 = D / 2;
+    for (let m = 0; m < M; m++) for (let n = 0; n < heads; n++) for (let i = 0; i < h2; i++) {
+      const base = (m * heads + n) * D, c = m * D;
+      out[base + i] = a[base + i] * v.cos[c + i] - a[base + i + h2] * v.sin[c + i];
+      out[base + i + h2] = a[base + i + h2] * v.cos[c + i + h2] + a[base + i] * v.sin[c + i + h2];
+    }
+    return out;
+  };
+  const qr = rope(q, N), kr = rope(k, K);
+  const att = new Float64Array(M * N * D);
+  for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) {
+    const kh = Math.floor(n / (N / K));
+    for (let t = 0; t < T; t++) {
+      const sc = Array.from({ length: T }, (_, j) => {
+        let s = 0;
+        for (let i = 0; i < D; i++) s += qr[((b * T + t) * N + n) * D + i] * kr[((b * T + j) * K + kh) * D + i];
+        return s / Math.sqrt(D) + (j <= t && v.mask[b * T + j] === 1 ? 0 : -1e9);
+      });
+      const mx = Math.max(...sc);
+      const e = sc.map((s) => Math.exp(s - mx));
+      const z = e.reduce((a2, b2) => a2 + b2, 0);
+      for (let i = 0; i < D; i++) {
+        let s = 0;
+        for (let j = 0; j < T; j++) s += (e[j] / z) * vv[((b * T + j) * K + kh) * D + i];
+        att[((b * T + t) * N + n) * D + i] = s;
+      }
+    }
+  }
+  const o = proj('o', att);
+  return Float64Array.from(o, (y, i) => y + x[i]);
+}
+
+type AF = (x: tf.Tensor3D, w: AttnWeights, ad: AttnAdapters, c: AttnContext) => tf.Tensor3D;
+
+/** y, dx and the dA, dB of each adapted projection (in `adapted` order) of sum(y * probe). */
+function attnValueAndGrads(f: AF, d: ADims, v: AData, adapted: readonly (typeof PROJ)[number][], scale: number): Float32Array[] {
+  return tf.tidy(() => {
+    const x = tf.tensor3d(v.x, [d.B, d.T, d.H]);
+    const w = { norm: tf.tensor1d(v.norm) } as AttnWeights;
+    for (const p of PROJ) w[p] = tf.tensor2d(v.W[p], outIn(d, p));
+    const c: AttnContext = {
+      cos: tf.tensor3d(v.cos, [d.B, d.T, d.D]), sin: tf.tensor3d(v.sin, [d.B, d.T, d.D]), keyMask: tf.tensor2d(v.mask, [d.B, d.T]),
+      heads: { numHeads: d.N, numKvHeads: d.K, headDim: d.D }, eps: EPS, loraScale: scale,
+    };
+    const probe = tf.tensor3d(v.probe, [d.B, d.T, d.H]);
+    const ab = adapted.flatMap((p) => { const [o, i] = outIn(d, p); return [tf.tensor2d(v.A[p], [d.r, i]), tf.tensor2d(v.Bm[p], [o, d.r])]; });
+    const call = (xi: tf.Tensor, ...t: tf.Tensor[]) => {
+      const ad: AttnAdapters = {};
+      adapted.forEach((p, j) => { ad[p] = { A: t[2 * j], B: t[2 * j + 1] }; });
+      return f(xi as tf.Tensor3D, w, ad, c);
+    };
+    const y = call(x, ...ab);
+    const g = tf.grads((...t: tf.Tensor[]) => tf.sum(tf.mul(call(t[0], ...t.slice(1)), probe)))([x, ...ab]);
+    return [y, ...g].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+describe.each(['cpu', 'wasm'] as const)('fused attention half on %s', (backend) => {
+  beforeAll(async () => {
+    await tf.setBackend(backend);
+  });
+
+  it.skipIf(!has)('value, dx and each adapter\'s dA, dB = the reference (autograd) = float64 forward and central differences; no leaks', () => {
+    const d: ADims = { B: 2, T: 3, H: 8, N: 4, K: 2, D: 4, r: 2 };
+    const v = adata(d, 7, true);
+    const adapted = ['q', 'v', 'o'] as const; // k without an adapter: the plain projection
+    const scale = 1.5;
+    const before = tf.memory().numTensors;
+    const fused = attnValueAndGrads(attnHalfFused, d, v, adapted, scale);
+    expect(tf.memory().numTensors).toBe(before);
+    const ref = attnValueAndGrads(attnHalfReference, d, v, adapted, scale);
+    fused.forEach((a, i) => expect(maxDiff(a, ref[i]), `output ${i}`).toBeLessThan(1e-5));
+    const x64 = Float64Array.from(v.x);
+    const A64: Record<string, Float64Array> = {}, B64: Record<string, Float64Array> = {};
+    for (const p of PROJ) { A64[p] = Float64Array.from(v.A[p]); B64[p] = Float64Array.from(v.Bm[p]); }
+    const L = () => attn64(d, v, x64, A64, B64, adapted, scale).reduce((s, y, i) => s + y * v.probe[i], 0);
+    expect(maxDiff(fused[0], attn64(d, v, x64, A64, B64, adapted, scale))).toBeLessThan(1e-5);
+    const params = [x64, ...adapted.flatMap((p) => [A64[p], B64[p]])];
+    params.forEach((a, k) => {
+      const fd = Float64Array.from(a, (a0, i) => {
+        a[i] = a0 + 1e-5; const p = L();
+        a[i] = a0 - 1e-5; const m = L();
+        a[i] = a0;
+        return (p - m) / 2e-5;
+      });
+      const e = maxDiff(fused[1 + k], fd);
+      expect(e, `gradient ${k} vs central differences: ${e}`).toBeLessThan(1e-4);
+    });
+  });
+
+  it.skipIf(!has)('without any adapter, and with 1 and with 2 threads: the same bits, and = the reference to float32 rounding', () => {
+    const d: ADims = { B: 4, T: 96, H: 256, N: 4, K: 2, D: 64, r: 8 };
+    const v = adata(d, 3, true);
+    for (const p of PROJ) for (const a of [v.W[p], v.A[p], v.Bm[p]]) for (let i = 0; i < a.length; i++) a[i] *= 0.1;
+    const none = attnValueAndGrads(attnHalfFused, d, v, [], 2);
+    const noneRef = attnValueAndGrads(attnHalfReference, d, v, [], 2);
+    none.forEach((a, i) => {
+      const scale = noneRef[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      expect(maxDiff(a, noneRef[i]) / scale, `no adapter, output ${i}`).toBeLessThan(2e-6);
+    });
+    const runs = [1, 2].map((n) => {
+      setKernelThreads(n);
+      return attnValueAndGrads(attnHalfFused, d, v, PROJ, 2);
+    });
+    setKernelThreads(1);
+    const ref = attnValueAndGrads(attnHalfReference, d, v, PROJ, 2);
+    runs[0].forEach((a, i) => {
+      expect(bits(a).equals(bits(runs[1][i])), `output ${i}`).toBe(true);
+      const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(1e-5);
+    });
   });
 });

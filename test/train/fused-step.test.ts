@@ -80,12 +80,13 @@ async function twoSteps(cfg: LlamaConfig = tiny, promptLen = 4): Promise<{ after
 }
 
 describe.skipIf(!has)('a DPO step on wasm with the fused kernels', () => {
-  it('equals the DPO_KERNELS=reference step to float32 rounding over two steps, through DpoLoraLinear and DpoAdamW', async () => {
+  it('equals the DPO_KERNELS=reference step to float32 rounding over two steps, through the fused decoder-layer halves and DpoAdamW', async () => {
     registerFastKernels('wasm', 'reference');
     const plain = await twoSteps();
     registerFastKernels('wasm', 'auto');
     const fast = await twoSteps();
-    for (const k of ['DpoLoraLinear', 'DpoLoraGradA', 'DpoLoraGradB', 'DpoLinear', 'DpoGlobalNorm', 'DpoAdamW']) {
+    // The decoder layers run as fused halves (kernels/decoder-layer.ts: the LoRA projections inside DpoAttnHalf).
+    for (const k of ['DpoAttnHalf', 'DpoAttnHalfGrad', 'DpoMlpHalf', 'DpoMlpHalfGrad', 'DpoGlobalNorm', 'DpoAdamW']) {
       expect(fast.kernels.has(k), k).toBe(true);
       expect(plain.kernels.has(k), k).toBe(false);
     }
