@@ -1,10 +1,10 @@
-// Halves of a Llama decoder layer as one kernel each way (native/blas/layer.cc). The MLP half of HF
-// `LlamaDecoderLayer`, y = x1 + down(silu(gate(h2)) * up(h2)) with h2 = rmsnorm(x1), is six fused ops today (RMSNorm,
-// three linears, SiLU*up, the residual add: with their backward and the Identity clones of what they save, ~30 tfjs
-// kernel calls a layer); fused it is one addon call forward and one backward, and only one tensor is saved (the stash:
-// x1, 1/rms, gate, up). The weights are frozen (LoRA training): they are read by the closure, not taken as inputs, so
-// the tape has x1 as the only input and never asks for a weight gradient; mlpHalfFused refuses a trainable variable.
-// Leaves out: bias, adapters on the MLP, weight gradients (those layers take the plain path), the attention half.
+// The two halves of HF `LlamaDecoderLayer` as one kernel each way (native/blas/layer.cc). Op by op, the MLP half
+// (RMSNorm, three linears, SiLU*up, the residual) and the attention half (RMSNorm, four LoRA linears, the core, the
+// residual) cost ~30 and ~45 tfjs kernel calls a layer with their backward and the Identity clones of what they save;
+// fused, each is one addon call forward and one backward. The weights are frozen (LoRA training): the closure reads
+// them, so the tape's inputs are x and the adapters only, and no weight gradient is asked for (a trainable variable is
+// refused). Each half saves one tensor, its stash (with the RoPE tables and mask for attention). Leaves out: bias, LoRA dropout,
+// a KV cache, adapters on the MLP, weight gradients (those layers take the op-by-op path in model/llama.ts).
 import * as tf from '@tensorflow/tfjs';
 import { fusedActive, runFused, type FusedAddon, type NativeOp } from './native.js';
 import { rmsNormReference } from './rmsnorm.js';
@@ -143,15 +143,15 @@ export function attnHalfReference(x: tf.Tensor3D, w: AttnWeights, ad: AttnAdapte
 
 /**
  * The fused version (needs attnHalfOps registered for the backend): one addon call forward, one for dx and every
- * adapter's dA, dB. Saves the stash (x, 1/rms, q, k, v, the core's output) and the tables and mask (they die with the
- * forward's tidy otherwise); the frozen weights are read by the closure.
+ * adapter's dA, dB. Saves only the stash (x, 1/rms, q, k, v, the core's output, and copies of the tables and mask,
+ * which die with the forward's tidy otherwise); the frozen weights are read by the closure.
  */
 export function attnHalfFused(x: tf.Tensor3D, w: AttnWeights, ad: AttnAdapters, c: AttnContext): tf.Tensor3D {
   if ([w.norm, w.q, w.k, w.v, w.o].some(trainable)) {
     throw new Error('DpoAttnHalf: a weight is a trainable variable; the fused attention half gives no weight gradients (use attnHalfReference)');
   }
   const present = PROJS.filter((p) => ad[p]);
-  const attrs = { numHeads: c.heads.numHeads, numKvHeads: c.heads.numKvHeads, eps: c.eps, loraScale: c.loraScale };
+  const attrs = { numHeads: c.heads.numHeads, numKvHeads: c.heads.numKvHeads, headDim: c.heads.headDim, eps: c.eps, loraScale: c.loraScale };
   // Missing adapters are rank-0 placeholders (the kernels' operand list stays fixed), made where each kernel runs: a
   // forward's tensors die with its scope.
   const adapterInputs = (): Record<string, tf.Tensor> => {
@@ -168,10 +168,9 @@ export function attnHalfFused(x: tf.Tensor3D, w: AttnWeights, ad: AttnAdapters, 
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const weights = { norm: w.norm, wq: w.q, wk: w.k, wv: w.v, wo: w.o };
     const [y, stash] = runFused('DpoAttnHalf', { x: xi, ...weights, ...adapterInputs(), cos: c.cos, sin: c.sin, keyMask: c.keyMask }, attrs);
-    save([stash, c.cos, c.sin, c.keyMask]);
+    save([stash]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
-      const [st, cs, sn, km] = saved;
-      const g = runFused('DpoAttnHalfGrad', { dy, stash: st, ...weights, ...adapterInputs(), cos: cs, sin: sn, keyMask: km }, attrs);
+      const g = runFused('DpoAttnHalfGrad', { dy, stash: saved[0], ...weights, ...adapterInputs() }, attrs);
       // g: dx, then dA, dB of q, k, v, o; only those of present adapters are inputs of this op.
       return [g[0], ...present.flatMap((p) => { const j = PROJS.indexOf(p); return [g[1 + 2 * j], g[2 + 2 * j]]; })];
     };
@@ -195,24 +194,27 @@ const Aa = (a: FusedAddon) => a as unknown as AttnAddon;
 const F32 = (v: Float32Array | Int32Array): Float32Array => (v instanceof Float32Array ? v : Float32Array.from(v));
 
 /** B, T, N, K, D, H and the four ranks, checked: x [B, T, H], the weights and adapters as AttnWeights/AttnAdapters. */
-function attnDims(name: string, x: tf.TensorInfo, ws: tf.TensorInfo[], ads: tf.TensorInfo[], cs: tf.TensorInfo, attrs: tf.NamedAttrMap): number[] {
+function attnDims(name: string, x: tf.TensorInfo, ws: tf.TensorInfo[], ads: tf.TensorInfo[], attrs: tf.NamedAttrMap, cs?: tf.TensorInfo): number[] {
   const N = attrs.numHeads as number;
   const K = attrs.numKvHeads as number;
+  const D = attrs.headDim as number;
   const [B, T, H] = x.shape;
-  const D = cs.shape[2];
   const [norm, q, k, v, o] = ws;
   const shapes = [[N * D, H], [K * D, H], [K * D, H], [H, N * D]];
   const ranks = [0, 1, 2, 3].map((j) => ads[2 * j].shape[0]);
   const ok = x.shape.length === 3 && norm.shape.length === 1 && norm.shape[0] === H && Number.isInteger(N / K)
     && [q, k, v, o].every((t, j) => String(t.shape) === String(shapes[j]))
     && [0, 1, 2, 3].every((j) => String(ads[2 * j].shape) === String([ranks[j], shapes[j][1]]) && String(ads[2 * j + 1].shape) === String([shapes[j][0], ranks[j]]))
-    && String(cs.shape) === String([B, T, D]);
+    && (!cs || String(cs.shape) === String([B, T, D]));
   if (!ok) {
     throw new Error(`${name}: x [${x.shape}], norm [${norm.shape}], q/k/v/o [${[q, k, v, o].map((t) => t.shape).join('] [')}], `
-      + `adapters [${ads.map((t) => t.shape).join('] [')}], cos [${cs.shape}] with ${N}/${K} heads do not fit an attention half`);
+      + `adapters [${ads.map((t) => t.shape).join('] [')}], cos [${cs?.shape}] with ${N}/${K} heads of ${D} do not fit an attention half`);
   }
   return [B, T, N, K, D, H, ...ranks];
 }
+
+/** The attention stash's length (native/blas/layer.cc AttnDims::stash): x, 1/rms, q, k, v, the core's output, cos, sin, mask. */
+const attnStash = (M: number, H: number, N: number, K: number, D: number) => M * H + M + 2 * M * N * D + 2 * M * K * D + 2 * M * D + M;
 
 const W_IN = ['norm', 'wq', 'wk', 'wv', 'wo'];
 const AD_IN = ['aq', 'bq', 'ak', 'bk', 'av', 'bv', 'ao', 'bo'];
@@ -221,21 +223,26 @@ export const attnHalfOps: NativeOp[] = [
   {
     kernelName: 'DpoAttnHalf', inputs: ['x', ...W_IN, ...AD_IN, 'cos', 'sin', 'keyMask'],
     outShapes: (ins, attrs) => {
-      const [B, T, N, K, D, H] = attnDims('DpoAttnHalf', ins[0], ins.slice(1, 6), ins.slice(6, 14), ins[14], attrs);
-      const M = B * T;
-      return [ins[0].shape, [M * H + M + 2 * M * N * D + 2 * M * K * D]];
+      const [B, T, N, K, D, H] = attnDims('DpoAttnHalf', ins[0], ins.slice(1, 6), ins.slice(6, 14), attrs, ins[14]);
+      return [ins[0].shape, [attnStash(B * T, H, N, K, D)]];
     },
     run: (a: FusedAddon, ins, [y, stash], infos, attrs) => {
-      const d = attnDims('DpoAttnHalf', infos[0], infos.slice(1, 6), infos.slice(6, 14), infos[14], attrs);
+      const d = attnDims('DpoAttnHalf', infos[0], infos.slice(1, 6), infos.slice(6, 14), attrs, infos[14]);
       Aa(a).attnForward(...ins.slice(0, 14).map(F), F32(ins[14]), F32(ins[15]), F32(ins[16]), y, stash, ...d, attrs.loraScale as number, attrs.eps as number);
     },
   },
   {
-    kernelName: 'DpoAttnHalfGrad', inputs: ['dy', 'stash', ...W_IN, ...AD_IN, 'cos', 'sin', 'keyMask'],
+    kernelName: 'DpoAttnHalfGrad', inputs: ['dy', 'stash', ...W_IN, ...AD_IN],
     outShapes: (ins) => [ins[0].shape, ...ins.slice(7, 15).map((t) => t.shape)],
     run: (a: FusedAddon, ins, outs, infos, attrs) => {
-      const d = attnDims('DpoAttnHalfGrad', infos[0], infos.slice(2, 7), infos.slice(7, 15), infos[15], attrs);
-      Aa(a).attnBackward(...ins.slice(0, 15).map(F), F32(ins[15]), F32(ins[16]), F32(ins[17]), ...outs, ...d, attrs.loraScale as number);
+      const d = attnDims('DpoAttnHalfGrad', infos[0], infos.slice(2, 7), infos.slice(7, 15), attrs);
+      const [B, T, N, K, D, H] = d;
+      const M = B * T;
+      // The forward's copies of cos, sin and the mask, at the stash's end.
+      const s = F(ins[1]);
+      const base = attnStash(M, H, N, K, D) - 2 * M * D - M;
+      const tables = [s.subarray(base, base + M * D), s.subarray(base + M * D, base + 2 * M * D), s.subarray(base + 2 * M * D, base + 2 * M * D + M)];
+      Aa(a).attnBackward(...ins.map(F), ...tables, ...outs, ...d, attrs.loraScale as number);
     },
   },
 ];

@@ -1,9 +1,12 @@
-// Whole halves of a Llama decoder layer as one addon call each way (kernels/decoder-layer.ts), on caller-owned
-// Float32Arrays. The MLP half: y = x1 + down(silu(gate(h2)) * up(h2)), h2 = rmsnorm(x1) (HF `LlamaDecoderLayer`'s
-// second residual block), with frozen weights (no bias, no adapter): the forward also writes a stash (x1, 1/rms per row,
-// gate, up) that the backward reads, and the backward gives dx1 only. The row math is fused.cc's (same lane order, same
-// exp), the products are gemm.h's (blocks fixed by the shape), and elementwise work is cut into tasks fixed by the shape,
-// so any thread count gives the same bits. Leaves out: weight gradients, bias, adapters, the attention half.
+// Whole halves of a Llama decoder layer (HF `LlamaDecoderLayer`'s two residual blocks) as one addon call each way
+// (kernels/decoder-layer.ts), on caller-owned Float32Arrays, with frozen weights and no bias:
+// - the MLP half, y = x1 + down(silu(gate(h2)) * up(h2)), h2 = rmsnorm(x1), without adapters: the backward gives dx1;
+// - the attention half, y = x + o(core(q(h), k(h), v(h))), h = rmsnorm(x), LoRA on any of q/k/v/o (rank 0: none): the
+//   core is attention.cc's, called through the addon's exports on views of our buffers; the backward gives dx and each
+//   adapter's dA, dB.
+// Each forward also writes a stash that its backward reads. The row math is fused.cc's (same lane order, same exp), the
+// products are gemm.h's (blocks fixed by the shape), and elementwise work is cut into tasks fixed by the shape, so any
+// thread count gives the same bits. Leaves out: weight gradients, bias, LoRA dropout, a KV cache.
 #include <node_api.h>
 #include <math.h>
 #include <stdint.h>
@@ -309,7 +312,8 @@ void projBackward(const Proj& p, int64_t M, const float* x, const float* dy, flo
 /** Sizes of the attention half: B, T, N, K, D, H, and the four ranks. */
 struct AttnDims {
   int64_t B, T, N, K, D, H, rq, rk, rv, ro, M, Nd, Kd;
-  int64_t stash() const { return M * H + M + M * Nd + 2 * M * Kd + M * Nd; }  // x, 1/rms, q, k, v, att
+  /** x, 1/rms, q, k, v, att, then cos, sin, mask (the backward's core reads them from here). */
+  int64_t stash() const { return M * H + M + M * Nd + 2 * M * Kd + M * Nd + 2 * M * D + M; }
 };
 
 /** Reads the 10 sizes from argv[i...]: B, T, N, K, D, H, rq, rk, rv, ro. */
@@ -343,10 +347,13 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
   const float *x = a.f32(0, M * H), *nw = a.f32(1, H);
   Proj p[4];
   attnProjs(a, 2, d, p);
-  a.f32(14, M * d.D), a.f32(15, M * d.D), a.f32(16, M);
+  const float *cs = a.f32(14, M * d.D), *sn = a.f32(15, M * d.D), *mask = a.f32(16, M);
   float *y = a.f32(17, M * H), *s = a.f32(18, d.stash());
   if (!a.ok) return nullptr;
-  float *sx = s, *rinv = s + M * H, *q = rinv + M, *k = q + M * d.Nd, *v = k + M * d.Kd, *att = v + M * d.Kd;
+  float *sx = s, *rinv = s + M * H, *q = rinv + M, *k = q + M * d.Nd, *v = k + M * d.Kd, *att = v + M * d.Kd, *tail = att + M * d.Nd;
+  memcpy(tail, cs, sizeof(float) * M * d.D);
+  memcpy(tail + M * d.D, sn, sizeof(float) * M * d.D);
+  memcpy(tail + 2 * M * d.D, mask, sizeof(float) * M);
   std::vector<float> h((size_t)(M * H));
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
@@ -374,7 +381,8 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
 }
 
 // attnBackward(dy [M,H], stash, norm, Wq, Wk, Wv, Wo, Aq, Bq, Ak, Bk, Av, Bv, Ao, Bo, cos, sin, mask,
-//              dx [M,H], dAq, dBq, dAk, dBk, dAv, dBv, dAo, dBo, B, T, N, K, D, H, rq, rk, rv, ro, loraScale):
+//              dx [M,H], dAq, dBq, dAk, dBk, dAv, dBv, dAo, dBo, B, T, N, K, D, H, rq, rk, rv, ro, loraScale)
+//   (cos, sin, mask: the stash's copies, as views):
 //   dAtt = o's dx (and dAo, dBo); dq, dk, dv from attention.cc's core; dh = the sum of q, k, v's dx (and their dA, dB);
 //   dx = dy + rmsnorm's dx of dh.
 napi_value AttnBackward(napi_env env, napi_callback_info info) {
@@ -385,7 +393,7 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
   const float *dy = a.f32(0, M * H), *s = a.f32(1, d.stash()), *nw = a.f32(2, H);
   Proj p[4];
   attnProjs(a, 3, d, p);
-  a.f32(15, M * d.D), a.f32(16, M * d.D), a.f32(17, M);
+  a.f32(15, M * d.D), a.f32(16, M * d.D), a.f32(17, M);  // cos, sin, mask: checked here, read by the core
   float* dx = a.f32(18, M * H);
   float *dA[4], *dB[4];
   for (int j = 0; j < 4; j++) {
