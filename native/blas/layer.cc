@@ -34,8 +34,9 @@ struct Args {
   size_t argc = 40;
   bool ok = true;
   const char* name;
+  void* data = nullptr;  // the function's data: this env's reference to the exports (RegisterLayer)
   Args(napi_env e, napi_callback_info info, size_t want, const char* n) : env(e), name(n) {
-    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != want) fail("wrong number of arguments");
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok || argc != want) fail("wrong number of arguments");
   }
   void fail(const char* what) {
     if (!ok) return;
@@ -241,13 +242,15 @@ napi_value MlpBackward(napi_env env, napi_callback_info info) {
 
 // ---- the attention half: y = x + o(core(q(h), k(h), v(h))), h = rmsnorm(x), each projection W (+ scale (. A^T) B^T) ----
 
-napi_ref exportsRef = nullptr;  // the addon's exports: attention.cc's attentionForward/Backward are called through them
-
-/** Calls exports[name](args...) (attention.cc's core on views of our buffers); false when it threw. */
+/**
+ * Calls exports[name](args...) (attention.cc's core on views of our buffers) through the reference to this env's
+ * exports that RegisterLayer gave the function as data (one per env: Node workers load the addon again); false when it
+ * threw.
+ */
 bool callExport(Args& a, const char* name, std::vector<napi_value> args) {
   if (!a.ok) return false;
   napi_value exports, fn, global, result;
-  if (napi_get_reference_value(a.env, exportsRef, &exports) != napi_ok || napi_get_named_property(a.env, exports, name, &fn) != napi_ok
+  if (!a.data || napi_get_reference_value(a.env, *static_cast<napi_ref*>(a.data), &exports) != napi_ok || napi_get_named_property(a.env, exports, name, &fn) != napi_ok
       || napi_get_global(a.env, &global) != napi_ok) {
     a.fail("cannot reach the attention core");
     return false;
@@ -439,10 +442,13 @@ void RegisterLayer(napi_env env, napi_value exports, Pool& fusedPool) {
   const struct { const char* name; napi_callback fn; } fns[] = {
       {"mlpForward", MlpForward}, {"mlpBackward", MlpBackward}, {"attnForward", AttnForward}, {"attnBackward", AttnBackward},
   };
-  napi_create_reference(env, exports, 1, &exportsRef);
+  // This env's exports, for the attention half's calls into attention.cc; freed with the env.
+  napi_ref* ref = new napi_ref(nullptr);
+  napi_create_reference(env, exports, 1, ref);
+  napi_add_env_cleanup_hook(env, [](void* r) { delete static_cast<napi_ref*>(r); }, ref);
   for (const auto& f : fns) {
     napi_value v;
-    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, ref, &v);
     napi_set_named_property(env, exports, f.name, v);
   }
 }

@@ -4,6 +4,9 @@
 // whose MLP has no adapter and whose weights are frozen (and the attention half, LoRA on any of q/k/v/o, likewise), with the same logits and adapter gradients as the op-by-op
 // path; DPO_KERNELS=reference switches it off. Skips when the addon is not built.
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asFusedAddon, fusedActive } from '../../kernels/native.js';
 import {
@@ -366,5 +369,35 @@ describe.each(['cpu', 'wasm'] as const)('fused attention half on %s', (backend) 
       const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
       expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(1e-5);
     });
+  });
+});
+
+// The attention half calls attention.cc's core through the exports of the env that loaded the addon: after a Node
+// worker loads it too, both threads still reach their own (one shared reference failed the main thread's calls).
+const ADDON = fileURLToPath(new URL('../../native/build/blas.node', import.meta.url));
+const ATTN_CALL = `(m) => {
+  const B = 1, T = 2, N = 2, K = 1, D = 2, H = 4, M = B * T, Nd = N * D, Kd = K * D;
+  const f = (n) => Float32Array.from({ length: n }, (_, i) => 0.1 * ((i % 5) - 2));
+  const z = () => new Float32Array(0);
+  const y = new Float32Array(M * H);
+  const stash = new Float32Array(M * H + M + 2 * M * Nd + 2 * M * Kd + 2 * M * D + M);
+  m.attnForward(f(M * H).map((v) => 10 * v), new Float32Array(H).fill(1), f(Nd * H), f(Kd * H), f(Kd * H), f(H * Nd), z(), z(), z(), z(), z(), z(), z(), z(),
+    new Float32Array(M * D).fill(1), new Float32Array(M * D), new Float32Array(M).fill(1), y, stash, B, T, N, K, D, H, 0, 0, 0, 0, 1, 1e-5);
+  return Array.from(y);
+}`;
+
+describe('the attention half with the addon loaded in a worker too', () => {
+  it.skipIf(!has || !existsSync(ADDON))('the main thread and the worker both run it, with the same values', async () => {
+    const call = (0, eval)(ATTN_CALL) as (m: unknown) => number[];
+    const addon = (await import('node:module')).createRequire(import.meta.url)(ADDON);
+    const before = call(addon);
+    const inWorker = await new Promise<number[]>((resolve, reject) => {
+      const w = new Worker(`const { parentPort } = require('node:worker_threads'); parentPort.postMessage((${ATTN_CALL})(require(${JSON.stringify(ADDON)})));`, { eval: true });
+      w.once('message', (v: number[]) => { void w.terminate(); resolve(v); });
+      w.once('error', reject);
+    });
+    expect(inWorker).toEqual(before);
+    expect(call(addon)).toEqual(before);
+    expect(before.some((v) => v !== 0)).toBe(true);
   });
 });
