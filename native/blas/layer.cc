@@ -169,6 +169,17 @@ void forRows(int64_t rows, int64_t width, F f) {
   });
 }
 
+/**
+ * Scratch of n floats in `slot` (contents undefined), grow-only per thread: a call's big temporaries cost no allocation
+ * and no zeroing after the first. Per thread, so Node workers calling the addon at once never share one.
+ */
+float* buffer(int slot, int64_t n) {
+  thread_local std::vector<float> bufs[3];
+  std::vector<float>& b = bufs[slot];
+  if ((int64_t)b.size() < n) b.resize((size_t)n);
+  return b.data();
+}
+
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, const float* b, float beta, float* c) {
   gemmDeterministic(*pool, ta, tb, M, N, K, a, 0, b, 0, beta, c, 1);
 }
@@ -189,21 +200,21 @@ napi_value MlpForward(napi_env env, napi_callback_info info) {
   float *y = a.f32(5, M * H), *s = a.f32(6, M * (H + 1 + 2 * I));
   if (!a.ok) return nullptr;
   const Stash st(s, M, H, I);
-  std::vector<float> h2((size_t)(M * H)), act((size_t)(M * I));
+  float *h2 = buffer(0, M * H), *act = buffer(1, M * I);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x1 + r * H;
-      float* hr = h2.data() + r * H;
+      float* hr = h2 + r * H;
       const float ri = 1.0f / sqrtf(sumSq(xr, H) / (float)H + eps);
       st.rinv[r] = ri;
       for (int64_t i = 0; i < H; i++) hr[i] = xr[i] * ri * nw[i];
       memcpy(st.x1 + r * H, xr, sizeof(float) * H);
     }
   });
-  gemm(false, true, M, I, H, h2.data(), gw, 0.0f, st.gate);
-  gemm(false, true, M, I, H, h2.data(), uw, 0.0f, st.up);
-  forRows(M, I, [&](int64_t r0, int64_t r1) { swigluRange(st.gate + r0 * I, st.up + r0 * I, act.data() + r0 * I, (r1 - r0) * I); });
-  gemm(false, true, M, H, I, act.data(), dw, 0.0f, y);
+  gemm(false, true, M, I, H, h2, gw, 0.0f, st.gate);
+  gemm(false, true, M, I, H, h2, uw, 0.0f, st.up);
+  forRows(M, I, [&](int64_t r0, int64_t r1) { swigluRange(st.gate + r0 * I, st.up + r0 * I, act + r0 * I, (r1 - r0) * I); });
+  gemm(false, true, M, H, I, act, dw, 0.0f, y);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * H; i < r1 * H; i++) y[i] = x1[i] + y[i];
   });
@@ -221,16 +232,16 @@ napi_value MlpBackward(napi_env env, napi_callback_info info) {
   float* dx = a.f32(6, M * H);
   if (!a.ok) return nullptr;
   const Stash st(const_cast<float*>(s), M, H, I);
-  std::vector<float> dg((size_t)(M * I)), du((size_t)(M * I)), dh((size_t)(M * H));
-  gemm(false, false, M, I, H, dy, dw, 0.0f, dg.data());
+  float *dg = buffer(0, M * I), *du = buffer(1, M * I), *dh = buffer(2, M * H);
+  gemm(false, false, M, I, H, dy, dw, 0.0f, dg);
   forRows(M, I, [&](int64_t r0, int64_t r1) {
-    swigluGradRange(st.gate + r0 * I, st.up + r0 * I, dg.data() + r0 * I, du.data() + r0 * I, (r1 - r0) * I);
+    swigluGradRange(st.gate + r0 * I, st.up + r0 * I, dg + r0 * I, du + r0 * I, (r1 - r0) * I);
   });
-  gemm(false, false, M, H, I, dg.data(), gw, 0.0f, dh.data());
-  gemm(false, false, M, H, I, du.data(), uw, 1.0f, dh.data());
+  gemm(false, false, M, H, I, dg, gw, 0.0f, dh);
+  gemm(false, false, M, H, I, du, uw, 1.0f, dh);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      const float *xr = st.x1 + r * H, *gr = dh.data() + r * H, *yr = dy + r * H;
+      const float *xr = st.x1 + r * H, *gr = dh + r * H, *yr = dy + r * H;
       float* dr = dx + r * H;
       const float ri = st.rinv[r];
       const float c = dot3(nw, gr, xr, H) / (float)H * ri * ri * ri;
@@ -357,20 +368,20 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
   memcpy(tail, cs, sizeof(float) * M * d.D);
   memcpy(tail + M * d.D, sn, sizeof(float) * M * d.D);
   memcpy(tail + 2 * M * d.D, mask, sizeof(float) * M);
-  std::vector<float> h((size_t)(M * H));
+  float* h = buffer(0, M * H);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * H;
-      float* hr = h.data() + r * H;
+      float* hr = h + r * H;
       const float ri = 1.0f / sqrtf(sumSq(xr, H) / (float)H + eps);
       rinv[r] = ri;
       for (int64_t i = 0; i < H; i++) hr[i] = xr[i] * ri * nw[i];
       memcpy(sx + r * H, xr, sizeof(float) * H);
     }
   });
-  projForward(p[0], M, h.data(), loraScale, q);
-  projForward(p[1], M, h.data(), loraScale, k);
-  projForward(p[2], M, h.data(), loraScale, v);
+  projForward(p[0], M, h, loraScale, q);
+  projForward(p[1], M, h, loraScale, k);
+  projForward(p[2], M, h, loraScale, v);
   const int64_t oq = M * H + M, ok_ = oq + M * d.Nd, ov = ok_ + M * d.Kd, oa = ov + M * d.Kd;
   if (!callExport(a, "attentionForward", {a.sub(18, oq, M * d.Nd), a.sub(18, ok_, M * d.Kd), a.sub(18, ov, M * d.Kd), a.argv[14], a.argv[15],
                                           a.argv[16], a.sub(18, oa, M * d.Nd), num(env, (double)d.B), num(env, (double)d.T), num(env, (double)d.N),
@@ -406,7 +417,7 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   const float *sx = s, *rinv = s + M * H, *att = rinv + M + M * d.Nd + 2 * M * d.Kd;
   const int64_t oq = M * H + M, ok_ = oq + M * d.Nd, ov = ok_ + M * d.Kd;
-  std::vector<float> h((size_t)(M * H)), dh((size_t)(M * H));
+  float *h = buffer(0, M * H), *dh = buffer(1, M * H);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
       for (int64_t i = 0; i < H; i++) h[r * H + i] = sx[r * H + i] * rinv[r] * nw[i];
@@ -419,12 +430,12 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
                                            a.argv[17], jdAtt, jdq, jdk, jdv, num(env, (double)d.B), num(env, (double)d.T), num(env, (double)d.N),
                                            num(env, (double)d.K), num(env, (double)d.D), num(env, 1.0 / sqrt((double)d.D))}))
     return nullptr;
-  projBackward(p[0], M, h.data(), dq, loraScale, 0.0f, dh.data(), dA[0], dB[0]);
-  projBackward(p[1], M, h.data(), dk, loraScale, 1.0f, dh.data(), dA[1], dB[1]);
-  projBackward(p[2], M, h.data(), dv, loraScale, 1.0f, dh.data(), dA[2], dB[2]);
+  projBackward(p[0], M, h, dq, loraScale, 0.0f, dh, dA[0], dB[0]);
+  projBackward(p[1], M, h, dk, loraScale, 1.0f, dh, dA[1], dB[1]);
+  projBackward(p[2], M, h, dv, loraScale, 1.0f, dh, dA[2], dB[2]);
   forRows(M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      const float *xr = sx + r * H, *gr = dh.data() + r * H, *yr = dy + r * H;
+      const float *xr = sx + r * H, *gr = dh + r * H, *yr = dy + r * H;
       float* dr = dx + r * H;
       const float ri = rinv[r];
       const float c = dot3(nw, gr, xr, H) / (float)H * ri * ri * ri;
