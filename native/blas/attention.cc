@@ -2,9 +2,10 @@
 // caller-owned Float32Arrays: RoPE on q and k, grouped-query scores q k^T, the causal + key-mask softmax, probs x v and
 // the merge of heads back to [B, T, N*D]. HF eager attention with repeat_kv; the arithmetic follows fused.cc's RoPE and
 // masked softmax. Each (batch, kv head) is one pool task whose products are cblas_sgemm calls on task-local buffers
-// (OpenBLAS runs single-threaded in this addon: sgemm.cc), so any thread count gives the same bits. The backward recomputes the probabilities (nothing
-// but the inputs is saved). Also the RoPE tables of a forward's positions (ropeTables). Leaves out: a KV cache in the
-// core (the model's op chain serves generate), dropout, other dtypes.
+// (OpenBLAS runs single-threaded in this addon: gemm.h), so any thread count gives the same bits. The row math is
+// rowmath.h's. The backward recomputes the probabilities (nothing but the inputs is saved). Also the RoPE tables of a
+// forward's positions (ropeTables). Leaves out: a KV cache in the core (the model's op chain serves generate), dropout,
+// other dtypes.
 #include <node_api.h>
 #include <math.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "pool.h"
+#include "rowmath.h"
 
 #ifdef __APPLE__
 #define ACCELERATE_NEW_LAPACK
@@ -22,11 +24,6 @@
 #include <cblas.h>
 #endif
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HOT
-#endif
 
 namespace {
 
@@ -84,63 +81,6 @@ struct Args {
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a, (int)lda,
               b, (int)ldb, 0.0f, c, (int)ldc);
-}
-
-// ---- row math as in fused.cc (same lane order, same exp), so the probabilities match its masked softmax ----
-
-constexpr int L = 16;
-
-HOT float dot2(const float* a, const float* b, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-/** Cephes `expf` (fused.cc's expFast): about 2 ulp, 0 below -87. */
-inline float expFast(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, 4);
-  return x <= -87.0f ? 0.0f : y * scale;
-}
-
-HOT float rowMax(const float* x, int64_t n) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
-HOT float expShifted(const float* x, float shift, float* out, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) {
-      const float e = expFast(x[i + l] - shift);
-      out[i + l] = e;
-      acc[l] += e;
-    }
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) {
-    out[i] = expFast(x[i] - shift);
-    s += out[i];
-  }
-  return s;
 }
 
 // ---- one (batch, kv head) task ----

@@ -12,17 +12,12 @@
 
 #include "gemm.h"
 #include "pool.h"
+#include "rowmath.h"
 
 #ifndef __APPLE__
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 #endif
 
-// One binary runs everywhere: the hot loops get AVX-512 and AVX2 clones picked at load time (GCC/Clang ifunc).
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HOT
-#endif
 
 static Pool& pool = sharedPool();
 
@@ -75,103 +70,6 @@ struct Args {
   }
 };
 
-/** Rows per task: about 16K elements, never split a row; a function of the shape only. */
-static int64_t rowsPerTask(int64_t width) { return width >= 16384 ? 1 : 16384 / (width > 0 ? width : 1); }
-
-/** Runs f(row0, row1) over [0, rows) in thread-count-independent blocks. */
-template <typename F>
-static void forRows(int64_t rows, int64_t width, F f) {
-  const int64_t per = rowsPerTask(width);
-  const int64_t tasks = (rows + per - 1) / per;
-  pool.run(tasks, [&](int64_t t) {
-    const int64_t r0 = t * per, r1 = r0 + per < rows ? r0 + per : rows;
-    f(r0, r1);
-  });
-}
-
-// ---- math helpers (vectorizable: lane arrays instead of a reassociated sum) ----
-
-constexpr int L = 16;
-
-HOT static float sumSq(const float* x, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += x[i + l] * x[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += x[i] * x[i];
-  return s;
-}
-
-HOT static float dot3(const float* a, const float* b, const float* c, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l] * c[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += a[i] * b[i] * c[i];
-  return s;
-}
-
-HOT static float dot2(const float* a, const float* b, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-/**
- * exp(x) for float32 as Cephes `expf`: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, then 2^n through
- * the exponent bits. About 2 ulp; below -87 it returns 0 (no denormals), above 88 it saturates at e^88.
- */
-static inline float expFast(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest, |n| < 2^22
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, 4);
-  return x <= -87.0f ? 0.0f : y * scale;
-}
-
-HOT static float rowMax(const float* x, int64_t n) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
-/** out[i] = exp(x[i] - shift), returns the sum (lane order fixed). */
-HOT static float expShifted(const float* x, float shift, float* out, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) {
-      const float e = expFast(x[i + l] - shift);
-      out[i + l] = e;
-      acc[l] += e;
-    }
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) {
-    out[i] = expFast(x[i] - shift);
-    s += out[i];
-  }
-  return s;
-}
-
 // ---- RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w over rows of H ----
 
 // rmsNormForward(x, w, y, rinv, rows, H, eps)
@@ -182,7 +80,7 @@ static napi_value RmsNormForward(napi_env env, napi_callback_info info) {
   const float *x = a.f32(0, R * H, "rmsNormForward"), *w = a.f32(1, H, "rmsNormForward");
   float *y = a.f32(2, R * H, "rmsNormForward"), *rinv = a.f32(3, R, "rmsNormForward");
   if (!a.ok) return nullptr;
-  forRows(R, H, [&](int64_t r0, int64_t r1) {
+  forRows(pool, R, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * H;
       float* yr = y + r * H;
@@ -236,7 +134,7 @@ static napi_value RopeForward(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   if (D % 2) { a.fail("ropeForward", "head_dim must be even"); return nullptr; }
   const int64_t h2 = D / 2;
-  forRows(B * T, Nh * D, [&](int64_t r0, int64_t r1) {
+  forRows(pool, B * T, Nh * D, [&](int64_t r0, int64_t r1) {
     for (int64_t bt = r0; bt < r1; bt++) {
       const int64_t b = bt / T, t = bt % T;
       const float *c = cs + bt * D, *s = sn + bt * D;
@@ -263,7 +161,7 @@ static napi_value RopeBackward(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   if (D % 2) { a.fail("ropeBackward", "head_dim must be even"); return nullptr; }
   const int64_t h2 = D / 2;
-  forRows(B * T, Nh * D, [&](int64_t r0, int64_t r1) {
+  forRows(pool, B * T, Nh * D, [&](int64_t r0, int64_t r1) {
     for (int64_t bt = r0; bt < r1; bt++) {
       const int64_t b = bt / T, t = bt % T;
       const float *c = cs + bt * D, *s = sn + bt * D;
@@ -281,22 +179,6 @@ static napi_value RopeBackward(napi_env env, napi_callback_info info) {
 }
 
 // ---- SiLU(gate) * up ----
-
-HOT static void swigluRange(const float* g, const float* u, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float sg = 1.0f / (1.0f + expFast(-g[i]));
-    y[i] = g[i] * sg * u[i];
-  }
-}
-
-HOT static void swigluGradRange(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float sg = 1.0f / (1.0f + expFast(-g[i]));
-    const float silu = g[i] * sg;
-    du[i] = dy[i] * silu;
-    dg[i] = dy[i] * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
-  }
-}
 
 constexpr int64_t ELEMS = 16384;
 
@@ -338,7 +220,7 @@ static napi_value SoftmaxForward(napi_env env, napi_callback_info info) {
   const float *x = a.f32(0, B * N * T * S, "softmaxForward"), *bias = a.f32(1, B * T * S, "softmaxForward");
   float* p = a.f32(2, B * N * T * S, "softmaxForward");
   if (!a.ok) return nullptr;
-  forRows(B * N * T, S, [&](int64_t r0, int64_t r1) {
+  forRows(pool, B * N * T, S, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* br = bias + ((r / (N * T)) * T + r % T) * S;
       const float* xr = x + r * S;
@@ -359,7 +241,7 @@ static napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
   const float *p = a.f32(0, R * S, "softmaxBackward"), *dp = a.f32(1, R * S, "softmaxBackward");
   float* ds = a.f32(2, R * S, "softmaxBackward");
   if (!a.ok) return nullptr;
-  forRows(R, S, [&](int64_t r0, int64_t r1) {
+  forRows(pool, R, S, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float *pr = p + r * S, *gr = dp + r * S;
       float* dr = ds + r * S;
@@ -395,7 +277,7 @@ static napi_value LogSoftmaxPick(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   for (int64_t r = 0; r < R; r++)
     if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPick", "a label is outside [0, V)"); return nullptr; }
-  forRows(R, V, [&](int64_t r0, int64_t r1) {
+  forRows(pool, R, V, [&](int64_t r0, int64_t r1) {
     std::vector<float> e((size_t)V);
     for (int64_t r = r0; r < r1; r++) {
       const float* zr = z + r * V;
@@ -436,7 +318,7 @@ static napi_value LogSoftmaxPickGrad(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   for (int64_t r = 0; r < R; r++)
     if (labels[r] < 0 || labels[r] >= V) { a.fail("logSoftmaxPickGrad", "a label is outside [0, V)"); return nullptr; }
-  forRows(R, V, [&](int64_t r0, int64_t r1) {
+  forRows(pool, R, V, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       float* gr = g + r * V;
       const float s = scale[r];
@@ -460,7 +342,7 @@ static napi_value ScaleRows(napi_env env, napi_callback_info info) {
   const float *x = a.f32(0, R * V, "scaleRows"), *sc = a.f32(1, R, "scaleRows");
   float* y = a.f32(2, R * V, "scaleRows");
   if (!a.ok) return nullptr;
-  forRows(R, V, [&](int64_t r0, int64_t r1) {
+  forRows(pool, R, V, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
       for (int64_t j = 0; j < V; j++) y[r * V + j] = x[r * V + j] * sc[r];
   });

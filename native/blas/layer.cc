@@ -4,7 +4,7 @@
 // - the attention half, y = x + o(core(q(h), k(h), v(h))), h = rmsnorm(x), LoRA on any of q/k/v/o (rank 0: none): the
 //   core is attention.cc's, called through the addon's exports on views of our buffers; the backward gives dx and each
 //   adapter's dA, dB.
-// Each forward also writes a stash that its backward reads. The row math is fused.cc's (same lane order, same exp), the
+// Each forward also writes a stash that its backward reads. The row math is rowmath.h's (fused.cc's too), the
 // products are gemm.h's (blocks fixed by the shape), and elementwise work is cut into tasks fixed by the shape, so any
 // thread count gives the same bits. Leaves out: weight gradients, bias, LoRA dropout, a KV cache.
 #include <node_api.h>
@@ -17,12 +17,8 @@
 
 #include "gemm.h"
 #include "pool.h"
+#include "rowmath.h"
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HOT
-#endif
 
 namespace {
 
@@ -94,81 +90,6 @@ struct Args {
   }
 };
 
-// ---- row math as in fused.cc (same lane order, same exp) ----
-
-constexpr int L = 16;
-
-HOT float sumSq(const float* x, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += x[i + l] * x[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += x[i] * x[i];
-  return s;
-}
-
-HOT float dot3(const float* a, const float* b, const float* c, int64_t n) {
-  float acc[L] = {0};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; l++) acc[l] += a[i + l] * b[i + l] * c[i + l];
-  float s = 0;
-  for (int l = 0; l < L; l++) s += acc[l];
-  for (; i < n; i++) s += a[i] * b[i] * c[i];
-  return s;
-}
-
-/** fused.cc's expFast (Cephes expf; 0 below -87, e^88 above 88). */
-inline float expFast(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, 4);
-  return x <= -87.0f ? 0.0f : y * scale;
-}
-
-HOT void swigluRange(const float* g, const float* u, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float sg = 1.0f / (1.0f + expFast(-g[i]));
-    y[i] = g[i] * sg * u[i];
-  }
-}
-
-/** In place: on entry dg holds d(act); on exit dg = d(gate), du = d(up). */
-HOT void swigluGradRange(const float* g, const float* u, float* dg, float* du, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    const float sg = 1.0f / (1.0f + expFast(-g[i]));
-    const float silu = g[i] * sg;
-    const float dy = dg[i];
-    du[i] = dy * silu;
-    dg[i] = dy * u[i] * (sg * (1.0f + g[i] * (1.0f - sg)));
-  }
-}
-
-/** Rows per task: about 16K elements, never split a row; a function of the shape only (fused.cc's). */
-int64_t rowsPerTask(int64_t width) { return width >= 16384 ? 1 : 16384 / (width > 0 ? width : 1); }
-
-template <typename F>
-void forRows(int64_t rows, int64_t width, F f) {
-  const int64_t per = rowsPerTask(width);
-  const int64_t tasks = (rows + per - 1) / per;
-  pool->run(tasks, [&](int64_t t) {
-    const int64_t r0 = t * per, r1 = r0 + per < rows ? r0 + per : rows;
-    f(r0, r1);
-  });
-}
-
 /**
  * Scratch of n floats in `slot` (contents undefined), grow-only per thread: a call's big temporaries cost no allocation
  * and no zeroing after the first. Per thread, so Node workers calling the addon at once never share one.
@@ -201,7 +122,7 @@ napi_value MlpForward(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   const Stash st(s, M, H, I);
   float *h2 = buffer(0, M * H), *act = buffer(1, M * I);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x1 + r * H;
       float* hr = h2 + r * H;
@@ -213,9 +134,9 @@ napi_value MlpForward(napi_env env, napi_callback_info info) {
   });
   gemm(false, true, M, I, H, h2, gw, 0.0f, st.gate);
   gemm(false, true, M, I, H, h2, uw, 0.0f, st.up);
-  forRows(M, I, [&](int64_t r0, int64_t r1) { swigluRange(st.gate + r0 * I, st.up + r0 * I, act + r0 * I, (r1 - r0) * I); });
+  forRows(*pool, M, I, [&](int64_t r0, int64_t r1) { swigluRange(st.gate + r0 * I, st.up + r0 * I, act + r0 * I, (r1 - r0) * I); });
   gemm(false, true, M, H, I, act, dw, 0.0f, y);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * H; i < r1 * H; i++) y[i] = x1[i] + y[i];
   });
   return nullptr;
@@ -234,12 +155,12 @@ napi_value MlpBackward(napi_env env, napi_callback_info info) {
   const Stash st(const_cast<float*>(s), M, H, I);
   float *dg = buffer(0, M * I), *du = buffer(1, M * I), *dh = buffer(2, M * H);
   gemm(false, false, M, I, H, dy, dw, 0.0f, dg);
-  forRows(M, I, [&](int64_t r0, int64_t r1) {
-    swigluGradRange(st.gate + r0 * I, st.up + r0 * I, dg + r0 * I, du + r0 * I, (r1 - r0) * I);
+  forRows(*pool, M, I, [&](int64_t r0, int64_t r1) {
+    swigluGradRange(st.gate + r0 * I, st.up + r0 * I, dg + r0 * I, dg + r0 * I, du + r0 * I, (r1 - r0) * I);
   });
   gemm(false, false, M, H, I, dg, gw, 0.0f, dh);
   gemm(false, false, M, H, I, du, uw, 1.0f, dh);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float *xr = st.x1 + r * H, *gr = dh + r * H, *yr = dy + r * H;
       float* dr = dx + r * H;
@@ -369,7 +290,7 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
   memcpy(tail + M * d.D, sn, sizeof(float) * M * d.D);
   memcpy(tail + 2 * M * d.D, mask, sizeof(float) * M);
   float* h = buffer(0, M * H);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * H;
       float* hr = h + r * H;
@@ -388,7 +309,7 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
                                           num(env, (double)d.K), num(env, (double)d.D), num(env, 1.0 / sqrt((double)d.D))}))
     return nullptr;
   projForward(p[3], M, att, loraScale, y);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0 * H; i < r1 * H; i++) y[i] = x[i] + y[i];
   });
   return nullptr;
@@ -418,7 +339,7 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
   const float *sx = s, *rinv = s + M * H, *att = rinv + M + M * d.Nd + 2 * M * d.Kd;
   const int64_t oq = M * H + M, ok_ = oq + M * d.Nd, ov = ok_ + M * d.Kd;
   float *h = buffer(0, M * H), *dh = buffer(1, M * H);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
       for (int64_t i = 0; i < H; i++) h[r * H + i] = sx[r * H + i] * rinv[r] * nw[i];
   });
@@ -433,7 +354,7 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
   projBackward(p[0], M, h, dq, loraScale, 0.0f, dh, dA[0], dB[0]);
   projBackward(p[1], M, h, dk, loraScale, 1.0f, dh, dA[1], dB[1]);
   projBackward(p[2], M, h, dv, loraScale, 1.0f, dh, dA[2], dB[2]);
-  forRows(M, H, [&](int64_t r0, int64_t r1) {
+  forRows(*pool, M, H, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float *xr = sx + r * H, *gr = dh + r * H, *yr = dy + r * H;
       float* dr = dx + r * H;
