@@ -229,6 +229,12 @@ function dispatch(): void {
     // The clock counts from when the thread takes the job: it may still be rewinding the last one (worker.ts).
     const soft = (): void => {
       const taken = takenAt(slot, job);
+      // A thread that has not taken its job a timeout and a grace after it was sent (its rewind hangs, or an escaped
+      // program's JS holds the thread) is replaced; the job, never started, goes to the next free worker once.
+      if (taken === undefined && performance.now() - slot.started > job.timeoutMs + config.graceMs) {
+        lost(i, slot, 'the worker did not take its job');
+        return;
+      }
       const left = taken === undefined ? Math.min(job.timeoutMs, 20) : taken + job.timeoutMs - startClock();
       if (taken === undefined || left > 1) {
         slot.timers.push(setTimeout(soft, Math.max(1, left)));

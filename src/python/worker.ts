@@ -47,14 +47,17 @@ function probeGuard(realm: Realm): string[] {
 }
 
 /** A test hook, only when the host asked for it at start-up: JS run in this thread's own context, as if the
- * program had escaped the realm. It has no more power than such a program; the layers below must hold. */
-async function outerJs(source: string): Promise<string> {
-  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...a: string[]) => () => Promise<unknown>;
+ * program had escaped the realm. It has no more power than such a program; the layers below must hold. Its result is
+ * reported dirty (the pool replaces this thread) unless the source calls `hideFromPool()`, as an escape that goes
+ * unnoticed would. */
+async function outerJs(source: string): Promise<{ result: string; hidden: boolean }> {
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...a: string[]) => (hide: () => void) => Promise<unknown>;
+  let hidden = false;
   try {
-    return String(await new AsyncFunction(source)());
+    return { result: String(await new AsyncFunction('hideFromPool', source)(() => { hidden = true; })), hidden };
   } catch (e) {
     const text = String(e instanceof Error ? e.message : e);
-    return /allocation failed|out of memory/i.test(text) ? 'failed: MemoryError' : `failed: ${text}`;
+    return { result: /allocation failed|out of memory/i.test(text) ? 'failed: MemoryError' : `failed: ${text}`, hidden };
   }
 }
 
@@ -86,8 +89,8 @@ async function main(): Promise<void> {
     takenAt[0] = startClock();
     Atomics.store(takenId, 0, msg.id);
     if (msg.outerJs !== undefined && init.testHooks) {
-      void outerJs(msg.outerJs).then((result) =>
-        post({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0, dirty: 'outer js',
+      void outerJs(msg.outerJs).then(({ result, hidden }) =>
+        post({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0, dirty: hidden ? '' : 'outer js',
           memoryBytes: 0, ms: performance.now() - t }),
       );
       return;
