@@ -94,6 +94,9 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
   return new Promise((resolve, reject) => {
     worker.on('message', (msg: FromWorker) => {
       if (msg.type === 'ready') {
+        // Only the first: a later one comes from a program holding the thread, which would hand us its own interrupt
+        // and clock words.
+        if (slot.ready) return;
         slot.irq = new Int32Array(msg.irq);
         slot.takenId = new Int32Array(msg.clock, 0, 1);
         slot.takenAt = new Float64Array(msg.clock, 8, 1);
@@ -235,7 +238,10 @@ function dispatch(): void {
         lost(i, slot, 'the worker did not take its job');
         return;
       }
-      const left = taken === undefined ? Math.min(job.timeoutMs, 20) : taken + job.timeoutMs - startClock();
+      // The taken-at word is the thread's own to write: the deadline never lies past the latest moment a thread may
+      // take its job (a timeout and a grace after it was sent, see above) plus its timeout.
+      const latest = 2 * job.timeoutMs + config.graceMs - (performance.now() - slot.started);
+      const left = taken === undefined ? Math.min(job.timeoutMs, 20) : Math.min(taken + job.timeoutMs - startClock(), latest);
       if (taken === undefined || left > 1) {
         slot.timers.push(setTimeout(soft, Math.max(1, left)));
         return;

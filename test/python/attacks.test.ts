@@ -371,4 +371,21 @@ describe('9. load', () => {
     expect(controls).toEqual(Array(4).fill(['passed', true]));
     await control();
   }, 60_000);
+
+  it('a worker thread that forges its clock (a second ready message, jobs "taken" far in the future) is still timed', async () => {
+    // The thread stops taking jobs but claims each one taken at t = 1e15 ms, through a clock word of its own.
+    const forge = await js(`hideFromPool();
+      const wt = process.getBuiltinModule('node:worker_threads');
+      const clock = new SharedArrayBuffer(16), id = new Int32Array(clock, 0, 1), at = new Float64Array(clock, 8, 1);
+      wt.parentPort.removeAllListeners('message');
+      wt.parentPort.on('message', (m) => { id[0] = m.id; at[0] = 1e15; });
+      wt.parentPort.postMessage({ type: 'ready', irq: new SharedArrayBuffer(4), clock, bootMs: 0, layers: [] });
+      return 'passed';`);
+    expect(forge.result).toBe('passed');
+    const sent = Date.now();
+    const controls = await Promise.all(Array.from({ length: 4 }, (_, k) =>
+      run(`def f(x):\n    return x + ${k}\n`, { suffix: `assert f(1) == ${1 + k}`, timeoutMs: 1000 }).then((r) => [r.result, Date.now() - sent < 15_000])));
+    expect(controls).toEqual(Array(4).fill(['passed', true]));
+    await control();
+  }, 60_000);
 });
