@@ -13,6 +13,7 @@ import { sequenceLogprobs } from '../../src/dpo/logprobs.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { asFusedAddon } from '../../kernels/native.js';
 import { attentionCoreOps } from '../../kernels/attention-core.js';
+import { attnHalfOps, mlpHalfOps } from '../../kernels/decoder-layer.js';
 
 const hasFused = asFusedAddon(loadBlasAddon().addon) !== null;
 if (!hasFused && process.env.DPO_REQUIRE_BLAS === '1') throw new Error(`DPO_REQUIRE_BLAS=1 but the addon did not load: ${loadBlasAddon().reason}`);
@@ -80,17 +81,19 @@ describe.skipIf(!hasFused)('the cpu backend with the addon', () => {
   it('a forward + backward runs through the fused kernels and matches the reference path', async () => {
     const profiled = await tf.profile(() => { step(); });
     const ran = new Set(profiled.kernels.map((k) => k.name));
-    // Forward and backward of RMSNorm, the attention core, SiLU*up, the log-prob pass (names from kernels/*.ts).
-    const used = [...FUSED_OPS, ...attentionCoreOps].map((op) => op.kernelName).filter((n) => ran.has(n));
+    // Forward and backward of the final RMSNorm, both halves of each decoder layer (kernels/decoder-layer.ts: their
+    // RMSNorm, projections, attention core or SiLU*up inside), the log-prob pass (names from kernels/*.ts).
+    const all = [...FUSED_OPS, ...attentionCoreOps, ...mlpHalfOps, ...attnHalfOps];
+    const used = all.map((op) => op.kernelName).filter((n) => ran.has(n));
     expect(used.length, `fused kernels run: ${used.join(', ')}`).toBeGreaterThanOrEqual(8);
-    for (const n of ['DpoRmsNorm', 'DpoRmsNormGrad', 'DpoSwiglu', 'DpoSwigluGrad']) expect(ran.has(n), n).toBe(true);
+    for (const n of ['DpoRmsNorm', 'DpoRmsNormGrad', 'DpoMlpHalf', 'DpoMlpHalfGrad', 'DpoAttnHalf', 'DpoAttnHalfGrad']) expect(ran.has(n), n).toBe(true);
     const fast = step();
     registerFastKernels('cpu', 'reference');
     let plain: ReturnType<typeof step>;
     try {
       expect(activeMatMul('cpu')).toBe('stock');
       const ranRef = new Set((await tf.profile(() => { plain = step(); })).kernels.map((k) => k.name));
-      expect([...FUSED_OPS, ...attentionCoreOps].filter((op) => ranRef.has(op.kernelName))).toEqual([]);
+      expect([...FUSED_OPS, ...attentionCoreOps, ...mlpHalfOps, ...attnHalfOps].filter((op) => ranRef.has(op.kernelName))).toEqual([]);
     } finally {
       registerFastKernels('cpu', 'auto');
     }
