@@ -18,20 +18,13 @@ import { expectedWeightShapes, forwardHidden } from '../../src/model/llama.js';
 import { createKVCache } from '../../src/model/kvcache.js';
 import { ATTN_TARGETS, createLora, disposeLora, loraTensors } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
-import { withFusedKernelsOnWasm } from './fused-suite.js';
+import { maxDiff, normal, sameBits, withFusedKernelsOnWasm } from './fused-suite.js';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 const has = hasAttentionCore(asFusedAddon(loadBlasAddon().addon));
 
 withFusedKernelsOnWasm();
 
-const normal = (rng: Rng, n: number, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(0, sd));
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 interface Case {
   B: number; T: number; heads: AttentionHeads;

@@ -19,18 +19,12 @@ import { createLora, disposeLora, loraTensors } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
 import { env } from '../../src/config/env.js';
 import { batchOf, disposeWeights, loadModel, readFixture, type ModelFixture } from '../model/fixture.js';
-import { withFusedKernelsOnWasm } from './fused-suite.js';
+import { maxDiff, normal, sameBits, withFusedKernelsOnWasm } from './fused-suite.js';
 
 const has = hasDecoderLayer(asFusedAddon(loadBlasAddon(env().blasAddon).addon));
 
 withFusedKernelsOnWasm();
 
-const normal = (rng: Rng, n: number, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(0, sd));
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 type Dims = { lead: number[]; H: number; I: number };
 type Data = { x: Float32Array; norm: Float32Array; gate: Float32Array; up: Float32Array; down: Float32Array; probe: Float32Array };
@@ -86,8 +80,6 @@ function forward64(d: Dims, x: Float64Array, v: Data): Float64Array {
   return y;
 }
 
-const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-
 describe.each(['cpu', 'wasm'] as const)('fused MLP half on %s', (backend) => {
   beforeAll(async () => {
     await tf.setBackend(backend);
@@ -142,7 +134,7 @@ describe.each(['cpu', 'wasm'] as const)('fused MLP half on %s', (backend) => {
     setKernelThreads(1);
     const ref = valueAndGrad(mlpHalfReference, d, v);
     runs[0].forEach((a, i) => {
-      expect(bits(a).equals(bits(runs[1][i])), `output ${i}`).toBe(true);
+      expect(sameBits(a, runs[1][i]), `output ${i}`).toBe(true);
       const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
       expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(2e-6);
     });
@@ -365,7 +357,7 @@ describe.each(['cpu', 'wasm'] as const)('fused attention half on %s', (backend) 
     setKernelThreads(1);
     const ref = attnValueAndGrads(attnHalfReference, d, v, PROJ, 2);
     runs[0].forEach((a, i) => {
-      expect(bits(a).equals(bits(runs[1][i])), `output ${i}`).toBe(true);
+      expect(sameBits(a, runs[1][i]), `output ${i}`).toBe(true);
       const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
       expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(1e-5);
     });

@@ -11,18 +11,12 @@ import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels, setKernelThreads } from '../../src/backend/kernels.js';
 import { loraLinear } from '../../src/model/lora.js';
 import { Rng } from '../../src/util/rng.js';
-import { withFusedKernelsOnWasm } from './fused-suite.js';
+import { maxDiff, normal, sameBits, withFusedKernelsOnWasm } from './fused-suite.js';
 
 const has = hasLoraLinear(asFusedAddon(loadBlasAddon().addon));
 
 withFusedKernelsOnWasm();
 
-const normal = (rng: Rng, n: number, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(0, sd));
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 type Dims = { lead: number[]; I: number; O: number; r: number };
 type Data = { x: Float32Array; w: Float32Array; A: Float32Array; B: Float32Array; up: Float32Array };
@@ -172,7 +166,7 @@ describe.each(['cpu', 'wasm'] as const)('fused LoRA linear on %s', (backend) => 
     const ref = valueAndGrads(loraLinearReference, d, v, 2);
     runs[0].forEach((a, i) => {
       const b = runs[1][i];
-      expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)), `output ${i}`).toBe(true);
+      expect(sameBits(a, b), `output ${i}`).toBe(true);
       const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
       expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(1e-6);
     });

@@ -9,18 +9,13 @@ import { asFusedAddon, fusedActive } from '../../kernels/native.js';
 import { loadBlasAddon } from '../../kernels/matmul-blas.js';
 import { registerFastKernels } from '../../src/backend/kernels.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
-import { withFusedKernelsOnWasm } from './fused-suite.js';
+import { maxDiff, withFusedKernelsOnWasm } from './fused-suite.js';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 const has = hasRopeTables(asFusedAddon(loadBlasAddon().addon));
 
 withFusedKernelsOnWasm();
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 // Row 0 right-padded, row 1 left-padded, row 2 with a pad inside.
 const MASK = [[1, 1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 1, 1, 1, 1]];
