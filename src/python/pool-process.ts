@@ -19,6 +19,10 @@ interface Slot {
   /** The id of the job the worker thread has taken, and when (startClock): written by the worker (worker.ts). */
   takenId?: Int32Array;
   takenAt?: Float64Array;
+  /** The id of the job whose result the thread is posting: a result for any other id is not the thread's own. */
+  doneId?: Int32Array;
+  /** Word 0 goes up by one after each job posted to the thread, which waits on it (worker.ts). */
+  wake: Int32Array;
   job?: Job;
   started: number;
   timedOut: boolean;
@@ -79,6 +83,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     testHooks: config.testHooks,
     noRewind: config.noRewind,
     noCodeCache: config.noCodeCache,
+    wake: new SharedArrayBuffer(4),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
     workerData: init,
@@ -89,7 +94,8 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
   });
   worker.stdout.resume();
   worker.stderr.resume();
-  const slot: Slot = { worker, started: 0, timedOut: false, timers: [], ready: false, tests: new Set() };
+  const slot: Slot = { worker, started: 0, timedOut: false, timers: [], ready: false, tests: new Set(),
+    wake: new Int32Array(init.wake) };
   slots[index] = slot;
   return new Promise((resolve, reject) => {
     worker.on('message', (msg: FromWorker) => {
@@ -99,6 +105,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
         if (slot.ready) return;
         slot.irq = new Int32Array(msg.irq);
         slot.takenId = new Int32Array(msg.clock, 0, 1);
+        slot.doneId = new Int32Array(msg.clock, 4, 1);
         slot.takenAt = new Float64Array(msg.clock, 8, 1);
         slot.ready = true;
         resolve(msg);
@@ -172,7 +179,9 @@ function crashResult(reason: string): string {
 function finish(index: number, slot: Slot, msg: FromWorker): void {
   if (msg.type !== 'result' && msg.type !== 'crashed') return;
   const job = slot.job;
-  if (!job || job.id !== msg.id) return;
+  // Only the thread's own answer to its current job: one posted by a program (an escape holding the port, before
+  // the real answer) carries an id the thread has not marked.
+  if (!job || job.id !== msg.id || Atomics.load(slot.doneId!, 0) !== msg.id) return;
   const timedOut = slot.timedOut;
   clear(slot);
   if (msg.type === 'crashed') {
@@ -264,6 +273,8 @@ function dispatch(): void {
       outerJs: job.outerJs,
       innerJs: job.innerJs,
     });
+    Atomics.add(slot.wake, 0, 1);
+    Atomics.notify(slot.wake, 0);
   }
 }
 

@@ -124,6 +124,9 @@ function commandLine(config: SandboxConfig, mode: SandboxMode, noOsLayers = fals
   const pyodide = pyodideDir();
   const node = [
     '--no-warnings',
+    // Object.prototype, Array.prototype, JSON, typed arrays...: no program that escapes into a worker's context can
+    // patch what the worker calls after its run (worker.ts takes the rest before the first program).
+    '--frozen-intrinsics',
     '--experimental-permission',
     `--allow-fs-read=${path.dirname(script)}/*`,
     `--allow-fs-read=${pyodide}/*`,

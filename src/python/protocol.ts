@@ -2,9 +2,13 @@
 // Types, and the clock that the threads share.
 import type { PyodideFiles, RealmJob, RealmResult } from './realm.js';
 
+// Taken when the module loads, before any program runs: a program that escaped into a worker's context cannot swap
+// the clock its thread reads.
+const hrtime = process.hrtime.bigint;
+
 /** Milliseconds on the monotonic clock that every thread of the process reads alike (a worker thread's
  * performance.now() counts from that thread's own start). */
-export const startClock = (): number => Number(process.hrtime.bigint()) / 1e6;
+export const startClock = (): number => Number(hrtime()) / 1e6;
 
 /** Settings the host passes to the sandbox process (in its first IPC message, with the reply key). */
 export interface SandboxConfig {
@@ -36,6 +40,8 @@ export interface WorkerInit {
   testHooks: boolean;
   noRewind: boolean;
   noCodeCache: boolean;
+  /** The pool process adds 1 to word 0 and notifies it after each message it posts to the thread (worker.ts). */
+  wake: SharedArrayBuffer;
 }
 
 export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string };

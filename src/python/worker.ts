@@ -2,16 +2,24 @@
 // the Python guard, and runs one program at a time for the pool process, rewinding the interpreter after each.
 // Leaves out: timeouts and respawning (pool-process.ts owns the clock and terminates this thread), and any file
 // or network access (it has none).
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import vm from 'node:vm';
 import { bootRealm, type PyodideFiles, type Realm } from './realm.js';
 import { startClock, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-const post = (msg: FromWorker): void => port.postMessage(msg);
+// What the serving loop calls once programs run, taken now: a program that escaped into this context can replace
+// the port's own methods, the globals and `process`'s, but not these references (and the intrinsics they use are
+// frozen: --frozen-intrinsics, see pool.ts).
+const postMessage = port.postMessage;
+const receive = receiveMessageOnPort;
+const exit = process.exit;
+const now = performance.now.bind(performance);
+const post = (msg: FromWorker): void => Reflect.apply(postMessage, port, [msg]);
 
-// Node reads the stack of an unhandled rejection from this (outer) context; with a listener it reads nothing.
+// Node reads the stack of an unhandled rejection from this (outer) context; with a listener it reads nothing (and
+// once programs run, the thread never returns to its event loop, see serve()).
 process.on('unhandledRejection', () => {});
 
 /** Checks, from outside, that the realm offers nothing: no Node globals and no code generation from strings. */
@@ -62,7 +70,7 @@ async function outerJs(source: string): Promise<{ result: string; hidden: boolea
 }
 
 async function main(): Promise<void> {
-  const t0 = performance.now();
+  const t0 = now();
   const files = init.files as PyodideFiles;
   const realm = await bootRealm(files, { memoryMb: init.memoryMb, snapshot: init.snapshot, noRewind: init.noRewind,
     noCodeCache: init.noCodeCache });
@@ -78,42 +86,93 @@ async function main(): Promise<void> {
     layers.push(...probeGuard(realm));
     if (Object.keys(process.env).length === 0) layers.push('empty-env');
   }
-  // The job this thread has taken (its id) and when (startClock): the pool process counts a job's time from here.
-  // It may send the next job while this thread still rewinds the last one (see the result below).
+  if (lockdown()) layers.push('frozen-js');
+  // Written by this thread only (the words are reachable from nothing a program can reach): the job it has taken
+  // (its id) and when (startClock), from which the pool process counts the job's time, and the job whose result it
+  // is about to post, without which the pool process takes no result (one a program posts itself is not).
   const clock = new SharedArrayBuffer(16);
   const takenId = new Int32Array(clock, 0, 1);
+  const doneId = new Int32Array(clock, 4, 1);
   const takenAt = new Float64Array(clock, 8, 1);
-  post({ type: 'ready', irq: realm.interruptBuffer(), clock, snapshot, bootMs: performance.now() - t0, layers });
-  port.on('message', (msg: ToWorker) => {
-    const t = performance.now();
-    takenAt[0] = startClock();
-    Atomics.store(takenId, 0, msg.id);
-    if (msg.outerJs !== undefined && init.testHooks) {
-      void outerJs(msg.outerJs).then(({ result, hidden }) =>
-        post({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0, dirty: hidden ? '' : 'outer js',
-          memoryBytes: 0, ms: performance.now() - t }),
-      );
-      return;
+  const answer = (msg: FromWorker & { id: number }): void => {
+    Atomics.store(doneId, 0, msg.id);
+    post(msg);
+  };
+  post({ type: 'ready', irq: realm.interruptBuffer(), clock, snapshot, bootMs: now() - t0, layers });
+  const wake = new Int32Array(init.wake);
+  // The serving loop never returns to this thread's event loop: nothing a program leaves behind (a timer, a
+  // listener, a promise) ever runs, so a program that escaped the realm holds nothing once its run ends. Jobs are
+  // read from the port directly; the pool process bumps `wake` after each.
+  const next = (): ToWorker => {
+    for (;;) {
+      const seen = Atomics.load(wake, 0);
+      const m = receive(port);
+      if (m) return m.message as ToWorker;
+      Atomics.wait(wake, 0, seen);
     }
+  };
+  const runOne = (msg: ToWorker, t: number): void => {
     let posted = false;
     try {
       // Test hook: JS run inside the realm first, as a program holding a JS proxy would.
       const inner = msg.innerJs !== undefined && init.testHooks ? String(vm.runInContext(msg.innerJs, realm.context)) : '';
       // The result goes out before the rewind: the pool process sends the next job meanwhile, and this thread takes
-      // it once the interpreter is rewound (a message waits until this handler returns).
+      // it once the interpreter is rewound.
       realm.run(msg, (r) => {
         if (inner) r.stdout = inner + '\n' + r.stdout;
-        post({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: performance.now() - t });
+        answer({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: now() - t });
         posted = true;
       });
     } catch (e) {
       // The rewind failed after the verdict went out: this instance must run nothing more (the pool replaces it,
-      // and the job it may have sent meanwhile goes to another worker).
-      if (posted) process.exit(1);
+      // and the job it may have sent meanwhile goes to another worker). Should exit be made to return, the thread
+      // waits forever, and the pool replaces it as a thread that does not take its job.
+      if (posted) {
+        Reflect.apply(exit, process, [1]);
+        for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      }
       // The instance died under the program (exit, wasm trap, fatal error): report it; the pool replaces us.
-      post({ type: 'crashed', id: msg.id, reason: crashReason(e), ms: performance.now() - t });
+      answer({ type: 'crashed', id: msg.id, reason: crashReason(e), ms: now() - t });
     }
-  });
+  };
+  const serve = (): void => {
+    for (;;) {
+      const msg = next();
+      const t = now();
+      takenAt[0] = startClock();
+      Atomics.store(takenId, 0, msg.id);
+      if (msg.outerJs !== undefined && init.testHooks) {
+        // The test hook may await: only here does the thread return to its event loop, until the hook's promise
+        // settles (it stands for a program that escaped and runs whatever it likes during its own run).
+        void outerJs(msg.outerJs).then(({ result, hidden }) => {
+          answer({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0,
+            dirty: hidden ? '' : 'outer js', memoryBytes: 0, ms: now() - t });
+          serve();
+        });
+        return;
+      }
+      runOne(msg, t);
+    }
+  };
+  serve();
+}
+
+/**
+ * Before the first program: every global binding of this context is made read-only, and Buffer (which realm.ts
+ * calls) frozen, so that a program that escaped the realm cannot swap what the loop calls after its run. True when
+ * the JS intrinsics are frozen as well (the pool process runs with --frozen-intrinsics).
+ */
+function lockdown(): boolean {
+  for (const key of Reflect.ownKeys(globalThis)) {
+    const d = Reflect.getOwnPropertyDescriptor(globalThis, key)!;
+    // Lazy accessors (fetch, crypto, navigator) are left: the loop reads none of them.
+    if ('value' in d) Reflect.defineProperty(globalThis, key, { value: d.value, writable: false, configurable: false });
+  }
+  Object.freeze(Buffer);
+  Object.freeze(Buffer.prototype);
+  const intrinsics = [Object.prototype, Function.prototype, Array.prototype, Reflect, JSON, Atomics, Map.prototype,
+    Object.getPrototypeOf(Uint8Array.prototype) as object, String.prototype, Number];
+  return intrinsics.every((o) => Object.isFrozen(o));
 }
 
 function crashReason(e: unknown): string {

@@ -168,6 +168,50 @@ describe('3. forged results', () => {
     expect(s.result).toBe('failed: AssertionError');
     await control();
   });
+
+  it('a hidden escape in a worker context cannot answer for the programs after it, nor read them', async () => {
+    // It patches everything the worker calls after a run (the port, the globals, the intrinsics, Buffer), leaves
+    // listeners and timers that post "passed" for every job id, and posts answers for ids itself; then it waits for
+    // the next job on the port. The wrong programs after it must still fail, on every worker, and it sees none.
+    const secret = `SECRET_${randomBytes(6).toString('hex')}`;
+    const escape = js(`'use strict';
+      hideFromPool();
+      const wt = process.getBuiltinModule('node:worker_threads'), port = wt.parentPort;
+      const forged = (id) => ({ type: 'result', id, result: 'passed', stdout: 'forged', stderr: '', testsPassed: 9,
+        dirty: '', memoryBytes: 0, ms: 1 });
+      const send = port.postMessage;
+      const tried = [];
+      const attempt = (name, f) => { try { f(); tried.push(name); } catch (e) {} };
+      attempt('port', () => { port.postMessage = function (m) { return send.call(this, m && m.type === 'result' ? { ...m, result: 'passed' } : m); }; });
+      attempt('String', () => { globalThis.String = () => 'passed'; });
+      attempt('JSON', () => { JSON.stringify = () => '[]'; });
+      attempt('set', () => { Uint8Array.prototype.set = function () {}; });
+      attempt('fill', () => { Object.getPrototypeOf(Uint8Array.prototype).fill = function () { return this; }; });
+      attempt('Buffer', () => { Buffer.from = () => Buffer.alloc(0); });
+      attempt('proto', () => { Object.defineProperty(Object.prototype, 'result', { get: () => 'passed', set() {} }); });
+      attempt('Reflect', () => { Reflect.apply = () => undefined; });
+      port.on('message', (m) => send.call(port, forged(m.id)));
+      setInterval(() => { for (let id = 1; id < 400; id++) send.call(port, forged(id)); }, 1);
+      for (let id = 1; id < 400; id++) send.call(port, forged(id));
+      await new Promise((r) => setTimeout(r, 300)); // the timer and the listener run meanwhile
+      let stolen = '';
+      const t = Date.now();
+      while (Date.now() - t < 1500) { const m = wt.receiveMessageOnPort(port); if (m) stolen += JSON.stringify(m.message); }
+      return stolen.includes(${JSON.stringify(secret)}) ? 'stole ' + tried.join(',') : 'patched ' + tried.join(',');`);
+    const victims = Array.from({ length: 8 }, (_, k) =>
+      run(`${JSON.stringify(secret)}\ndef f(x):\n    return x + ${k % 2}\n`, { suffix: 'assert f(1) == 2' }));
+    const [e, ...v] = await Promise.all([escape, ...victims]);
+    expect(e.result).toMatch(/^patched /); // it read no victim's job
+    expect(e.result).not.toMatch(/String|JSON|set|fill|Buffer|proto|Reflect/); // only the port's own property took
+    expect(v.map((r) => [r.result, r.stdout])).toEqual(Array.from({ length: 8 }, (_, k) =>
+      [k % 2 ? 'passed' : 'failed: AssertionError', '']));
+    // Later programs on both workers, with state between them: still judged, still rewound.
+    for (let i = 0; i < 4; i++) {
+      expect((await run('def f(x):\n    return x\n', { suffix: 'assert f(1) == 2' })).result).toBe('failed: AssertionError');
+      expect((await run("import math\nprint(hasattr(math, 'leak'))\nmath.leak = 1")).stdout).toBe('False\n');
+    }
+    await control();
+  }, 60_000);
 });
 
 describe("3b. other programs' text", () => {
@@ -371,16 +415,18 @@ describe('9. load', () => {
   };
 
   it("a worker thread that never takes its next job (JS holding its event loop) is replaced; the job is run elsewhere", async () => {
-    // The program returns, then a timer of its own spins the worker thread forever: the result already went out, so
-    // the next job sent to that thread is never taken. It must be re-run on a fresh worker, not left to the host's
-    // whole-process watchdog (which would answer every in-flight job 'unresponsive').
+    // The program returns, then a timer of its own would spin the worker thread forever: the result already went
+    // out, so the next job sent to that thread would never be taken. Today the timer never runs (the thread does not
+    // return to its event loop, worker.ts); were it to, the job must be re-run on a fresh worker, not left to the
+    // host's whole-process watchdog (which would answer every in-flight job 'unresponsive').
     const spin = await js("hideFromPool(); setTimeout(() => { for (;;) {} }, 0); return 'passed'");
     expect(spin.result).toBe('passed'); // an undetected escape owns its own verdict (the README's deliberate limit)
     await controlsPassSoon();
   }, 60_000);
 
   it('a worker thread that forges its clock (a second ready message, jobs "taken" far in the future) is still timed', async () => {
-    // The thread stops taking jobs but claims each one taken at t = 1e15 ms, through a clock word of its own.
+    // The thread would stop taking jobs but claim each one taken at t = 1e15 ms, through a clock word of its own
+    // (its listener never runs today: see the test above).
     const forge = await js(`hideFromPool();
       const wt = process.getBuiltinModule('node:worker_threads');
       const clock = new SharedArrayBuffer(16), id = new Int32Array(clock, 0, 1), at = new Float64Array(clock, 8, 1);

@@ -227,7 +227,7 @@ describe('state written by one program is invisible to the next', () => {
 describe('pool', () => {
   it('reports its isolation layers', () => {
     const layers = pool.layers();
-    for (const l of ['realm', 'python-guard', 'rewind', 'empty-env', 'permission', 'authenticated-replies']) {
+    for (const l of ['realm', 'python-guard', 'rewind', 'empty-env', 'permission', 'authenticated-replies', 'frozen-js']) {
       expect(layers).toContain(l);
     }
     const unshare = spawnSync('unshare', ['-rnp', '--fork', '--kill-child', 'true']);
