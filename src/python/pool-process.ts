@@ -193,7 +193,7 @@ function finish(index: number, slot: Slot, msg: FromWorker): void {
   const result = timedOut ? 'timed out' : msg.result;
   reply(job, { result, passed: result === 'passed', stdout: msg.stdout, stderr: msg.stderr,
     testsPassed: msg.testsPassed, durationMs: timedOut ? performance.now() - slot.started : msg.ms });
-  if (msg.dirty || timedOut || msg.memoryBytes > config.recycleAboveMb * 1024 * 1024) {
+  if (msg.dirty || timedOut || msg.grownBytes > config.recycleGrownMb * 1024 * 1024) {
     if (msg.dirty && msg.dirty !== 'outer js') log(`sandbox worker ${index} replaced: program ${msg.dirty}`);
     replace(index, slot);
   } else {
@@ -284,7 +284,12 @@ async function start(): Promise<void> {
   const first = await spawn(0, true);
   snapshot = first.snapshot;
   const coldMs = performance.now() - t0;
-  const rest = await Promise.all(Array.from({ length: config.workers - 1 }, (_, i) => spawn(i + 1, false)));
+  // The cold instance serves no program: its memory grew while it booted, with room above its heap that its rewind
+  // would zero after every program. Every worker is restored from the snapshot, whose memory ends at its heap's end.
+  const cold = slots[0]!;
+  cold.worker.removeAllListeners();
+  await cold.worker.terminate();
+  const rest = await Promise.all(Array.from({ length: config.workers }, (_, i) => spawn(i, false)));
   sign({ type: 'ready', layers: first.layers, coldMs, restoreMs: rest.map((r) => r.bootMs) });
 }
 

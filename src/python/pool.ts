@@ -187,7 +187,7 @@ export class PythonPool {
       maxOutputBytes: opts.maxOutputBytes ?? 4 * 1024 * 1024,
       recursionCap: RECURSION_CAP,
       graceMs: 250,
-      recycleAboveMb: 256,
+      recycleGrownMb: 16,
       stackSizeMb: STACK_MB,
       testHooks: opts.testHooks ?? false,
       noRewind: opts.benchmarkOnly?.noRewind ?? false,

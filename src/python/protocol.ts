@@ -18,8 +18,9 @@ export interface SandboxConfig {
   recursionCap: number;
   /** After the soft interrupt, how long a program has to unwind before its worker is terminated. */
   graceMs: number;
-  /** A worker whose WASM memory grew past this is replaced after its program (WASM memory never shrinks). */
-  recycleAboveMb: number;
+  /** A worker whose WASM memory grew by more than this is replaced after its program (WASM memory never shrinks,
+   * and the rewind zeroes all of it after every program). */
+  recycleGrownMb: number;
   stackSizeMb: number;
   /** Accept `outerJs` jobs (tests of the layers below the realm). Fixed at start-up by the host. */
   testHooks: boolean;
@@ -50,7 +51,7 @@ export type FromWorker =
   | { type: 'ready'; irq: SharedArrayBuffer; clock: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number;
       layers: string[] }
   | { type: 'boot-failed'; reason: string }
-  | ({ type: 'result'; id: number; memoryBytes: number; ms: number } & RealmResult)
+  | ({ type: 'result'; id: number; grownBytes: number; ms: number } & RealmResult)
   | { type: 'crashed'; id: number; reason: string; ms: number };
 
 /** A program as the host sends it. */

@@ -47,7 +47,52 @@ const ASM_PATCHES: [string, string][] = [
   ['export default _createPyodideModule', 'globalThis.__createPyodideModule=_createPyodideModule'],
   // The shell branch of randomFill shells out through d8's os.system; use the context's crypto object.
   ['initRandomFill=()=>{', 'initRandomFill=()=>{return view=>crypto.getRandomValues(view);'],
+  // A snapshot holds the memory up to the heap's end only (makeSnapshot), and the module's memory starts smaller
+  // (MEMORY_MIN_PAGES): grow it to exactly the snapshot's size before the copy.
+  ['return Module.HEAP8.set(t),l}', 'return Module.HEAP8.length<t.length&&Module.growMemory(t.length),Module.HEAP8.set(t),l}'],
 ];
+
+/**
+ * The memory Pyodide's module starts with, in 64 KiB pages (its own minimum is 480, 30 MiB): less than a booted
+ * interpreter needs (about 26 MB), so that a restored instance's memory ends at its heap's end. Every byte below
+ * the memory's end is rewound after each program (a program that reaches the memory may write above the heap),
+ * and Pyodide's slack would be 4 MB more to zero every time.
+ */
+const MEMORY_MIN_PAGES = 256;
+
+/** `wasm` with its memory's minimum lowered to `pages` (the memory section's one entry, same encoded length). */
+function withMemoryMinimum(wasm: Uint8Array<ArrayBuffer>, pages: number): Uint8Array<ArrayBuffer> {
+  const out = wasm.slice();
+  let p = 8;
+  const leb = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = out[p++]!;
+      value += (byte & 127) * 2 ** shift;
+      if (!(byte & 128)) return value;
+    }
+  };
+  while (p < out.length) {
+    const id = out[p++]!;
+    const size = leb();
+    const start = p;
+    if (id === 5) {
+      const count = leb();
+      p++; // limits flags
+      const at = p;
+      const min = leb();
+      // The minimum is rewritten in place: both must take two LEB128 bytes (128..16383 pages).
+      if (count !== 1 || p - at !== 2 || pages < 128 || pages >= 16384 || pages > min) {
+        throw new Error(`pyodide.asm.wasm: unexpected memory section (count ${count}, minimum ${min} pages)`);
+      }
+      out[at] = (pages & 127) | 128;
+      out[at + 1] = pages >> 7;
+      return out;
+    }
+    p = start + size;
+  }
+  throw new Error('pyodide.asm.wasm: no memory section');
+}
 
 /** Exact-text patches to pyodide.js (the loader): instantiate the shared module when the realm is handed one
  * (see PyodideFiles.module). The bytes still go to Emscripten, which reads its dylink section from them. */
@@ -83,7 +128,7 @@ export function readPyodideFiles(dir = pyodideDir()): PyodideFiles {
     lock: fs.readFileSync(path.join(dir, 'pyodide-lock.json'), 'utf8'),
     wasm,
     stdlib: new Uint8Array(fs.readFileSync(path.join(dir, 'python_stdlib.zip'))),
-    module: new WebAssembly.Module(wasm),
+    module: new WebAssembly.Module(withMemoryMinimum(wasm, MEMORY_MIN_PAGES)),
   };
 }
 
@@ -132,7 +177,8 @@ export interface Realm {
   run(job: RealmJob, beforeRewind?: (r: RealmResult) => void): RealmResult;
   /** The interrupt word: write 2 (SIGINT) to raise KeyboardInterrupt in the running program. */
   interruptBuffer(): SharedArrayBuffer;
-  memoryBytes(): number;
+  /** How far the memory grew past its size at attach(). */
+  grownBytes(): number;
   makeSnapshot(): Uint8Array;
   /** Lines Pyodide wrote to the inner console (load errors). */
   log(): string[];
@@ -329,6 +375,7 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
   let glue: any;
   const codes = new CodeCache();
   let pristine: Uint8Array | undefined;
+  let startBytes = 0;
   let plan: { start: number; end: number; zero: boolean }[] = [];
   let realmChanged: () => boolean = () => true;
   return {
@@ -346,6 +393,7 @@ del _ns
       glue = inner(GLUE)(py, runner);
       // Only the bytes below the heap's end: above it nothing has been written (the stack sits below the heap).
       const now = heap();
+      startBytes = now.length;
       pristine = now.slice(0, Math.min(Number(sbrk(0)), now.length));
       plan = rewindPlan(pristine);
       realmChanged = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
@@ -372,26 +420,31 @@ del _ns
         dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : ''),
       };
       beforeRewind?.(out);
-      // The rewind: every byte of the interpreter back to its state before the first program, and the heap the
-      // program grew past it zeroed (WebAssembly memory never shrinks; the pool replaces an instance that grew a
-      // lot). Above the heap's end nothing was written.
+      // The rewind: every byte of the interpreter back to its state before the first program, and every byte past
+      // it zeroed, up to the memory's end: a program that reaches the memory (through a JS proxy, or a bug of the
+      // interpreter's) may have written above the heap's end too. WebAssembly memory never shrinks; the pool
+      // replaces an instance that grew a lot.
       if (!opts.noRewind) {
-        const end = Math.min(Number(sbrk(0)), memoryBuffer.call(memory).byteLength);
         const now = heap();
         for (const r of plan) {
           if (r.zero) now.fill(0, r.start, r.end);
           else now.set(pristine!.subarray(r.start, r.end), r.start);
         }
-        if (end > pristine!.length) now.fill(0, pristine!.length, end);
+        now.fill(0, pristine!.length);
       }
       return out;
     },
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
-    memoryBytes: () => heap().length,
+    grownBytes: () => heap().length - startBytes,
     makeSnapshot: () => {
       const snapshot = inner('(py) => py.makeMemorySnapshot()')(py) as Uint8Array;
-      const out = new Uint8Array(snapshot.length);
-      out.set(snapshot);
+      // Pyodide's snapshot: a header (its length in word 1), then the whole memory. Only the memory below the heap's
+      // end is kept (above it nothing was written): an instance restored from it starts with no room above its heap
+      // beyond the last 64 KiB page, room that its rewind would have to zero after every program (see run).
+      const header = new Uint32Array(snapshot.buffer, snapshot.byteOffset, 2)[1]!;
+      const keep = Math.min(snapshot.length, header + Math.ceil(Number(sbrk(0)) / 65536) * 65536);
+      const out = new Uint8Array(keep);
+      out.set(snapshot.subarray(0, keep));
       return out;
     },
     log: () => host.log.map(String),

