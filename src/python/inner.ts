@@ -125,7 +125,7 @@ export const PRELUDE = String.raw`(memCapBytes) => {
  * (`os.write(1, …)`), the interrupt buffer, and `run`, which calls the guard's runner and returns its results (with
  * the marshal texts of the code it compiled, for realm.ts's code cache).
  */
-export const GLUE = String.raw`(py, runner) => {
+export const GLUE = String.raw`(py, prepare, runner) => {
   'use strict';
   const irq = new Int32Array(new SharedArrayBuffer(4));
   py.setInterruptBuffer(irq);
@@ -196,13 +196,18 @@ export const GLUE = String.raw`(py, runner) => {
       Atomics.store(irq, 0, 0);
       stdin = enc.encode(input); pos = 0; limit = maxOutput;
       fd[1] = []; fd[2] = []; used[1] = 0; used[2] = 0;
-      const proxy = runner(code, input, asMain, maxOutput, testsJson, suffix, strictJson, modulesJson, cachedCode, cachedTests);
+      // The marshal texts are taken before the program runs (guard.py prepare): nothing it does can change them.
+      const texts = prepare(code, testsJson, suffix, cachedCode, cachedTests);
+      const t = texts.toJs();
+      texts.destroy();
+      const newCode = String(t[0]), newTests = String(t[1]);
+      const proxy = runner(input, asMain, maxOutput, strictJson, modulesJson);
       const r = proxy.toJs();
       proxy.destroy();
       restoreStreams();
       const dirty = String(r[4]) || (fsChanged() ? 'file system changed' : '');
       return [String(r[0]), String(r[1]), String(r[2]), Number(r[3]), dirty, fd[1].join(''), fd[2].join(''),
-        String(r[5]), String(r[6])];
+        newCode, newTests];
     },
   };
 }`;

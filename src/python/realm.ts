@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { GLUE, PRELUDE } from './inner.js';
+import { watchPyodide } from './watch.js';
 
 /** The Pyodide build the source patches below were written against; the memory snapshot format is private. */
 export const PYODIDE_VERSION = '314.0.7';
@@ -221,7 +222,7 @@ const INTRINSIC_ROOTS = `[globalThis, Object.getPrototypeOf(function* () {}), Ob
  * could redefine the inner `Reflect` that a check written in the realm would call. Typed arrays keep their
  * elements writable and are not checked (a view with elements cannot be sealed); they hold data, not behaviour.
  */
-function sealIntrinsics(roots: unknown[]): () => boolean {
+function sealIntrinsics(roots: unknown[]): { changed: () => boolean; sealed: Set<unknown> } {
   // The context's global cannot be sealed (V8 refuses it for a vm context): its properties are compared whole.
   const g = roots[0] as object;
   const globalKeys = Reflect.ownKeys(g);
@@ -256,7 +257,7 @@ function sealIntrinsics(roots: unknown[]): () => boolean {
   const same = (a: PropertyDescriptor | undefined, b: PropertyDescriptor): boolean =>
     a !== undefined && Object.is(a.value, b.value) && a.get === b.get && a.set === b.set &&
     a.writable === b.writable && a.configurable === b.configurable;
-  return () => {
+  const changed = (): boolean => {
     if (Reflect.ownKeys(g).length !== globalKeys.length || Object.getPrototypeOf(g) !== globalProto) return true;
     for (let i = 0; i < globalKeys.length; i++) {
       if (!same(Reflect.getOwnPropertyDescriptor(g, globalKeys[i]!), globalProps[i]!)) return true;
@@ -267,6 +268,7 @@ function sealIntrinsics(roots: unknown[]): () => boolean {
     }
     return false;
   };
+  return { changed, sealed: seen };
 }
 
 /**
@@ -378,6 +380,43 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
   let startBytes = 0;
   let plan: { start: number; end: number; zero: boolean }[] = [];
   let realmChanged: () => boolean = () => true;
+  let pyodideChanged: () => boolean = () => true;
+  const run = (job: RealmJob, beforeRewind?: (r: RealmResult) => void): RealmResult => {
+    const testsJson = JSON.stringify(job.tests);
+    // Keys of the two kinds never meet: 'p' + a program's source, 't' + the tests and the suffix.
+    const codeKey = 'p' + job.code;
+    const testKey = job.tests.length > 0 || job.suffix ? 't' + testsJson + '\0' + job.suffix : '';
+    const [result, stdout, stderr, passed, dirty, fdOut, fdErr, newCode, newTests] = glue.run(job.code, job.stdin,
+      job.asMain, job.maxOutput, testsJson, job.suffix, JSON.stringify(job.strictNames),
+      JSON.stringify(importedModules([...job.tests, job.suffix])), codes.get(codeKey), testKey ? codes.get(testKey) : '') as unknown[];
+    // Only texts the runner made before the program ran (guard.py's prepare, in the pristine interpreter) come back,
+    // and none is kept from a realm that the program changed (that instance is replaced, and its cache with it).
+    if (!String(dirty) && !opts.noCodeCache) {
+      codes.set(codeKey, latin1(String(newCode)));
+      if (testKey) codes.set(testKey, latin1(String(newTests)));
+    }
+    const out = {
+      result: String(result),
+      stdout: String(stdout) + String(fdOut),
+      stderr: String(stderr) + String(fdErr),
+      testsPassed: Number(passed),
+      dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : '') || (pyodideChanged() ? "Pyodide's JS changed" : ''),
+    };
+    beforeRewind?.(out);
+    // The rewind: every byte of the interpreter back to its state before the first program, and every byte past
+    // it zeroed, up to the memory's end: a program that reaches the memory (through a JS proxy, or a bug of the
+    // interpreter's) may have written above the heap's end too. WebAssembly memory never shrinks; the pool
+    // replaces an instance that grew a lot.
+    if (!opts.noRewind) {
+      const now = heap();
+      for (const r of plan) {
+        if (r.zero) now.fill(0, r.start, r.end);
+        else now.set(pristine!.subarray(r.start, r.end), r.start);
+      }
+      now.fill(0, pristine!.length);
+    }
+    return out;
+  };
   return {
     install(guard, config) {
       // In Python alone (no JS value may be left referenced from Python when the snapshot is taken).
@@ -389,51 +428,30 @@ del _ns
 'ok'`);
     },
     attach() {
-      const runner = py.runPython('__import__("sys").modules.pop("_sandbox_boot").ready()');
-      glue = inner(GLUE)(py, runner);
+      const halves = py.runPython('__import__("sys").modules.pop("_sandbox_boot").ready()');
+      const sample = halves.get(0);
+      glue = inner(GLUE)(py, sample, halves.get(1));
       // Only the bytes below the heap's end: above it nothing has been written (the stack sits below the heap).
       const now = heap();
       startBytes = now.length;
       pristine = now.slice(0, Math.min(Number(sbrk(0)), now.length));
       plan = rewindPlan(pristine);
-      realmChanged = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
-    },
-    run(job, beforeRewind) {
-      const testsJson = JSON.stringify(job.tests);
-      // Keys of the two kinds never meet: 'p' + a program's source, 't' + the tests and the suffix.
-      const codeKey = 'p' + job.code;
-      const testKey = job.tests.length > 0 || job.suffix ? 't' + testsJson + '\0' + job.suffix : '';
-      const [result, stdout, stderr, passed, dirty, fdOut, fdErr, newCode, newTests] = glue.run(job.code, job.stdin,
-        job.asMain, job.maxOutput, testsJson, job.suffix, JSON.stringify(job.strictNames),
-        JSON.stringify(importedModules([...job.tests, job.suffix])), codes.get(codeKey), testKey ? codes.get(testKey) : '') as unknown[];
-      // Only a text the runner made before the program ran (see guard.py's unit) comes back; none from a realm
-      // that the program changed (that instance is replaced, and its cache with it).
-      if (!String(dirty) && !opts.noCodeCache) {
-        codes.set(codeKey, latin1(String(newCode)));
-        if (testKey) codes.set(testKey, latin1(String(newTests)));
+      const intrinsics = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
+      realmChanged = intrinsics.changed;
+      // One trusted program first, so that Pyodide has made what it makes lazily (its text decoders) before its JS is
+      // fingerprinted: from then on its objects gain no property (watch.ts).
+      run({ code: "print('ready')\ndef f(x):\n    return x\n", stdin: '', asMain: false, maxOutput: 100,
+        tests: ['assert f(1) == 1'], suffix: 'assert f(2) == 2', strictNames: [] });
+      // The hooks Emscripten calls if Module has them (on exit, on abort): none, for good.
+      for (const hook of ['onExit', 'onAbort', 'monitorRunDependencies']) {
+        if (!(hook in py._module)) Object.defineProperty(py._module, hook, { value: undefined, writable: false, configurable: false });
       }
-      const out = {
-        result: String(result),
-        stdout: String(stdout) + String(fdOut),
-        stderr: String(stderr) + String(fdErr),
-        testsPassed: Number(passed),
-        dirty: String(dirty) || (realmChanged() ? 'JS realm changed' : ''),
-      };
-      beforeRewind?.(out);
-      // The rewind: every byte of the interpreter back to its state before the first program, and every byte past
-      // it zeroed, up to the memory's end: a program that reaches the memory (through a JS proxy, or a bug of the
-      // interpreter's) may have written above the heap's end too. WebAssembly memory never shrinks; the pool
-      // replaces an instance that grew a lot.
-      if (!opts.noRewind) {
-        const now = heap();
-        for (const r of plan) {
-          if (r.zero) now.fill(0, r.start, r.end);
-          else now.set(pristine!.subarray(r.start, r.end), r.start);
-        }
-        now.fill(0, pristine!.length);
-      }
-      return out;
+      const fs = py._module.FS;
+      pyodideChanged = watchPyodide([py, py._api, py._module, fs, fs.streams[0], fs.streams[1], fs.streams[2], sample,
+        halves], intrinsics.sealed, () => memoryBuffer.call(memory) as ArrayBuffer);
+      halves.destroy();
     },
+    run,
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
     grownBytes: () => heap().length - startBytes,
     makeSnapshot: () => {

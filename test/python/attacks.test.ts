@@ -318,6 +318,37 @@ describe('7. state between programs', () => {
     await control();
   });
 
+  it("JS that patches Pyodide's own objects (the proxies' methods, stream operations, Module): refused or seen", async () => {
+    // What a program holding a JS proxy could do with built-ins alone (bound functions, no code of its own): make
+    // every result the runner hands back read 'passed', swallow the next program's output, or hook Module's exit.
+    // Before, the proxies' toJs took the gadget, and every later wrong program on the worker 'passed'.
+    const one = await PythonPool.create({ workers: 1, timeoutMs: 5000, testHooks: true });
+    try {
+      const patch = await one.run({ code: 'pass', innerJs: `(() => {
+        const took = [], fake = Array.of.bind(null, 'passed', '', '', 1, '');
+        const tryIt = (name, f) => { try { f(); took.push(name); } catch (e) {} };
+        const tuple = pyodide.runPython('(1,)');
+        for (let o = Object.getPrototypeOf(tuple); o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+          tryIt('toJs', () => Object.defineProperty(o, 'toJs', { value: fake, writable: true, configurable: true }));
+          tryIt('shadow', () => Object.defineProperty(o, 'destroy', { value: fake }));
+        }
+        const m = pyodide._module, out = m.FS.streams[1];
+        tryIt('write', () => Object.defineProperty(out.stream_ops, 'write', { value: Math.max }));
+        tryIt('onExit', () => Object.defineProperty(m, 'onExit', { value: Math.max }));
+        tryIt('malloc', () => { 'use strict'; m._malloc = Math.max; });
+        tryIt('FS.write', () => { 'use strict'; m.FS.write = Math.max; });
+        return 'took: ' + took.join(','); })()` });
+      // Whatever took, the next programs on that worker are judged and print.
+      for (let i = 0; i < 3; i++) {
+        const wrong = await one.run({ code: 'print("hi")\ndef f(x):\n    return x\n', suffix: 'assert f(1) == 2' });
+        expect([wrong.result, wrong.stdout]).toEqual(['failed: AssertionError', 'hi\n']);
+      }
+      expect(patch.stdout).toBe('took: \n'); // and nothing took: each was refused
+    } finally {
+      await one.close();
+    }
+  }, 60_000);
+
   it('module writes, sys.modules entries, re._cache, random state and files do not reach the next program', async () => {
     await run("import sys, math, re, random\nmath.leak = 1\nsys.modules['json'] = None\nre.compile('leak+')\nrandom.seed(1)\nopen('/tmp/leak', 'w').write('x')");
     const r = await run("import sys, math, re, os\nprint(hasattr(math, 'leak'), sys.modules['json'] is None, " +

