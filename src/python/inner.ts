@@ -8,6 +8,7 @@
  * TextDecoder/TextEncoder cover the encodings Pyodide asks for (utf-8, utf-16le, latin1). `performance.now` has
  * millisecond resolution (Date.now); `crypto.getRandomValues` is Math.random (os.urandom is not cryptographic).
  * `WebAssembly.Memory.prototype.grow` is capped and frozen: a grow past the cap fails, and Python sees MemoryError.
+ * Table writes are counted, and WebAssembly compilation is closed once the instance has booted (see below).
  */
 export const PRELUDE = String.raw`(memCapBytes) => {
   'use strict';
@@ -102,6 +103,25 @@ export const PRELUDE = String.raw`(memCapBytes) => {
       if (this.buffer.byteLength + delta * 65536 > memCapBytes) throw new RangeError('sandbox memory cap');
       return grow.call(this, delta);
     } });
+  // The interpreter's function table lives outside its memory, so the rewind does not restore it: every write to a
+  // table is counted (realm.ts replaces an instance whose table was written since boot), and once booted no
+  // WebAssembly is compiled or instantiated here (a module of a program's own could write the table unseen).
+  let tableWrites = 0, wasmLocked = false;
+  for (const name of ['set', 'grow']) {
+    const f = WebAssembly.Table.prototype[name];
+    Object.defineProperty(WebAssembly.Table.prototype, name, { writable: false, configurable: false,
+      value: function (...a) { tableWrites++; return Reflect.apply(f, this, a); } });
+  }
+  for (const name of ['Module', 'Instance', 'compile', 'instantiate', 'validate', 'compileStreaming', 'instantiateStreaming']) {
+    const f = WebAssembly[name];
+    if (typeof f !== 'function') continue;
+    const locked = function (...a) {
+      if (wasmLocked) throw new TypeError('WebAssembly.' + name + ' is not available in the sandbox');
+      return new.target ? Reflect.construct(f, a, new.target) : Reflect.apply(f, this, a);
+    };
+    if (f.prototype) Object.defineProperty(locked, 'prototype', { value: f.prototype, writable: false });
+    Object.defineProperty(WebAssembly, name, { value: locked, writable: false, configurable: false });
+  }
   const t0 = Date.now();
   const say = (...a) => { if (log.length < 200) log.push(a.map((x) => { try { return String(x); } catch (e) { return '[object]'; } }).join(' ')); };
   const define = (k, v) => Object.defineProperty(g, k, { value: v, writable: true, configurable: true });
@@ -117,7 +137,7 @@ export const PRELUDE = String.raw`(memCapBytes) => {
     for (let i = 0; i < b.length; i++) b[i] = (Math.random() * 256) | 0;
     return v;
   } });
-  return { files, log };
+  return { files, log, tableWrites: () => tableWrites, lockWasm: () => { wasmLocked = true; } };
 }`;
 
 /**

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { GLUE, PRELUDE } from './inner.js';
-import { watchPyodide } from './watch.js';
+import { watchInstance, watchPyodide } from './watch.js';
 
 /** The Pyodide build the source patches below were written against; the memory snapshot format is private. */
 export const PYODIDE_VERSION = '314.0.7';
@@ -339,7 +339,8 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
     codeGeneration: { strings: false, wasm: true },
   });
   const inner = (src: string, filename = 'sandbox-glue.js'): any => vm.runInContext(src, context, { filename });
-  const host = inner(PRELUDE)(opts.memoryMb * 1024 * 1024) as { files: Map<string, unknown>; log: string[] };
+  const host = inner(PRELUDE)(opts.memoryMb * 1024 * 1024) as { files: Map<string, unknown>; log: string[];
+    tableWrites: () => number; lockWasm: () => void };
   const bytes = (src: Uint8Array): Uint8Array => {
     const u = inner(`new Uint8Array(${src.length})`) as Uint8Array;
     u.set(src);
@@ -447,8 +448,16 @@ del _ns
         if (!(hook in py._module)) Object.defineProperty(py._module, hook, { value: undefined, writable: false, configurable: false });
       }
       const fs = py._module.FS;
-      pyodideChanged = watchPyodide([py, py._api, py._module, fs, fs.streams[0], fs.streams[1], fs.streams[2], sample,
+      const objects = watchPyodide([py, py._api, py._module, fs, fs.streams[0], fs.streams[1], fs.streams[2], sample,
         halves], intrinsics.sealed, () => memoryBuffer.call(memory) as ArrayBuffer);
+      // The instance's state outside its memory: its mutable globals (the stack pointer, and the function indices the
+      // module imports through GOT.func) and its function table.
+      host.lockWasm();
+      const got = py._module.GOT as Record<string, WebAssembly.Global>;
+      const globals = [py._module.___stack_pointer as WebAssembly.Global, ...WebAssembly.Module.imports(files.module!)
+        .filter((i) => i.module === 'GOT.func' && i.kind === 'global').map((i) => got[i.name]!)];
+      const instance = watchInstance(globals, host.tableWrites);
+      pyodideChanged = () => objects() || instance();
       halves.destroy();
     },
     run,

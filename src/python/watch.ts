@@ -3,7 +3,8 @@
 // guard has fallen) can replace any function there with one of its own, or with a built-in bound to its arguments
 // (`proto.toJs = Array.of.bind(null, 'passed', ...)`), and the rewind, which restores the interpreter's memory, leaves
 // such a change in place for every later program on that worker. The check after each program sees it, and the
-// pool replaces the instance. realm.ts seals and checks the realm's built-ins; this file covers what Pyodide adds.
+// pool replaces the instance. realm.ts seals and checks the realm's built-ins; this file covers what Pyodide adds,
+// and the instance's globals and function table (outside the memory the rewind restores).
 // Leaves out: the built-ins (realm.ts sealIntrinsics) and the file system's tree (inner.ts fsChanged).
 import { types } from 'node:util';
 
@@ -90,6 +91,24 @@ export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => 
         if (d === undefined || !ArrayBuffer.isView(d.value) || viewBuffer.call(d.value) !== now) return true;
       }
     }
+    return false;
+  };
+}
+
+const globalValue = Object.getOwnPropertyDescriptor(WebAssembly.Global.prototype, 'value')!.get!;
+
+/**
+ * The instance's state that lives outside its memory, so that the rewind does not restore it: `globals` (mutable
+ * WebAssembly globals: the stack pointer, the function indices the module imports through GOT.func) keep their
+ * values, and `tableWrites` (the realm's count of writes to any function table, inner.ts) does not move. A program
+ * that set one could steer the C code of every later program (a function pointer swapped for another).
+ */
+export function watchInstance(globals: WebAssembly.Global[], tableWrites: () => number): () => boolean {
+  const values = globals.map((g) => globalValue.call(g) as unknown);
+  const writes = tableWrites();
+  return () => {
+    if (tableWrites() !== writes) return true;
+    for (let i = 0; i < globals.length; i++) if (globalValue.call(globals[i]) !== values[i]) return true;
     return false;
   };
 }

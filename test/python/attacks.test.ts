@@ -349,6 +349,36 @@ describe('7. state between programs', () => {
     }
   }, 60_000);
 
+  it("state outside the memory (the function table, the stack pointer, GOT entries, a module of its own): seen", async () => {
+    // None of it lives in the memory that the rewind restores: swapped function pointers would steer the C code of
+    // every later program. Each write must take the instance out of service; compiling WebAssembly is refused.
+    const log: string[] = [];
+    const one = await PythonPool.create({ workers: 1, timeoutMs: 5000, testHooks: true, log: (l) => log.push(l) });
+    try {
+      const attempts: Record<string, string> = {
+        table: 'const t = m.wasmTable; t.set(1, t.get(2));',
+        stack: 'm.___stack_pointer.value = 4096;', // the next program's frames would land on the data below it
+        got: 'const g = Object.values(m.GOT).find((x) => x.value > 0); g.value = 1;',
+        compile: "new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));",
+      };
+      for (const [name, source] of Object.entries(attempts)) {
+        const r = await one.run({ code: 'pass', innerJs: `(() => { const m = pyodide._module;
+          try { ${source} return 'took'; } catch (e) { return 'refused'; } })()` });
+        expect([name, r.stdout]).toEqual([name, name === 'compile' ? 'refused\n' : 'took\n']);
+        for (let i = 0; i < 2; i++) {
+          const wrong = await one.run({ code: 'print("hi")\ndef f(x):\n    return x\n', suffix: 'assert f(1) == 2' });
+          expect([name, wrong.result, wrong.stdout]).toEqual([name, 'failed: AssertionError', 'hi\n']);
+        }
+        // Seen: the instance that took it served nothing more (host-side evidence: the sandbox's own log).
+        const seen = log.filter((l) => l.includes("replaced: program Pyodide's JS changed")).length;
+        expect([name, seen]).toEqual([name, name === 'compile' ? 0 : 1]);
+        log.length = 0;
+      }
+    } finally {
+      await one.close();
+    }
+  }, 90_000);
+
   it('module writes, sys.modules entries, re._cache, random state and files do not reach the next program', async () => {
     await run("import sys, math, re, random\nmath.leak = 1\nsys.modules['json'] = None\nre.compile('leak+')\nrandom.seed(1)\nopen('/tmp/leak', 'w').write('x')");
     const r = await run("import sys, math, re, os\nprint(hasattr(math, 'leak'), sys.modules['json'] is None, " +
