@@ -30,10 +30,12 @@ interface Watched {
 
 /**
  * Records `roots`, the objects their own properties hold (two levels), and each one's prototypes up to the realm's
- * built-ins (`stop`); returns the check run after each program: true when an own property of any of them that holds
- * a function or an object now holds another, an accessor was replaced, a property was added or deleted, a prototype
- * was swapped, or one of Module's views no longer views `buffer()` (the memory's current buffer). Proxies are not
- * followed (that would run Python). Run it with this realm's functions: inner code may have replaced the inner ones.
+ * built-ins (`stop`). Every function they hold is pinned (no longer writable or configurable), and prototypes and
+ * tables of functions are closed to new properties. Returns the check run after each program: true when an own
+ * property that held an object now holds another (or none), an accessor was replaced, a closed object was reopened,
+ * a prototype was swapped, or one of Module's views no longer views `buffer()` (the memory's current buffer).
+ * Proxies are not followed (that would run Python). Run with this realm's functions: inner code may have replaced
+ * the inner ones.
  */
 export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => ArrayBuffer): () => boolean {
   const watched: Watched[] = [];
