@@ -300,11 +300,16 @@ export class PythonPool {
         if (!msg) return;
         if (msg.type === 'ready') {
           this.active = [...layers, 'authenticated-replies', ...msg.layers];
-          this.absent = missing;
+          // The layers inside the sandbox process, each probed by its first worker.
+          const inside: [string, string][] = [['realm', 'the realm did not pass its probe'],
+            ['python-guard', 'the guard did not pass its probe'], ['rewind', 'switched off for a benchmark'],
+            ['frozen-js', "the workers' JS intrinsics are not frozen (node ignored --frozen-intrinsics)"]];
+          const absent = [...missing, ...inside.filter(([l]) => !msg.layers.includes(l)).map(([l, why]) => `${l}: ${why}`)];
+          this.absent = absent;
           const restores = msg.restoreMs.map((m) => m.toFixed(0)).join('/');
           this.log(
             `python sandbox: ${this.config.workers} workers, layers ${this.active.join(', ')}` +
-              (missing.length ? `; absent: ${missing.join('; ')}` : '') +
+              (absent.length ? `; absent: ${absent.join('; ')}` : '') +
               `; cold boot and snapshot ${msg.coldMs.toFixed(0)} ms${restores ? `, restores ${restores} ms` : ''}`,
           );
           resolve();
