@@ -18,6 +18,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { GLUE, PRELUDE } from './inner.js';
 import { watchInstance, watchPyodide } from './watch.js';
+import { layoutForRewind } from './wasm-layout.js';
 
 /** The Pyodide build the source patches below were written against; the memory snapshot format is private. */
 export const PYODIDE_VERSION = '314.0.7';
@@ -49,51 +50,9 @@ const ASM_PATCHES: [string, string][] = [
   // The shell branch of randomFill shells out through d8's os.system; use the context's crypto object.
   ['initRandomFill=()=>{', 'initRandomFill=()=>{return view=>crypto.getRandomValues(view);'],
   // A snapshot holds the memory up to the heap's end only (makeSnapshot), and the module's memory starts smaller
-  // (MEMORY_MIN_PAGES): grow it to exactly the snapshot's size before the copy.
+  // (wasm-layout.ts): grow it to exactly the snapshot's size before the copy.
   ['return Module.HEAP8.set(t),l}', 'return Module.HEAP8.length<t.length&&Module.growMemory(t.length),Module.HEAP8.set(t),l}'],
 ];
-
-/**
- * The memory Pyodide's module starts with, in 64 KiB pages (its own minimum is 480, 30 MiB): less than a booted
- * interpreter needs (about 26 MB), so that a restored instance's memory ends at its heap's end. Every byte below
- * the memory's end is rewound after each program (a program that reaches the memory may write above the heap),
- * and Pyodide's slack would be 4 MB more to zero every time.
- */
-const MEMORY_MIN_PAGES = 256;
-
-/** `wasm` with its memory's minimum lowered to `pages` (the memory section's one entry, same encoded length). */
-function withMemoryMinimum(wasm: Uint8Array<ArrayBuffer>, pages: number): Uint8Array<ArrayBuffer> {
-  const out = wasm.slice();
-  let p = 8;
-  const leb = (): number => {
-    let value = 0;
-    for (let shift = 0; ; shift += 7) {
-      const byte = out[p++]!;
-      value += (byte & 127) * 2 ** shift;
-      if (!(byte & 128)) return value;
-    }
-  };
-  while (p < out.length) {
-    const id = out[p++]!;
-    const size = leb();
-    const start = p;
-    if (id === 5) {
-      const count = leb();
-      p++; // limits flags
-      const at = p;
-      const min = leb();
-      // The minimum is rewritten in place: both must take two LEB128 bytes (128..16383 pages).
-      if (count !== 1 || p - at !== 2 || pages < 128 || pages >= 16384 || pages > min) {
-        throw new Error(`pyodide.asm.wasm: unexpected memory section (count ${count}, minimum ${min} pages)`);
-      }
-      out[at] = (pages & 127) | 128;
-      out[at + 1] = pages >> 7;
-      return out;
-    }
-    p = start + size;
-  }
-  throw new Error('pyodide.asm.wasm: no memory section');
-}
 
 /** Exact-text patches to pyodide.js (the loader): instantiate the shared module when the realm is handed one
  * (see PyodideFiles.module). The bytes still go to Emscripten, which reads its dylink section from them. */
@@ -129,7 +88,7 @@ export function readPyodideFiles(dir = pyodideDir()): PyodideFiles {
     lock: fs.readFileSync(path.join(dir, 'pyodide-lock.json'), 'utf8'),
     wasm,
     stdlib: new Uint8Array(fs.readFileSync(path.join(dir, 'python_stdlib.zip'))),
-    module: new WebAssembly.Module(withMemoryMinimum(wasm, MEMORY_MIN_PAGES)),
+    module: new WebAssembly.Module(layoutForRewind(wasm)),
   };
 }
 
