@@ -124,9 +124,6 @@ function commandLine(config: SandboxConfig, mode: SandboxMode, noOsLayers = fals
   const pyodide = pyodideDir();
   const node = [
     '--no-warnings',
-    // Object.prototype, Array.prototype, JSON, typed arrays...: no program that escapes into a worker's context can
-    // patch what the worker calls after its run (worker.ts takes the rest before the first program).
-    '--frozen-intrinsics',
     '--experimental-permission',
     `--allow-fs-read=${path.dirname(script)}/*`,
     `--allow-fs-read=${pyodide}/*`,
@@ -303,7 +300,7 @@ export class PythonPool {
           // The layers inside the sandbox process, each probed by its first worker.
           const inside: [string, string][] = [['realm', 'the realm did not pass its probe'],
             ['python-guard', 'the guard did not pass its probe'], ['rewind', 'switched off for a benchmark'],
-            ['frozen-js', "the workers' JS intrinsics are not frozen (node ignored --frozen-intrinsics)"]];
+            ['frozen-js', "a worker could not freeze its JS built-ins"]];
           const absent = [...missing, ...inside.filter(([l]) => !msg.layers.includes(l)).map(([l, why]) => `${l}: ${why}`)];
           this.absent = absent;
           const restores = msg.restoreMs.map((m) => m.toFixed(0)).join('/');
