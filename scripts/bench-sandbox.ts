@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PythonPool, type PoolOptions } from '../src/python/index.js';
 import { programRuns } from '../src/eval/program.js';
-import { evaluateCompletions, referenceSamples, type Runner, type RunRequest, type RunResult } from '../src/eval/execute.js';
+import { evaluateCompletions, referenceSamples, RUNS_IN_FLIGHT, type Runner, type RunRequest, type RunResult } from '../src/eval/execute.js';
 import { NativeRunner } from '../src/eval/native.js';
 import { loadTasks, type Sample, type Task, type TaskFormat } from '../src/eval/tasks.js';
 
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   console.log(`pool started in ${startup.toFixed(2)} s (not counted below); layers: ${pool.layers().join(', ')}`);
   const poolTimes: Timing[] = [];
   try {
-    for (const s of suites) poolTimes.push(await time(pool, s, Math.max(64, workers * 8), timeoutMs));
+    for (const s of suites) poolTimes.push(await time(pool, s, Math.max(RUNS_IN_FLIGHT, workers * 8), timeoutMs));
   } finally {
     await pool.close();
   }

@@ -37,7 +37,7 @@ export interface EvalOptions {
   timeoutMs?: number;
   /** The --strict-results guard. */
   strict?: boolean;
-  /** Runs in flight at once (the pool queues the rest); default 64. */
+  /** Runs in flight at once (the pool queues the rest); default RUNS_IN_FLIGHT. */
   concurrency?: number;
   /** Called after each finished run with (runs done, runs total). */
   onProgress?: (done: number, total: number) => void;
@@ -161,6 +161,12 @@ export function matchSamples(tasks: Task[], samples: Sample[]): Task[] {
 }
 
 /**
+ * Runs handed to the sandbox at once by default: its queue sees this many, so that a task found long is started
+ * early for the samples of it still waiting (src/python/schedule.ts), even when samples come round by round.
+ */
+export const RUNS_IN_FLIGHT = 1024;
+
+/**
  * Scores completions against their tasks: one result per sample, in sample order. This is the hook the
  * generator feeds: generated samples go through exactly the path `eval --samples` uses.
  */
@@ -194,7 +200,7 @@ export async function evaluateCompletions(
     opts.onSample?.(i, results[i]!);
   };
   samples.forEach((_, i) => left[i] === 0 && finish(i));
-  await mapLimit(jobs, opts.concurrency ?? 64, async (job) => {
+  await mapLimit(jobs, opts.concurrency ?? RUNS_IN_FLIGHT, async (job) => {
     const r = await runner.run(job.req);
     opts.onProgress?.(++done, jobs.length);
     perSample[job.sample]![job.test] = judgeRun(sampleTasks[job.sample]!, job.test, r, opts.stdioCompare ?? 'deepmind');

