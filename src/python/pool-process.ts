@@ -272,6 +272,7 @@ function dispatch(): void {
       strictNames: job.strictNames,
       outerJs: job.outerJs,
       innerJs: job.innerJs,
+      innerJsPyodide: job.innerJsPyodide,
     });
     Atomics.add(slot.wake, 0, 1);
     Atomics.notify(slot.wake, 0);

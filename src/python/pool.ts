@@ -43,6 +43,9 @@ export interface RunRequest {
   outerJs?: string;
   /** Tests only, with `testHooks`: JS run inside the realm before the program (its value starts stdout). */
   innerJs?: string;
+  /** Set: `innerJs` sees Pyodide's API as the global `pyodide` while it runs, as a program holding `pyodide_js`
+   * would (the interpreter's memory among the rest). */
+  innerJsPyodide?: boolean;
 }
 
 /**
@@ -267,7 +270,7 @@ export class PythonPool {
         id, timeoutMs, code: p.req.code, stdin: p.req.stdin ?? '', asMain: p.req.asMain ?? false,
         tests: p.req.tests ?? [], suffix: p.req.suffix ?? '', strictNames: p.req.strictNames ?? [],
         ...(p.req.outerJs !== undefined ? { outerJs: p.req.outerJs } : {}),
-        ...(p.req.innerJs !== undefined ? { innerJs: p.req.innerJs } : {}),
+        ...(p.req.innerJs !== undefined ? { innerJs: p.req.innerJs, innerJsPyodide: p.req.innerJsPyodide === true } : {}),
       };
       batch.push(job);
     }

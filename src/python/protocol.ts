@@ -45,7 +45,7 @@ export interface WorkerInit {
   wake: SharedArrayBuffer;
 }
 
-export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string };
+export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string; innerJsPyodide?: boolean };
 
 export type FromWorker =
   | { type: 'ready'; irq: SharedArrayBuffer; clock: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number;
@@ -55,7 +55,8 @@ export type FromWorker =
   | { type: 'crashed'; id: number; reason: string; ms: number };
 
 /** A program as the host sends it. */
-export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string; innerJs?: string };
+export type Job = Omit<RealmJob, 'maxOutput'> & { id: number; timeoutMs: number; outerJs?: string; innerJs?: string;
+  innerJsPyodide?: boolean };
 
 /**
  * The first message carries the reply-signing key and the job-sealing key (both base64); every job after it is

@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   const runOne = (msg: ToWorker, t: number): void => {
     let posted = false;
     try {
-      const inner = msg.innerJs !== undefined && init.testHooks ? innerJs(realm, msg.innerJs) : '';
+      const inner = msg.innerJs !== undefined && init.testHooks ? innerJs(realm, msg.innerJs, msg.innerJsPyodide === true) : '';
       // The result goes out before the rewind: the pool process sends the next job meanwhile, and this thread takes
       // it once the interpreter is rewound.
       realm.run(msg, (r) => {
@@ -199,9 +199,10 @@ function lockdown(): boolean {
 }
 
 /** A test hook, only when the host asked for it at start-up: JS run inside the realm before the program, as a
- * program holding a JS proxy would, with Pyodide's API as the global `pyodide` (what `pyodide_js` would give it:
- * the interpreter's memory among the rest). */
-function innerJs(realm: Realm, source: string): string {
+ * program holding a JS proxy would; with `pyodide`, it sees Pyodide's API as that global while it runs (what
+ * `pyodide_js` would give it: the interpreter's memory among the rest). */
+function innerJs(realm: Realm, source: string, pyodide: boolean): string {
+  if (!pyodide) return String(vm.runInContext(source, realm.context));
   const g = vm.runInContext('globalThis', realm.context) as Record<string, unknown>;
   Object.defineProperty(g, 'pyodide', { value: realm.api, configurable: true });
   try {

@@ -315,6 +315,8 @@ describe('7. state between programs', () => {
       const r = await pool.run({ code: 'pass', innerJs: 'String(({}).leak) + " " + [].includes(1) + " " + (Reflect.ownKeys({ a: 1 }).length)' });
       expect(r.stdout).toBe('undefined false 1\n');
     }
+    // The plain hook has no handle on Pyodide (only innerJsPyodide lends one, for the tests that need the memory).
+    expect((await pool.run({ code: 'pass', innerJs: 'typeof pyodide + " " + typeof loadPyodide' })).stdout).toBe('undefined function\n');
     await control();
   });
 
@@ -324,7 +326,7 @@ describe('7. state between programs', () => {
     // Before, the proxies' toJs took the gadget, and every later wrong program on the worker 'passed'.
     const one = await PythonPool.create({ workers: 1, timeoutMs: 5000, testHooks: true });
     try {
-      const patch = await one.run({ code: 'pass', innerJs: `(() => {
+      const patch = await one.run({ code: 'pass', innerJsPyodide: true, innerJs: `(() => {
         const took = [], fake = Array.of.bind(null, 'passed', '', '', 1, '');
         const tryIt = (name, f) => { try { f(); took.push(name); } catch (e) {} };
         const tuple = pyodide.runPython('(1,)');
@@ -362,7 +364,7 @@ describe('7. state between programs', () => {
         compile: "new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));",
       };
       for (const [name, source] of Object.entries(attempts)) {
-        const r = await one.run({ code: 'pass', innerJs: `(() => { const m = pyodide._module;
+        const r = await one.run({ code: 'pass', innerJsPyodide: true, innerJs: `(() => { const m = pyodide._module;
           try { ${source} return 'took'; } catch (e) { return 'refused'; } })()` });
         expect([name, r.stdout]).toEqual([name, name === 'compile' ? 'refused\n' : 'took\n']);
         for (let i = 0; i < 2; i++) {
@@ -392,7 +394,7 @@ describe('7. state between programs', () => {
     // same instance. Before, everything above the heap's end (4 MB of Pyodide's slack, and any growth) stayed.
     const one = await PythonPool.create({ workers: 1, timeoutMs: 5000, testHooks: true });
     try {
-      const write = await one.run({ code: 'pass', innerJs: `(() => { const m = pyodide._module;
+      const write = await one.run({ code: 'pass', innerJsPyodide: true, innerJs: `(() => { const m = pyodide._module;
         const brk = m._sbrk(0), before = m.HEAPU8.length;
         m.growMemory(before + (1 << 20));
         const h = m.HEAPU8, at = [brk + 64, before - 1, before + 4096, h.length - 1];
@@ -401,7 +403,7 @@ describe('7. state between programs', () => {
       const at = JSON.parse(write.stdout.split('\n')[0]!) as number[];
       expect(at[3]!).toBeGreaterThan(at[1]!);
       for (let i = 0; i < 3; i++) {
-        const read = await one.run({ code: 'pass', innerJs: `JSON.stringify(${JSON.stringify(at)}.map((a) => pyodide._module.HEAPU8[a]))` });
+        const read = await one.run({ code: 'pass', innerJsPyodide: true, innerJs: `JSON.stringify(${JSON.stringify(at)}.map((a) => pyodide._module.HEAPU8[a]))` });
         expect(read.stdout).toBe('[0,0,0,0]\n');
       }
       expect((await one.run({ code: 'def f(x):\n    return x\n', suffix: 'assert f(1) == 2' })).result).toBe('failed: AssertionError');
