@@ -58,26 +58,29 @@ function checkCheckpoints(out: string): number[] {
 describe('train process', () => {
   it('SIGKILL mid-run leaves only complete checkpoints; --resume latest finishes like an uninterrupted run', async () => {
     const out = join(root, 'killed');
-    const flags = ['--max-steps', '12', '--save-steps', '1', '--lora-dropout', '0.1'];
+    // 24 steps, each saved, and the kill 50 ms after the first checkpoint: it must land before the run ends (with 12
+    // steps and 150 ms, all 12 once finished first, after the fused kernels made steps fast).
+    const MAX = 24;
+    const flags = ['--max-steps', String(MAX), '--save-steps', '1', '--lora-dropout', '0.1'];
     const child = spawnTrain(args(out, flags));
     await waitFor(() => existsSync(join(out, 'checkpoint-1')), 90_000, 'checkpoint-1');
-    await new Promise((r) => setTimeout(r, 150)); // land somewhere in a later step or save
+    await new Promise((r) => setTimeout(r, 50)); // land somewhere in a later step or save
     child.kill('SIGKILL');
     const ended = await child.exited;
     expect(ended.signal, child.stderr()).toBe('SIGKILL');
     const steps = checkCheckpoints(out);
     expect(steps.length).toBeGreaterThan(0);
-    expect(steps.at(-1)!).toBeLessThan(12);
+    expect(steps.at(-1)!).toBeLessThan(MAX);
     const res = await runTrain(args(out, [...flags, '--resume', 'latest']));
     expect(res.code, res.stderr).toBe(0);
     expect(res.stderr).toMatch(new RegExp(`resuming from .*checkpoint-${steps.at(-1)} at step ${steps.at(-1)}`));
-    expect(checkCheckpoints(out).at(-1)).toBe(12);
-    expect(readJsonl(join(out, 'metrics.jsonl')).map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
+    expect(checkCheckpoints(out).at(-1)).toBe(MAX);
+    expect(readJsonl(join(out, 'metrics.jsonl')).map((l) => l.step)).toEqual([...Array(MAX).keys()].map((i) => i + 1));
     // The same run without a kill gives the same adapter bytes and metrics lines.
     const straight = join(root, 'straight');
     const ref = await runTrain(args(straight, flags));
     expect(ref.code, ref.stderr).toBe(0);
-    for (const f of ['checkpoint-12/adapter_model.safetensors', 'checkpoint-12/optimizer.safetensors', 'metrics.jsonl']) {
+    for (const f of [`checkpoint-${MAX}/adapter_model.safetensors`, `checkpoint-${MAX}/optimizer.safetensors`, 'metrics.jsonl']) {
       expect(runBytes(out, f).equals(runBytes(straight, f)), f).toBe(true);
     }
   });
