@@ -24,8 +24,8 @@ interface Watched {
   /** Own data properties holding a typed array: each must view the interpreter's memory. */
   views: PropertyKey[];
   proto: unknown;
-  /** Not extensible (see add). */
-  sealed: boolean;
+  /** Made non-extensible at boot (see add): it must still be. */
+  closed: boolean;
 }
 
 /**
@@ -47,31 +47,32 @@ export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => 
       if (types.isProxy(p)) continue; // a PyProxy: its prototypes are Pyodide's classes (asked for once, at boot)
       if (ArrayBuffer.isView(p) || types.isAnyArrayBuffer(p) || Array.isArray(p)) return;
       const w: Watched = { o: p as Record<PropertyKey, unknown>, keys: [], values: [], accessors: [], views: [],
-        proto: Object.getPrototypeOf(p), sealed: false };
+        proto: Object.getPrototypeOf(p), closed: false };
       const next: unknown[] = [];
-      const keys = Reflect.ownKeys(p);
-      for (const k of keys) {
+      let state = 0; // own properties that hold data rather than behaviour
+      for (const k of Reflect.ownKeys(p)) {
         const d = Reflect.getOwnPropertyDescriptor(p, k)!;
-        if (d.get || d.set) w.accessors.push({ key: k, get: d.get, set: d.set });
-        else if (ArrayBuffer.isView(d.value) && viewBuffer.call(d.value) === buffer()) w.views.push(k);
-        else if (typeof d.value === 'function') {
+        if (d.get || d.set) {
+          w.accessors.push({ key: k, get: d.get, set: d.set });
+        } else if (typeof d.value === 'function') {
           // Pinned: no program replaces it (Pyodide never reassigns a function it holds once booted).
           Reflect.defineProperty(p, k, { writable: false, configurable: false });
-        } else if (typeof d.value === 'object' && d.value !== null) {
-          w.keys.push(k);
-          w.values.push(d.value);
-          if (!TABLES.has(String(k))) next.push(d.value);
+        } else {
+          state++;
+          if (ArrayBuffer.isView(d.value) && viewBuffer.call(d.value) === buffer()) w.views.push(k);
+          else if (typeof d.value === 'object' && d.value !== null) {
+            w.keys.push(k);
+            w.values.push(d.value);
+            if (!TABLES.has(String(k))) next.push(d.value);
+          }
         }
       }
       // A prototype, or a table of functions (stream and node operations), gains no property from now on, and keeps
       // its prototype. Objects that also hold state (Module, FS, streams, nodes) stay extensible: Pyodide adds to
       // them as it runs (a stream's timestamp, Module.exitCode).
-      if (p !== o || (w.keys.length === 0 && w.views.length === 0 && keys.every((k) => {
-        const d = Reflect.getOwnPropertyDescriptor(p, k)!;
-        return typeof d.value === 'function' || d.get !== undefined || d.set !== undefined;
-      }))) {
+      if (p !== o || state === 0) {
         Object.preventExtensions(p);
-        w.sealed = true;
+        w.closed = true;
       }
       watched.push(w);
       if (depth > 0) for (const v of next) add(v, depth - 1);
@@ -82,7 +83,7 @@ export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => 
     const now = buffer();
     for (const w of watched) {
       const o = w.o;
-      if (Object.getPrototypeOf(o) !== w.proto || (w.sealed && Object.isExtensible(o))) return true;
+      if (Object.getPrototypeOf(o) !== w.proto || (w.closed && Object.isExtensible(o))) return true;
       for (let i = 0; i < w.keys.length; i++) if (o[w.keys[i]!] !== w.values[i]) return true;
       for (const a of w.accessors) {
         const d = Reflect.getOwnPropertyDescriptor(o, a.key);
