@@ -389,8 +389,8 @@ del _ns
     },
     attach() {
       const halves = py.runPython('__import__("sys").modules.pop("_sandbox_boot").ready()');
-      const sample = halves.get(0);
-      glue = inner(GLUE)(py, sample, halves.get(1));
+      const prepare = halves.get(0);
+      glue = inner(GLUE)(py, prepare, halves.get(1));
       // Only the bytes below the heap's end: above it nothing has been written (the stack sits below the heap).
       const now = heap();
       startBytes = now.length;
@@ -407,7 +407,7 @@ del _ns
         if (!(hook in py._module)) Object.defineProperty(py._module, hook, { value: undefined, writable: false, configurable: false });
       }
       const fs = py._module.FS;
-      const objects = watchPyodide([py, py._api, py._module, fs, fs.streams[0], fs.streams[1], fs.streams[2], sample,
+      const objects = watchPyodide([py, py._api, py._module, fs, fs.streams[0], fs.streams[1], fs.streams[2], prepare,
         halves], intrinsics.sealed, () => memoryBuffer.call(memory) as ArrayBuffer);
       // The instance's state outside its memory: its mutable globals (the stack pointer, and the function indices the
       // module imports through GOT.func) and its function table.

@@ -306,8 +306,8 @@ def install(allowed, deny, preload, block_events, block_prefixes, write_events, 
 
     def unit(sources, filename, cached):
         """The code objects of `sources`, and their marshal bytes in hex when compiled here ('' when loaded; ASCII
-        is the text Pyodide hands to JS fastest, the worker keeps it as latin-1, the fastest the other way). Called at the
-        start of `run`, before any program code: the interpreter is then the pristine one, so the text depends on the
+        is the text Pyodide hands to JS fastest, the worker keeps it as latin-1, the fastest the other way). Called by
+        `prepare`, before any program code: the interpreter is then the pristine one, so the text depends on the
         sources alone, and the worker may keep it (realm.ts) for the next program with the same sources. `cached` is
         such a text, made by this function from the same sources. A source that does not compile is left to
         `execute`, which raises its error where the program would have met it."""
