@@ -43,6 +43,7 @@ let guardSource = '';
 let guardConfig = '';
 let files: PyodideFiles;
 let snapshot: Uint8Array | undefined;
+let image: WebAssembly.Module | undefined;
 const slots: Slot[] = [];
 const queue: Job[] = [];
 /** Jobs put back once because their worker died before taking them (see lost). */
@@ -76,6 +77,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
   const init: WorkerInit = {
     files,
     snapshot,
+    image,
     memoryMb: config.memoryMb,
     guardSource,
     guardConfig,
@@ -83,6 +85,7 @@ function spawn(index: number, probe: boolean): Promise<FromWorker & { type: 'rea
     testHooks: config.testHooks,
     noRewind: config.noRewind,
     noCodeCache: config.noCodeCache,
+    warmUpRounds: snapshot ? config.warmUpRounds : 0,
     wake: new SharedArrayBuffer(4),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
@@ -284,6 +287,7 @@ async function start(): Promise<void> {
   files = readPyodideFiles(process.argv[2]);
   const first = await spawn(0, true);
   snapshot = first.snapshot;
+  image = first.image;
   const coldMs = performance.now() - t0;
   // The cold instance serves no program: its memory grew while it booted, with room above its heap that its rewind
   // would zero after every program. Every worker is restored from the snapshot, whose memory ends at its heap's end.
@@ -291,7 +295,8 @@ async function start(): Promise<void> {
   cold.worker.removeAllListeners();
   await cold.worker.terminate();
   const rest = await Promise.all(Array.from({ length: config.workers }, (_, i) => spawn(i, false)));
-  sign({ type: 'ready', layers: first.layers, coldMs, restoreMs: rest.map((r) => r.bootMs) });
+  sign({ type: 'ready', layers: first.layers, coldMs, restoreMs: rest.map((r) => r.bootMs),
+    rewindsFrom: rest.map((r) => r.rewindsFrom) });
 }
 
 process.on('message', (msg: ToSandbox) => {

@@ -83,7 +83,7 @@ export interface PoolOptions {
   /** Accept RunRequest.outerJs (tests of the layers below the realm). Never set outside tests. */
   testHooks?: boolean;
   /** Layers switched off to measure what each costs (scripts/bench-sandbox). Never set outside benchmarks. */
-  benchmarkOnly?: { noOsLayers?: boolean; noRewind?: boolean; noCodeCache?: boolean };
+  benchmarkOnly?: { noOsLayers?: boolean; noRewind?: boolean; noCodeCache?: boolean; noWarmUp?: boolean };
 }
 
 /**
@@ -96,6 +96,10 @@ const RECURSION_CAP = 100_000;
 /** Jobs per worker that the sandbox process may hold (one running, the rest waiting there). */
 const DEPTH = 4;
 const STACK_MB = 256;
+
+/** Rounds of the warm-up each worker runs before it serves (warmup.ts): about 40 ms, and the first programs of a
+ * fresh pool then run as fast as later ones (V8 has compiled the interpreter's hot functions by then). */
+const WARM_UP_ROUNDS = 4;
 
 /** The compiled sandbox process script, next to this file when running from dist, else under dist/. */
 export function sandboxScript(): string {
@@ -192,6 +196,7 @@ export class PythonPool {
       testHooks: opts.testHooks ?? false,
       noRewind: opts.benchmarkOnly?.noRewind ?? false,
       noCodeCache: opts.benchmarkOnly?.noCodeCache ?? false,
+      warmUpRounds: opts.benchmarkOnly?.noWarmUp ? 0 : WARM_UP_ROUNDS,
     };
     const pool = new PythonPool(config, opts.timeoutMs ?? 5000, opts.mode ?? 'auto', opts.log ?? (() => {}),
       opts.benchmarkOnly?.noOsLayers ?? false);
@@ -310,7 +315,8 @@ export class PythonPool {
           this.log(
             `python sandbox: ${this.config.workers} workers, layers ${this.active.join(', ')}` +
               (absent.length ? `; absent: ${absent.join('; ')}` : '') +
-              `; cold boot and snapshot ${msg.coldMs.toFixed(0)} ms${restores ? `, restores ${restores} ms` : ''}`,
+              `; cold boot and snapshot ${msg.coldMs.toFixed(0)} ms${restores ? `, restores ${restores} ms` : ''}` +
+              `; rewinds from: ${[...new Set(msg.rewindsFrom)].join(', ')}`,
           );
           resolve();
         } else if (msg.type === 'fatal') {

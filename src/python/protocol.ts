@@ -28,11 +28,15 @@ export interface SandboxConfig {
   noRewind: boolean;
   /** Benchmarks only: compile every program and test (no code cache, realm.ts). */
   noCodeCache: boolean;
+  /** Rounds of the warm-up (warmup.ts) each serving worker runs before it serves. */
+  warmUpRounds: number;
 }
 
 export interface WorkerInit {
   files: PyodideFiles;
   snapshot?: Uint8Array;
+  /** The pristine memory every worker restored from `snapshot` starts with (image.ts), made by the cold worker. */
+  image?: WebAssembly.Module;
   memoryMb: number;
   guardSource: string;
   guardConfig: string;
@@ -41,6 +45,8 @@ export interface WorkerInit {
   testHooks: boolean;
   noRewind: boolean;
   noCodeCache: boolean;
+  /** Rounds of the warm-up (warmup.ts) before serving. */
+  warmUpRounds: number;
   /** The pool process adds 1 to word 0 and notifies it after each message it posts to the thread (worker.ts). */
   wake: SharedArrayBuffer;
 }
@@ -48,8 +54,8 @@ export interface WorkerInit {
 export type ToWorker = RealmJob & { id: number; outerJs?: string; innerJs?: string; innerJsPyodide?: boolean };
 
 export type FromWorker =
-  | { type: 'ready'; irq: SharedArrayBuffer; clock: SharedArrayBuffer; snapshot?: Uint8Array; bootMs: number;
-      layers: string[] }
+  | { type: 'ready'; irq: SharedArrayBuffer; clock: SharedArrayBuffer; snapshot?: Uint8Array;
+      image?: WebAssembly.Module; bootMs: number; layers: string[]; rewindsFrom: string }
   | { type: 'boot-failed'; reason: string }
   | ({ type: 'result'; id: number; grownBytes: number; ms: number } & RealmResult)
   | { type: 'crashed'; id: number; reason: string; ms: number };
@@ -80,7 +86,7 @@ export interface Reply {
 
 /** Every message from the sandbox process carries `mac`: HMAC-SHA256 under the host's key of `body`. */
 export type SandboxBody =
-  | { type: 'ready'; layers: string[]; coldMs: number; restoreMs: number[] }
+  | { type: 'ready'; layers: string[]; coldMs: number; restoreMs: number[]; rewindsFrom: string[] }
   | { type: 'fatal'; reason: string }
   | { type: 'log'; line: string }
   | { type: 'replies'; replies: Reply[] };

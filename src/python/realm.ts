@@ -16,6 +16,7 @@ import vm from 'node:vm';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { imageRestorer } from './image.js';
 import { GLUE, PRELUDE } from './inner.js';
 import { watchInstance, watchPyodide } from './watch.js';
 import { layoutForRewind } from './wasm-layout.js';
@@ -100,6 +101,9 @@ export interface RealmOptions {
   noRewind?: boolean;
   /** Benchmarks only (the code cache's effect): compile every program and test. */
   noCodeCache?: boolean;
+  /** The pristine memory as a shared image (image.ts) to rewind from, used once attach() finds it holds exactly
+   * this instance's pristine memory (else the instance keeps its own copy). */
+  image?: WebAssembly.Module;
 }
 
 /** One program for the guard's runner (guard.py `run`). */
@@ -139,6 +143,10 @@ export interface Realm {
   interruptBuffer(): SharedArrayBuffer;
   /** How far the memory grew past its size at attach(). */
   grownBytes(): number;
+  /** After attach(), on an instance given no image: the pristine memory (to make the image from). */
+  pristine(): Uint8Array;
+  /** After attach(): 'the shared image', or 'its own copy' and why. */
+  rewindsFrom(): string;
   makeSnapshot(): Uint8Array;
   /** Lines Pyodide wrote to the inner console (load errors). */
   log(): string[];
@@ -337,6 +345,9 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
   let glue: any;
   const codes = new CodeCache();
   let pristine: Uint8Array | undefined;
+  let pristineBytes = 0;
+  let fromImage: ((start: number, length: number) => void) | undefined;
+  let rewindsFrom = 'its own copy';
   let startBytes = 0;
   let plan: { start: number; end: number; zero: boolean }[] = [];
   let realmChanged: () => boolean = () => true;
@@ -371,9 +382,10 @@ export async function bootRealm(files: PyodideFiles, opts: RealmOptions): Promis
       const now = heap();
       for (const r of plan) {
         if (r.zero) now.fill(0, r.start, r.end);
+        else if (fromImage) fromImage(r.start, r.end - r.start);
         else now.set(pristine!.subarray(r.start, r.end), r.start);
       }
-      now.fill(0, pristine!.length);
+      now.fill(0, pristineBytes);
     }
     return out;
   };
@@ -395,7 +407,16 @@ del _ns
       const now = heap();
       startBytes = now.length;
       pristine = now.slice(0, Math.min(Number(sbrk(0)), now.length));
+      pristineBytes = pristine.length;
       plan = rewindPlan(pristine);
+      if (opts.image) {
+        const restorer = imageRestorer(opts.image, memory, pristine);
+        if ('restore' in restorer) {
+          fromImage = restorer.restore;
+          rewindsFrom = 'the shared image';
+          pristine = undefined; // the image holds the same bytes, once for every worker
+        } else rewindsFrom = `its own copy (the shared image differs: ${restorer.differs})`;
+      }
       const intrinsics = sealIntrinsics(inner(INTRINSIC_ROOTS) as unknown[]);
       realmChanged = intrinsics.changed;
       // One trusted program first, so that Pyodide has made what it makes lazily (its text decoders) before its JS is
@@ -422,6 +443,8 @@ del _ns
     run,
     interruptBuffer: () => glue.irq.buffer as SharedArrayBuffer,
     grownBytes: () => heap().length - startBytes,
+    pristine: () => pristine!,
+    rewindsFrom: () => rewindsFrom,
     makeSnapshot: () => {
       const snapshot = inner('(py) => py.makeMemorySnapshot()')(py) as Uint8Array;
       // Pyodide's snapshot: a header (its length in word 1), then the whole memory. Only the memory below the heap's

@@ -4,8 +4,10 @@
 // or network access (it has none).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import vm from 'node:vm';
+import { imageModuleBytes } from './image.js';
 import { bootRealm, type PyodideFiles, type Realm } from './realm.js';
 import { startClock, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { warmUp } from './warmup.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -73,13 +75,16 @@ async function main(): Promise<void> {
   const t0 = now();
   const files = init.files as PyodideFiles;
   const realm = await bootRealm(files, { memoryMb: init.memoryMb, snapshot: init.snapshot, noRewind: init.noRewind,
-    noCodeCache: init.noCodeCache });
+    noCodeCache: init.noCodeCache, image: init.image });
   let snapshot: Uint8Array | undefined;
+  let image: WebAssembly.Module | undefined;
   if (!init.snapshot) {
     realm.install(init.guardSource, init.guardConfig);
     snapshot = realm.makeSnapshot();
+    image = await pristineImage(files, init.memoryMb, snapshot);
   }
   realm.attach();
+  warmUp(realm, init.warmUpRounds);
   const layers: string[] = [];
   if (init.probe) {
     if (probeRealm(realm)) layers.push('realm');
@@ -98,7 +103,8 @@ async function main(): Promise<void> {
     Atomics.store(doneId, 0, msg.id);
     post(msg);
   };
-  post({ type: 'ready', irq: realm.interruptBuffer(), clock, snapshot, bootMs: now() - t0, layers });
+  post({ type: 'ready', irq: realm.interruptBuffer(), clock, snapshot, image, bootMs: now() - t0, layers,
+    rewindsFrom: realm.rewindsFrom() });
   const wake = new Int32Array(init.wake);
   // The serving loop never returns to this thread's event loop: nothing a program leaves behind (a timer, a
   // listener, a promise) ever runs, so a program that escaped the realm holds nothing once its run ends. Jobs are
@@ -154,6 +160,15 @@ async function main(): Promise<void> {
     }
   };
   serve();
+}
+
+/** The memory that every instance restored from `snapshot` starts with, as the image the serving workers rewind
+ * from (image.ts): made here, on an instance of its own, by the cold worker (its own instance grew as it booted).
+ * attach() runs the same steps on every instance, so each starts with these bytes; each checks that it does. */
+async function pristineImage(files: PyodideFiles, memoryMb: number, snapshot: Uint8Array): Promise<WebAssembly.Module> {
+  const twin = await bootRealm(files, { memoryMb, snapshot });
+  twin.attach();
+  return new WebAssembly.Module(imageModuleBytes(twin.pristine()));
 }
 
 /** The ECMAScript built-ins of this context, from which lockdown() freezes everything reachable. */
