@@ -180,52 +180,86 @@ const INTRINSIC_ROOTS = `[globalThis, Object.getPrototypeOf(function* () {}), Ob
   Object.getPrototypeOf(Uint8Array)]`;
 
 /**
- * Seals the realm's built-ins (every object and function reachable from the roots through prototypes and own data
- * properties) and returns the check run after each program. A program that reached JS can then add or delete
- * nothing on them, turn no property into an accessor and swap no prototype; what it can still do is assign a new
- * value to a writable property (`Array.prototype.push = …`), which the check sees, and the pool replaces the
- * instance. Freezing instead breaks Pyodide (assigning `this.name` in an Error subclass shadows a frozen
- * prototype's property and throws). The check runs here, with this realm's functions on inner objects: inner code
- * could redefine the inner `Reflect` that a check written in the realm would call. Typed arrays keep their
- * elements writable and are not checked (a view with elements cannot be sealed); they hold data, not behaviour.
+ * Names that code assigns on its own objects, which inherit them from a built-in prototype (`MyError.prototype.name =
+ * ...`, `Foo.prototype.constructor = Foo`, `obj.toString = ...`): on a prototype they stay writable, since an
+ * assignment that meets a read-only inherited property fails (and throws in strict code) instead of adding an own
+ * property. Object.prototype's and Function.prototype's own properties all stay writable (every object or function
+ * inherits them).
+ */
+const OVERRIDABLE = new Set<PropertyKey>(['constructor', 'name', 'message', 'toString', 'valueOf', 'toLocaleString',
+  'toJSON', Symbol.iterator, Symbol.asyncIterator]);
+
+/**
+ * Locks the realm's built-ins (every object and function reachable from the roots through prototypes and own data
+ * properties) and returns the check run after each program. Each is sealed: nothing added or deleted, no property
+ * turned into an accessor, no prototype swapped. Its writable values are made read-only, but for the overridable
+ * names on prototypes (OVERRIDABLE: freezing those too breaks Pyodide, whose Error subclasses assign `this.name`);
+ * what a program that reached JS can still do is assign one of those (`Object.prototype.toString = …`), which the
+ * check sees, and the pool replaces the instance. Read-only values need no check: the engine keeps them (the check
+ * after every program read about 600 of them, and once the rewind had flushed the caches each read was a miss).
+ * The check runs here, with this realm's functions on inner objects: inner code could redefine the inner `Reflect`
+ * that a check written in the realm would call. Typed arrays keep their elements writable and are not checked (a
+ * view with elements cannot be sealed); they hold data, not behaviour.
  */
 function sealIntrinsics(roots: unknown[]): { changed: () => boolean; sealed: Set<unknown> } {
-  // The context's global cannot be sealed (V8 refuses it for a vm context): its properties are compared whole.
+  // The context's global cannot be sealed (V8 refuses it for a vm context): its values are made read-only and
+  // fixed one by one, and any property that would not be is compared whole, as are its keys and prototype.
   const g = roots[0] as object;
-  const globalKeys = Reflect.ownKeys(g);
+  const globalKeys = Reflect.ownKeys(g).filter((k) => {
+    const d = Reflect.getOwnPropertyDescriptor(g, k)!;
+    // The whole descriptor: the context's interceptor takes a partial one as `value: undefined`.
+    if ('value' in d) Reflect.defineProperty(g, k, { value: d.value, enumerable: d.enumerable, writable: false, configurable: false });
+    const now = Reflect.getOwnPropertyDescriptor(g, k)!;
+    return !('value' in now) || now.writable || now.configurable;
+  });
+  const globalCount = Reflect.ownKeys(g).length;
   const globalProps = globalKeys.map((k) => Reflect.getOwnPropertyDescriptor(g, k)!);
   const globalProto = Object.getPrototypeOf(g) as unknown;
-  const writable: { o: Record<PropertyKey, unknown>; keys: PropertyKey[]; values: unknown[] }[] = [];
+  const prototypes = new Set<unknown>();
+  const found: { o: object; data: [PropertyKey, unknown][] }[] = [];
   const seen = new Set<object>();
   const visit = (o: unknown): void => {
     if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) return;
     seen.add(o);
     if (ArrayBuffer.isView(o)) return;
-    const next: unknown[] = [Object.getPrototypeOf(o)];
-    const keys: PropertyKey[] = [];
-    const values: unknown[] = [];
+    const proto = Object.getPrototypeOf(o) as unknown;
+    prototypes.add(proto);
+    const next: unknown[] = [proto];
+    const data: [PropertyKey, unknown][] = [];
     for (const k of Reflect.ownKeys(o)) {
       const d = Reflect.getOwnPropertyDescriptor(o, k)!;
       if ('value' in d) {
         next.push(d.value);
-        if (d.writable) {
-          keys.push(k);
-          values.push(d.value);
-        }
+        if (k === 'prototype') prototypes.add(d.value);
+        if (d.writable) data.push([k, d.value]);
       } else next.push(d.get, d.set);
     }
-    if (o !== g) {
-      Object.seal(o);
-      if (keys.length > 0) writable.push({ o: o as Record<PropertyKey, unknown>, keys, values });
-    }
+    if (o !== g) found.push({ o, data });
     for (const n of next) visit(n);
   };
   for (const r of roots) visit(r);
+  // Once the whole graph is known, so is every prototype in it.
+  const writable: { o: Record<PropertyKey, unknown>; keys: PropertyKey[]; values: unknown[] }[] = [];
+  // The realm's own Object.prototype (the global's grandparent) and Function.prototype (its Object's prototype).
+  const objectProto = Object.getPrototypeOf(Object.getPrototypeOf(g)) as { constructor: object };
+  const everyName = new Set<unknown>([objectProto, Object.getPrototypeOf(objectProto.constructor)]);
+  for (const { o, data } of found) {
+    const keys: PropertyKey[] = [];
+    const values: unknown[] = [];
+    for (const [k, v] of data) {
+      if (prototypes.has(o) && (everyName.has(o) || OVERRIDABLE.has(k))) {
+        keys.push(k);
+        values.push(v);
+      } else Reflect.defineProperty(o, k, { writable: false });
+    }
+    Object.seal(o);
+    if (keys.length > 0) writable.push({ o: o as Record<PropertyKey, unknown>, keys, values });
+  }
   const same = (a: PropertyDescriptor | undefined, b: PropertyDescriptor): boolean =>
     a !== undefined && Object.is(a.value, b.value) && a.get === b.get && a.set === b.set &&
     a.writable === b.writable && a.configurable === b.configurable;
   const changed = (): boolean => {
-    if (Reflect.ownKeys(g).length !== globalKeys.length || Object.getPrototypeOf(g) !== globalProto) return true;
+    if (Reflect.ownKeys(g).length !== globalCount || Object.getPrototypeOf(g) !== globalProto) return true;
     for (let i = 0; i < globalKeys.length; i++) {
       if (!same(Reflect.getOwnPropertyDescriptor(g, globalKeys[i]!), globalProps[i]!)) return true;
     }

@@ -19,21 +19,23 @@ interface Watched {
   /** Own data properties holding a function or an object (not a typed array), with their values. */
   keys: PropertyKey[];
   values: unknown[];
-  /** Own accessors, with their getter and setter. */
+  /** Own accessors that could not be pinned, with their getter and setter. */
   accessors: { key: PropertyKey; get: unknown; set: unknown }[];
   /** Own data properties holding a typed array: each must view the interpreter's memory. */
   views: PropertyKey[];
   proto: unknown;
-  /** Made non-extensible at boot (see add): it must still be. */
+  /** Made non-extensible at boot (see add): for good, prototype included. */
   closed: boolean;
 }
 
 /**
  * Records `roots`, the objects their own properties hold (two levels), and each one's prototypes up to the realm's
- * built-ins (`stop`). Every function they hold is pinned (no longer writable or configurable), and prototypes and
- * tables of functions are closed to new properties. Returns the check run after each program: true when an own
- * property that held an object now holds another (or none), an accessor was replaced, a closed object was reopened,
- * a prototype was swapped, or one of Module's views no longer views `buffer()` (the memory's current buffer).
+ * built-ins (`stop`). Every function and accessor they hold is pinned (no longer writable or configurable), and
+ * prototypes and tables of functions are closed to new properties (which also fixes their prototypes): the engine
+ * keeps all of that, and the check reads none of it. Returns the check run after each program: true when an own
+ * property that held an object now holds another (or none), an accessor that could not be pinned was replaced, an
+ * open object's prototype was swapped, or one of Module's views no longer views `buffer()` (the memory's current
+ * buffer).
  * Proxies are not followed (that would run Python). Run with this realm's functions: inner code may have replaced
  * the inner ones.
  */
@@ -53,7 +55,8 @@ export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => 
       for (const k of Reflect.ownKeys(p)) {
         const d = Reflect.getOwnPropertyDescriptor(p, k)!;
         if (d.get || d.set) {
-          w.accessors.push({ key: k, get: d.get, set: d.set });
+          // Pinned too (no longer configurable): no program redefines it, so the check need not read it.
+          if (!Reflect.defineProperty(p, k, { configurable: false })) w.accessors.push({ key: k, get: d.get, set: d.set });
         } else if (typeof d.value === 'function') {
           // Pinned: no program replaces it (Pyodide never reassigns a function it holds once booted).
           Reflect.defineProperty(p, k, { writable: false, configurable: false });
@@ -83,7 +86,9 @@ export function watchPyodide(roots: object[], stop: Set<unknown>, buffer: () => 
     const now = buffer();
     for (const w of watched) {
       const o = w.o;
-      if (Object.getPrototypeOf(o) !== w.proto || (w.closed && Object.isExtensible(o))) return true;
+      // A closed object stays closed (preventExtensions cannot be undone) and keeps its prototype (a non-extensible
+      // object's prototype cannot be set).
+      if (!w.closed && Object.getPrototypeOf(o) !== w.proto) return true;
       for (let i = 0; i < w.keys.length; i++) if (o[w.keys[i]!] !== w.values[i]) return true;
       for (const a of w.accessors) {
         const d = Reflect.getOwnPropertyDescriptor(o, a.key);

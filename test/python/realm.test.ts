@@ -84,4 +84,24 @@ describe('sandbox realm', () => {
       tests: [], suffix: '', strictNames: [] });
     expect(r.result).toBe("failed: KeyError: 'pyodide.ffi'");
   });
+
+  it("locks the built-ins: a method is read-only; an overridable name stays writable, inherited or own, and is seen", () => {
+    const job = { code: 'pass', stdin: '', asMain: false, maxOutput: 100, tests: [], suffix: '', strictNames: [] };
+    // Read-only: the assignment fails (throws in strict code) and the built-in is untouched; nothing to replace.
+    const push = vm.runInContext(`(() => { 'use strict'; try { Array.prototype.push = () => 0; return 'assigned'; }
+      catch (e) { return e.name + ' ' + (Object.getOwnPropertyDescriptor(Array.prototype, 'push').value.name); } })()`,
+    realm.context) as string;
+    expect(push).toBe('TypeError push');
+    expect(realm.run(job).dirty).toBe('');
+    // Overridable names stay writable on prototypes, so that code shadows them on its own objects as it always has
+    // (an Error subclass setting this.name, a prototype's own toString), and that changes no built-in.
+    const own = vm.runInContext(`(() => { 'use strict'; class E extends Error { constructor() { super('m'); this.name = 'E'; } }
+      function F() {} F.prototype = Object.create(Error.prototype); F.prototype.constructor = F; F.prototype.toString = () => 'f';
+      const o = {}; o.toString = () => 'o'; return new E().name + String(new F()) + String(o); })()`, realm.context) as string;
+    expect(own).toBe('Efo');
+    expect(realm.run(job).dirty).toBe('');
+    // Assigning one on the built-in itself is seen after the program, and the instance must be replaced.
+    vm.runInContext("Object.prototype.toString = function () { return 'passed'; }", realm.context);
+    expect(realm.run(job).dirty).toBe('JS realm changed');
+  });
 });
