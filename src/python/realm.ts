@@ -273,11 +273,12 @@ function sealIntrinsics(roots: unknown[]): { changed: () => boolean; sealed: Set
 }
 
 /**
- * The rewind as runs of 64 KiB pages: where the pristine bytes are all zero (about two fifths of them: free heap,
- * the unused stack), filling with zero writes what copying would read and write.
+ * The rewind as runs of 4 KiB pages: where the pristine bytes are all zero (about a quarter of them: the unused
+ * stack, free heap), filling with zero writes what copying would read and write. (At 64 KiB, 0.5 MB fewer bytes are
+ * zero; at 4 KiB there are still only about 35 runs.)
  */
 function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: boolean }[] {
-  const PAGE = 65536;
+  const PAGE = 4096;
   const words = new Float64Array(pristine.buffer, pristine.byteOffset, Math.floor(pristine.length / 8));
   const runs: { start: number; end: number; zero: boolean }[] = [];
   for (let start = 0; start < pristine.length; start += PAGE) {
