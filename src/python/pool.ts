@@ -323,6 +323,8 @@ export class PythonPool {
           reject(new Error(`Python sandbox failed to start: ${msg.reason}`));
         } else if (msg.type === 'log') {
           this.log(`python sandbox: ${msg.line}`);
+        } else if (msg.type === 'running') {
+          if (this.inFlight.has(msg.id)) this.queue.learn(this.pending.get(msg.id)!.key, msg.ms);
         } else if (msg.type === 'replies') {
           for (const { id, ...reply } of msg.replies) {
             if (!this.inFlight.has(id)) continue;

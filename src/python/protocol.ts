@@ -89,7 +89,9 @@ export type SandboxBody =
   | { type: 'ready'; layers: string[]; coldMs: number; restoreMs: number[]; rewindsFrom: string[] }
   | { type: 'fatal'; reason: string }
   | { type: 'log'; line: string }
-  | { type: 'replies'; replies: Reply[] };
+  | { type: 'replies'; replies: Reply[] }
+  /** A job still running LONG_MS after a worker was handed it (schedule.ts: its later samples go ahead now). */
+  | { type: 'running'; id: number; ms: number };
 
 export interface FromSandbox {
   body: string;

@@ -120,4 +120,28 @@ describe('through a pool', () => {
     expect(results.at(-1)!.stdout).toBe('24\n');
     expect(results[5]!.stdout).toBe('15\n');
   }, 60_000);
+
+  it("a long program's later samples go ahead while its first still runs, not once it ends", async () => {
+    const two = await PythonPool.create({ workers: 2, timeoutMs: 20000 });
+    try {
+      // Never seen by this pool: nothing is known of it until its first sample runs (250-800 ms, far past LONG_MS).
+      const long: RunRequest = { code: 'def h(n):\n    s = 0\n    for i in range(n):\n        s += i % 5\n    return s\n',
+        suffix: 'assert h(3_000_000) == 6000000' };
+      const short = (i: number): RunRequest => ({ code: `def g(x):\n    return x + ${i}\n`, suffix: `assert g(1) == ${i + 1}` });
+      const order: string[] = [];
+      const reqs = [['long1', long] as const, ...Array.from({ length: 150 }, (_, i) => ['short' + i, short(i)] as const),
+        ['long2', long] as const];
+      const results = await Promise.all(reqs.map(([name, req]) => two.run(req).then((r) => {
+        order.push(name);
+        return r;
+      })));
+      expect(results.every((r) => r.result === 'passed')).toBe(true);
+      // Heard of LONG_MS into its first run, the second sample starts on the other worker a few short programs
+      // later, and ends about when the first does. Learnt only from the first one's end, it would start after
+      // that, once the other worker had run most of the short ones, and end last.
+      expect(order.indexOf('long2')).toBeLessThan(75);
+    } finally {
+      await two.close();
+    }
+  }, 60_000);
 });
