@@ -1,6 +1,7 @@
 // Boots Pyodide inside an empty V8 realm (a `vm` context whose global holds nothing from Node), so that a program
 // that reaches the JS side finds no `process`, `require`, `import()` or outer Function constructor to climb out by.
-// After each program it rewinds the interpreter: every byte of its memory back to the copy taken before the first.
+// After each program it rewinds the interpreter: every byte of its memory back to its state before the first (from
+// the pool's shared image, image.ts, or its own copy).
 // Leaves out: the Python-level guard (py/guard.py), timeouts and workers (worker.ts, pool-process.ts).
 //
 // The invariant this file keeps: no object of the outer realm is ever stored where inner code can reach it. The
