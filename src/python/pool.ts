@@ -324,7 +324,7 @@ export class PythonPool {
         } else if (msg.type === 'log') {
           this.log(`python sandbox: ${msg.line}`);
         } else if (msg.type === 'running') {
-          if (this.inFlight.has(msg.id)) this.queue.learn(this.pending.get(msg.id)!.key, msg.ms);
+          if (this.inFlight.has(msg.id)) this.queue.stillRunning(this.pending.get(msg.id)!.key, msg.ms);
         } else if (msg.type === 'replies') {
           for (const { id, ...reply } of msg.replies) {
             if (!this.inFlight.has(id)) continue;

