@@ -27,7 +27,8 @@ const PRELOAD = [
   'math', 'cmath', 're', 'collections', 'collections.abc', 'itertools', 'functools', 'heapq', 'bisect', 'string',
   'typing', 'hashlib', 'statistics', 'fractions', 'decimal', 'random', 'copy', 'operator', 'datetime', '_strptime',
   'array', 'numbers', 'enum', 'dataclasses', 'abc', 'contextlib', 'types', 'textwrap', 'unicodedata', 'struct',
-  'json', 'queue', 'weakref', 'sysconfig', 'keyword', 'signal', 'threading', 'time', 'gc', 'io', 'os',
+  'json', 'queue', 'weakref', 'sysconfig', 'keyword', 'signal', 'threading', 'time', 'gc', 'io', 'os', 'base64',
+  'binascii', 'atexit',
 ];
 
 /** Modules no code may load while a program runs (an uncached import, from the program or from the library). */

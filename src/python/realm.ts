@@ -45,8 +45,65 @@ export function pyodideDir(): string {
   return path.dirname(require.resolve('pyodide/package.json'));
 }
 
+/**
+ * Python run at the cold boot, before Pyodide's C core is imported: stand-ins for three modules that Pyodide's boot
+ * imports and the sandbox never uses, so that their code and everything they import stay out of the pristine
+ * memory, which the rewind restores after every program (2.3 MB less of it, a sixth). `asyncio` (imported by the C
+ * core for awaitable JS proxies, and by `pyodide.webloop`, which installs the event loop) is denied to programs;
+ * `pyodide._package_loader` (zipfile, pathlib, tempfile, shutil, compression) serves `loadPackage`, which the
+ * sandbox never calls, and the boot reads only its two folder names. The guard's install takes the stand-ins out
+ * of sys.modules again (denied modules leave it), so a program's import of one is refused as before, or, for a
+ * module it may import (pathlib, tempfile), loads the real one. A restored instance finds the core imported and
+ * runs none of this.
+ */
+const BOOT_STAND_INS = `def _sandbox_stand_ins():
+    import sys, types
+    if '_pyodide_core' in sys.modules:
+        return
+    sys.modules['asyncio'] = types.ModuleType('asyncio')
+    class Folder:
+        def __init__(self, path):
+            self.path = path
+        def __str__(self):
+            return self.path
+    def refuse(*args, **kwargs):
+        raise RuntimeError('the sandbox loads no packages')
+    def webloop(m):
+        # What the real module takes from JS when imported (the snapshot expects the same JS values, in order).
+        from pyodide_js._api import scheduleCallback
+        m.scheduleCallback = scheduleCallback
+        m._initialize_event_loop = lambda: None
+    def package_loader(m):
+        from pyodide_js import loadedPackages
+        m.loadedPackages = loadedPackages
+        m.SITE_PACKAGES = Folder(sys.prefix + '/lib/python%d.%d/site-packages' % sys.version_info[:2])
+        m.DSO_DIR = Folder('/usr/lib')
+        m.init_loaded_packages = lambda: None
+        m.unpack_buffer = refuse
+    class StandIns:
+        made = {'pyodide.webloop': webloop, 'pyodide._package_loader': package_loader}
+        spec = type(sys.__spec__)  # importlib's ModuleSpec, with nothing imported here
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            return cls.spec(name, cls) if name in cls.made else None
+        @classmethod
+        def create_module(cls, spec):
+            return None
+        @classmethod
+        def exec_module(cls, module):
+            cls.made.pop(module.__name__)(module)
+            if not cls.made:
+                sys.meta_path.remove(cls)  # both made: the finder goes
+    sys.meta_path.insert(0, StandIns)
+_sandbox_stand_ins()
+del _sandbox_stand_ins
+`;
+
 /** Exact-text patches to pyodide.asm.mjs so it runs as a classic script in the context. Each must apply once. */
 const ASM_PATCHES: [string, string][] = [
+  // The stand-ins above, run by the same call as the C core's first import (a call of its own would take a slot in
+  // the table of JS values that the snapshot expects in a fixed order).
+  ['API.rawRun("import _pyodide_core")', `API.rawRun(${JSON.stringify(BOOT_STAND_INS + 'import _pyodide_core\n')})`],
   // An ES module cannot be run by vm.runInContext; hand the factory back through the (inner) global instead.
   ['export default _createPyodideModule', 'globalThis.__createPyodideModule=_createPyodideModule'],
   // The shell branch of randomFill shells out through d8's os.system; use the context's crypto object.
