@@ -150,9 +150,10 @@ describe('through a pool', () => {
       })));
       expect(results.every((r) => r.result === 'passed')).toBe(true);
       // Heard of LONG_MS into its first run, the second sample starts on the other worker a few short programs
-      // later, and ends about when the first does. Learnt only from the first one's end, it would start after
-      // that, once the other worker had run most of the short ones, and end last.
-      expect(order.indexOf('long2')).toBeLessThan(75);
+      // later, and ends about when the first does: 27-28th alone, 78th with another test file running beside this
+      // one (the host answers the notice later, and each short program takes longer). Learnt only from the first
+      // one's end, it would start after that, once the other worker had run all the short ones, and end last.
+      expect(order.indexOf('long2')).toBeLessThan(120);
     } finally {
       await two.close();
     }
