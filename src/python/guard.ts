@@ -29,6 +29,9 @@ const PRELOAD = [
   'array', 'numbers', 'enum', 'dataclasses', 'abc', 'contextlib', 'types', 'textwrap', 'unicodedata', 'struct',
   'json', 'queue', 'weakref', 'sysconfig', 'keyword', 'signal', 'threading', 'time', 'gc', 'io', 'os', 'base64',
   'binascii', 'atexit',
+  // Pyodide's boot imported these until it had stand-ins (realm.ts BOOT_STAND_INS); a program may import them, and
+  // they import modules it may not (ntpath, fcntl, bz2), which must then be cached already.
+  'pathlib', 'shutil', 'tempfile', 'glob', 'fnmatch',
 ];
 
 /** Modules no code may load while a program runs (an uncached import, from the program or from the library). */

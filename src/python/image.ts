@@ -2,7 +2,7 @@
 // whose one passive data segment holds the bytes, and whose one function copies a range of them into the memory it
 // is instantiated with (memory.init). Compiled once, by the pool process's first worker, and handed to the others,
 // it is one copy in memory for all workers (V8 shares a module's bytes between the threads it is posted to), where
-// each held its own: two workers rewinding at once then read 11.5 MB less between them, and the rewind is the largest
+// each held its own: two workers rewinding at once then read 12 MB less between them, and the rewind is the largest
 // cost of a short program. No JS can write a module's bytes, so no program can poison what later programs start
 // from (the snapshot once could be patched, when it was one SharedArrayBuffer shared by every worker).
 // Leaves out: when to rewind and what (realm.ts), and making the pristine memory (attach, realm.ts).

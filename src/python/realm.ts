@@ -354,7 +354,7 @@ function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: b
  * Zeroes the heap's free memory before the snapshot is taken: after the boot, 2.5 MB of it lies free in about 3,000
  * chunks (the compiler's scratch, mostly), holding stale bytes that the rewind would copy after every program. Each
  * free chunk is taken by calloc, which clears it, then all are given back; whole pages of them are then zero, and
- * the rewind fills those instead of copying them (1.2 MB more of a served instance's pristine memory). Only memory
+ * the rewind fills those instead of copying them (0.5-1.2 MB more of a served instance's pristine memory, as the preload leaves more or less of the heap free). Only memory
  * the allocator holds free is touched, and the heap does not grow: its footprint limit is its footprint meanwhile.
  * Returns the bytes taken.
  */
