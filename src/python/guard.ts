@@ -20,6 +20,8 @@ export const ALLOWED_MODULES = [
   'time', 'timeit', 'traceback', 'types', 'typing', 'unicodedata', 'uuid', 'warnings', 'weakref', 'zlib',
   // Imported by C code on a program's behalf (its globals are the program's): codecs, strptime.
   'encodings', '_strptime', '_pydatetime', '_pydecimal',
+  // Imported by csv and pickle, which are on the list.
+  '_csv', '_compat_pickle', '_pickle',
 ];
 
 /** Imported at boot, so programs find them cached (fast) and their pristine state is in the baseline. */
@@ -30,7 +32,7 @@ const PRELOAD = [
   'json', 'queue', 'weakref', 'sysconfig', 'keyword', 'signal', 'threading', 'time', 'gc', 'io', 'os', 'base64',
   'binascii', 'atexit',
   // Pyodide's boot imported these until it had stand-ins (realm.ts BOOT_STAND_INS); a program may import them, and
-  // they import modules it may not (ntpath, fcntl, bz2), which must then be cached already.
+  // they import modules it may not (ntpath, fcntl), which must then be cached already.
   'pathlib', 'shutil', 'tempfile', 'glob', 'fnmatch',
 ];
 
