@@ -14,6 +14,7 @@ import { PythonPool, type PoolOptions } from '../src/python/index.js';
 import { programRuns } from '../src/eval/program.js';
 import { evaluateCompletions, referenceSamples, RUNS_IN_FLIGHT, type Runner, type RunRequest, type RunResult } from '../src/eval/execute.js';
 import { NativeRunner } from '../src/eval/native.js';
+import { percentile } from '../src/report/stats.js';
 import { loadTasks, type Sample, type Task, type TaskFormat } from '../src/eval/tasks.js';
 
 const USAGE = `node dist/scripts/bench-sandbox.js [options]
@@ -209,8 +210,7 @@ async function main(): Promise<void> {
   if (!values['skip-layers']) await layerCosts(suites[0]!, workers, timeoutMs, Math.max(rounds, 5));
 }
 
-/** The middle value (the lower of the two middle ones for an even count). */
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const median = (xs: number[]): number => percentile(xs, 50);
 
 /** One pass of every suite through a fresh pool (its first pass: a cold code cache, as a user's first run). */
 async function poolPass(suites: Suite[], workers: number, timeoutMs: number, say: boolean): Promise<Timing[]> {

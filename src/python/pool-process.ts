@@ -2,11 +2,12 @@
 // message (the reply key and the settings), reads Pyodide and compiles its wasm once (every worker instantiates that
 // one module, see realm.ts PyodideFiles.module), boots one worker cold to make a memory snapshot and the pristine
 // image that every rewind copies from (image.ts), restores the others from private copies of the snapshot, and
-// runs the programs the host dispatches: one per worker, a soft then hard timeout counted from when the worker thread
-// takes the program (it may get the next one while it still rewinds the last, see worker.ts), and respawn. Every message to the host is signed with the key,
-// which only this thread holds: a worker thread that writes to the IPC channel itself cannot forge a verdict; jobs
-// arrive sealed with a second key, so one that reads the channel learns no other program's code or stdin. A program
-// still running LONG_MS after its worker got it is reported then (schedule.ts), as well as when it ends.
+// runs the programs the host dispatches: one per worker, a soft then hard timeout counted from when the worker
+// thread takes the program (it may get the next one while it still rewinds the last, see worker.ts), and respawn.
+// Every message to the host is signed with the key, which only this thread holds: a worker thread that writes to
+// the IPC channel itself cannot forge a verdict; jobs arrive sealed with a second key, so one that reads the channel
+// learns no other program's code or stdin. A program still running LONG_MS after its worker got it is reported then
+// (schedule.ts), as well as when it ends.
 // Leaves out: the queue (the host's), and anything the host decides (which OS layers to use).
 import { Worker } from 'node:worker_threads';
 import { createDecipheriv, createHmac } from 'node:crypto';

@@ -48,13 +48,13 @@ export function pyodideDir(): string {
 /**
  * Python run at the cold boot, before Pyodide's C core is imported: stand-ins for three modules that Pyodide's boot
  * imports and the sandbox never uses, so that their code and everything they import stay out of the pristine
- * memory, which the rewind restores after every program (19.9 MB of it became 17.4, and the rewind copies a sixth
+ * memory, which the rewind restores after every program (19.9 MB of it became 17.4, and the rewind copies a fifth
  * less). `asyncio` (imported by the C core for awaitable JS proxies, and by `pyodide.webloop`, which installs the
  * event loop) is denied to programs; `pyodide._package_loader` (zipfile, pathlib, tempfile, shutil, compression)
  * serves `loadPackage`, which the sandbox never calls, and the boot reads only its two folder names. The guard
  * takes the stand-ins out of sys.modules, as it did the real modules, so a program's import of one is refused as
- * before; a module only they imported that a program may import (pathlib, tempfile) loads from the stdlib when it
- * does. A restored instance finds the core imported and runs none of this.
+ * before; the modules they imported that a program may import (pathlib, tempfile, ...) are in the guard's preload
+ * (guard.ts PRELOAD). A restored instance finds the core imported and runs none of this.
  */
 const BOOT_STAND_INS = `def _sandbox_stand_ins():
     import sys, types
@@ -331,9 +331,9 @@ function sealIntrinsics(roots: unknown[]): { changed: () => boolean; sealed: Set
 }
 
 /**
- * The rewind as runs of 4 KiB pages: where the pristine bytes are all zero (about a quarter of them: the unused
+ * The rewind as runs of 4 KiB pages: where the pristine bytes are all zero (about 30% of them: the unused
  * stack, free heap), filling with zero writes what copying would read and write. (At 64 KiB, 0.5 MB fewer bytes are
- * zero; at 4 KiB there are still only about 35 runs.)
+ * zero; at 4 KiB there are still only about 90 runs.)
  */
 function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: boolean }[] {
   const PAGE = 4096;
@@ -354,28 +354,23 @@ function rewindPlan(pristine: Uint8Array): { start: number; end: number; zero: b
  * Zeroes the heap's free memory before the snapshot is taken: after the boot, 2.5 MB of it lies free in about 3,000
  * chunks (the compiler's scratch, mostly), holding stale bytes that the rewind would copy after every program. Each
  * free chunk is taken by calloc, which clears it, then all are given back; whole pages of them are then zero, and
- * the rewind fills those instead of copying them (0.5-1.2 MB more of a served instance's pristine memory, as the preload leaves more or less of the heap free). Only memory
- * the allocator holds free is touched, and the heap does not grow: its footprint limit is its footprint meanwhile.
- * Returns the bytes taken.
+ * the rewind fills those instead of copying them (0.5-1.2 MB more of a served instance's pristine memory, as the
+ * preload leaves more or less of the heap free). Only memory the allocator holds free is touched, and the heap does
+ * not grow: its footprint limit is its footprint meanwhile.
  */
 function zeroFreeHeap(m: { _calloc(n: number, size: number): number; _free(p: number): void;
-  _malloc_footprint(): number; _malloc_footprint_limit(): number; _malloc_set_footprint_limit(n: number): number }): number {
+  _malloc_footprint(): number; _malloc_footprint_limit(): number; _malloc_set_footprint_limit(n: number): number }): void {
   const limit = m._malloc_footprint_limit();
   m._malloc_set_footprint_limit(m._malloc_footprint());
   const taken: number[] = [];
-  let bytes = 0;
   try {
     for (let size = 1 << 22; size >= 16; size >>= 1) {
-      for (let p = m._calloc(1, size); p !== 0; p = m._calloc(1, size)) {
-        taken.push(p);
-        bytes += size;
-      }
+      for (let p = m._calloc(1, size); p !== 0; p = m._calloc(1, size)) taken.push(p);
     }
   } finally {
     for (let i = taken.length - 1; i >= 0; i--) m._free(taken[i]!);
     m._malloc_set_footprint_limit(limit);
   }
-  return bytes;
 }
 
 /**

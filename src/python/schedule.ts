@@ -85,7 +85,7 @@ export class JobQueue {
    * got it): learnt as its duration unless a longer one is known, which it would otherwise hide until the end.
    */
   stillRunning(key: string, ms: number): void {
-    if (!(this.last.get(key)! >= ms)) this.learn(key, ms);
+    if ((this.last.get(key) ?? 0) < ms) this.learn(key, ms);
   }
 
   /**
