@@ -167,8 +167,11 @@ describe.each(['cpu', 'wasm'] as const)('fused LoRA linear on %s', (backend) => 
     runs[0].forEach((a, i) => {
       const b = runs[1][i];
       expect(sameBits(a, b), `output ${i}`).toBe(true);
+      // Two summation orders of up to 768 float32 terms (the reference's kernels are the machine's own, XNNPACK's
+      // AVX-512 or AVX2 ones): about sqrt(768) x 2^-24 = 1.7e-6 of the largest value apart. 1e-6 held on Intel and
+      // failed on an AMD EPYC at 1.009e-6 (output 1).
       const scale = ref[i].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-      expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(1e-6);
+      expect(maxDiff(a, ref[i]) / scale, `output ${i}`).toBeLessThan(4e-6);
     });
   });
 

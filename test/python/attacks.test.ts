@@ -218,31 +218,35 @@ describe("3b. other programs' text", () => {
   it('a worker that reads the IPC fd learns no other program: jobs travel sealed', async () => {
     // Its own pool with short timeouts: the jobs it steals are lost, and the watchdog restarts the sandbox process
     // and re-queues them once (in about 4 x (timeout + grace) + 10 s).
-    const pool = await PythonPool.create({ workers: 2, timeoutMs: 500, testHooks: true });
-    const run = (code: string, extra: Partial<RunRequest> = {}) => pool.run({ code, ...extra });
-    const js = (outerJs: string) => pool.run({ code: '', outerJs, timeoutMs: 6000 });
     const secret = `SECRET_${randomBytes(6).toString('hex')}`;
-    const spy = js(`const fs = process.getBuiltinModule('fs'); const buf = Buffer.alloc(1 << 20); let text = '';
-      const t = Date.now();
-      while (Date.now() - t < 5000 && text.length < 400) { try { const n = fs.readSync(3, buf, 0, buf.length, null); text += buf.subarray(0, n).toString('latin1'); } catch (e) {} }
-      return text.includes(${JSON.stringify(secret)}) ? 'leaked' : 'read ' + text.length + ' bytes, nothing';`);
-    // Victims in waves for as long as the spy reads, so that some of their jobs cross the channel during its loop
-    // (the sandbox's main thread reads the same fd and wins most races, more so on a loaded machine).
-    const victims: Promise<RunResult>[] = [];
-    let spying = true;
-    void spy.finally(() => (spying = false));
-    while (spying && victims.length < 60) {
-      await new Promise((r) => setTimeout(r, 100));
-      for (let i = 0; i < 4; i++) victims.push(run(`x = ${JSON.stringify(secret)}`, { stdin: secret }));
+    // The sandbox's main thread reads the same fd and wins most races, more so on a loaded machine: a spy that read
+    // nothing proves nothing, so it tries again (up to 3 times, each with a pool of its own).
+    let read = 'read 0 bytes, nothing';
+    for (let attempt = 0; attempt < 3 && read === 'read 0 bytes, nothing'; attempt++) {
+      const pool = await PythonPool.create({ workers: 2, timeoutMs: 500, testHooks: true });
+      const run = (code: string, extra: Partial<RunRequest> = {}) => pool.run({ code, ...extra });
+      const spy = pool.run({ code: '', timeoutMs: 6000, outerJs: `const fs = process.getBuiltinModule('fs');
+        const buf = Buffer.alloc(1 << 20); let text = ''; const t = Date.now();
+        while (Date.now() - t < 5000 && text.length < 400) { try { const n = fs.readSync(3, buf, 0, buf.length, null); text += buf.subarray(0, n).toString('latin1'); } catch (e) {} }
+        return text.includes(${JSON.stringify(secret)}) ? 'leaked' : 'read ' + text.length + ' bytes, nothing';` });
+      // Victims in waves for as long as the spy reads, so that some of their jobs cross the channel during its loop.
+      const victims: Promise<RunResult>[] = [];
+      let spying = true;
+      void spy.finally(() => (spying = false));
+      while (spying && victims.length < 60) {
+        await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 4; i++) victims.push(run(`x = ${JSON.stringify(secret)}`, { stdin: secret }));
+      }
+      const [s, ...v] = await Promise.all([spy, ...victims]);
+      await pool.close();
+      expect(s.result).not.toBe('leaked');
+      read = s.result;
+      // A stolen job runs again after the watchdog's restart (or, stolen twice, fails): never a wrong verdict.
+      for (const r of v) expect(r.result === 'passed' || r.result.startsWith('failed: sandbox process')).toBe(true);
     }
-    const [s, ...v] = await Promise.all([spy, ...victims]);
-    await pool.close();
-    expect(s.result).not.toBe('leaked');
-    expect(s.result).toMatch(/^read [1-9]\d* bytes, nothing$/); // it did read the channel: sealed jobs
-    // A stolen job runs again after the watchdog's restart (or, stolen twice, fails): never a wrong verdict.
-    for (const r of v) expect(r.result === 'passed' || r.result.startsWith('failed: sandbox process')).toBe(true);
+    expect(read).toMatch(/^read [1-9]\d* bytes, nothing$/); // it did read the channel: sealed jobs
     await control();
-  }, 60_000);
+  }, 150_000);
 });
 
 describe('4. guard takeover without JS', () => {
